@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make run    build the environment, then run the whole pipeline (dvc repro)
+#   make test   build the environment, then run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env system-deps run test bench clean-env
+
+env: $(STAMP)
+
+# The virtual environment is rebuilt whenever the lock file or pyproject change.
+# torch first and alone: pip then takes the local CPU wheel instead of pulling CUDA wheels.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==$$(sed -n 's/^torch==//p' requirements.lock)"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# Optional system tools (Opus baseline, headless browser test); best effort, needs root + apt.
+system-deps:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opus-tools >/dev/null \
+	  || echo "warning: could not install opus-tools; the Opus baseline will be skipped"; \
+	else echo "note: not root or no apt-get; install opus-tools yourself for the Opus baseline"; fi
+
+run: env system-deps
+	$(BIN)/dvc repro
+
+test: env system-deps
+	$(BIN)/python -m pytest -q
+
+bench: env
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-env:
+	rm -rf $(VENV)

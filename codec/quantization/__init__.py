@@ -1,0 +1,1 @@
+"""Residual vector quantization with EMA codebooks (see core_vq.py)."""

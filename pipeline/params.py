@@ -1,0 +1,45 @@
+"""The one typed view of ``params.yaml`` shared by every stage, DVC and Snakemake.
+
+``load_params()`` rejects unknown keys, missing keys and wrong types with the dotted
+path of the culprit, so ``dvc exp run -S train.lrr=1`` fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from codec.config import ConfigError, from_dict
+from codec.prepare import PrepareConfig
+from codec.quantization.config import QuantizerConfig
+from codec.synth import SynthConfig
+
+DEFAULT_PATH = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    sample_rate: int
+    synth: SynthConfig
+    prepare: PrepareConfig
+    quantizer: QuantizerConfig
+
+
+def params_from_dict(data: Any) -> Params:
+    """Validate an already-parsed mapping (Snakemake's ``config``) as :class:`Params`."""
+    return from_dict(Params, data, "params")
+
+
+def load_params(path: str | Path = DEFAULT_PATH) -> Params:
+    """Read and validate ``params.yaml``; exit with a clear message when it is wrong."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return params_from_dict(data)
+    except (OSError, yaml.YAMLError, ConfigError) as exc:
+        sys.exit(f"error: {path}: {exc}")
