@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+import yaml
+
+from pipeline.params import load_params, params_from_dict
+
+
+def test_repo_params_yaml_is_valid(repo_root):
+    params = load_params(f"{repo_root}/params.yaml")
+    assert params.sample_rate > 0
+    assert params.quantizer.codebook_size > 1
+
+
+def test_unknown_key_exits_with_its_path(tmp_path, repo_root):
+    data = yaml.safe_load(open(f"{repo_root}/params.yaml", encoding="utf-8"))
+    data["quantizer"]["decayy"] = 0.5
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    code = "from pipeline.params import load_params; load_params(%r)" % str(bad)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root)
+    assert proc.returncode != 0
+    assert "params.quantizer" in proc.stderr and "decayy" in proc.stderr
+
+
+def test_wrong_type_is_rejected(repo_root):
+    data = yaml.safe_load(open(f"{repo_root}/params.yaml", encoding="utf-8"))
+    data["seed"] = "abc"
+    try:
+        params_from_dict(data)
+    except ValueError as exc:
+        assert "params.seed" in str(exc)
+    else:
+        raise AssertionError("a string seed was accepted")
