@@ -1,0 +1,55 @@
+"""Hyper-parameters of the SEANet encoder/decoder (the codec minus its quantizer).
+
+The number of quantizer levels and the codebook size live in
+:class:`codec.quantization.config.QuantizerConfig`; the bitrate follows from both:
+``num_levels * log2(codebook_size) * sample_rate / prod(strides)`` bits/s
+(12 * 10 * 50 = 6 kbps at 16 kHz with the defaults).
+
+The defaults are sized for the default pipeline: about 1.9 M parameters (encoder + decoder), trainable in
+minutes on 2 CPU cores. For a GPU run set ``channels: 32`` (or 64), ``lstm_layers: 2``
+and ``n_residual_layers: 1..3``: that is EnCodec's 24 kHz configuration (~15 M parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    channels: int = 16  # width after the first convolution; doubles at every downsampling
+    latent_dim: int = 128  # D: channels of the encoder output / quantizer vectors
+    strides: list[int] = field(default_factory=lambda: [2, 4, 5, 8])  # encoder order; decoder reverses
+    n_residual_layers: int = 2  # residual units per resolution, dilations dilation_base**j
+    dilation_base: int = 2
+    residual_kernel_size: int = 3
+    kernel_size: int = 7  # first convolution (encoder and decoder)
+    last_kernel_size: int = 7  # last convolution (encoder and decoder)
+    compress: int = 2  # residual units narrow their hidden width by this factor
+    lstm_layers: int = 0  # 0 = no LSTM at the bottleneck
+    causal: bool = False  # causal (left-only) padding, for streaming
+    pad_mode: Literal["reflect", "constant", "replicate"] = "reflect"  # causal turns reflect into zeros
+    output_activation: Literal["tanh", "linear"] = "tanh"  # before the learnable output scale
+    output_scale_init: float = 1.0  # initial value of the learnable output gain
+
+    def __post_init__(self) -> None:
+        if self.channels < 1 or self.latent_dim < 1:
+            raise ValueError("channels and latent_dim must be positive")
+        if not self.strides or any(s < 1 for s in self.strides):
+            raise ValueError(f"strides must be a non-empty list of positive integers, got {self.strides}")
+        if self.n_residual_layers < 0 or self.lstm_layers < 0:
+            raise ValueError("n_residual_layers and lstm_layers must be >= 0")
+        if self.compress < 1 or self.channels // self.compress < 1:
+            raise ValueError(f"compress={self.compress} leaves no hidden channels")
+        for name in ("residual_kernel_size", "kernel_size", "last_kernel_size", "dilation_base"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.output_scale_init <= 0:
+            raise ValueError("output_scale_init must be positive")
+
+    @property
+    def hop_length(self) -> int:
+        """Samples per latent frame: the product of the strides."""
+        return math.prod(self.strides)
