@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 
 from codec.config import ConfigError, from_dict
+from codec.losses import LossConfig
+from codec.model.config import ModelConfig
 from codec.prepare import PrepareConfig
 from codec.quantization.config import QuantizerConfig
 from codec.synth import SynthConfig
@@ -28,6 +30,8 @@ class Params:
     synth: SynthConfig
     prepare: PrepareConfig
     quantizer: QuantizerConfig
+    model: ModelConfig
+    loss: LossConfig
 
 
 def params_from_dict(data: Any) -> Params:
