@@ -99,18 +99,22 @@ class Codec(nn.Module):
         return self.decoder(self.quantizer.decode(codes))
 
 
-def build_codec(model_cfg: ModelConfig, quantizer_cfg: QuantizerConfig, sample_rate: int) -> Codec:
-    """The default SEANet + residual VQ codec; ``Codec.config`` records everything to rebuild it."""
+def build_codec(model_cfg: ModelConfig, quantizer_cfg: QuantizerConfig, sample_rate: int, *, seed: int = 0) -> Codec:
+    """The default SEANet + residual VQ codec; ``Codec.config`` records everything to rebuild it.
+
+    ``seed`` seeds the quantizer-dropout draws (not needed to rebuild a trained model).
+    Weights are initialised from torch's global RNG: call ``torch.manual_seed`` first.
+    """
     from codec.quantization import ResidualVectorQuantizer
 
     encoder = SEANetEncoder(model_cfg)
     decoder = SEANetDecoder(model_cfg)
-    quantizer = ResidualVectorQuantizer(model_cfg.latent_dim, quantizer_cfg, sample_rate / model_cfg.hop_length)
+    quantizer = ResidualVectorQuantizer(model_cfg.latent_dim, quantizer_cfg, sample_rate / model_cfg.hop_length, seed=seed)
     config = {"model": to_dict(model_cfg), "quantizer": to_dict(quantizer_cfg), "sample_rate": int(sample_rate)}
     return Codec(encoder, quantizer, decoder, sample_rate, config=config)
 
 
-def codec_from_config(config: dict[str, Any]) -> Codec:
+def codec_from_config(config: dict[str, Any], *, seed: int = 0) -> Codec:
     """Rebuild an (untrained) codec from :attr:`Codec.config`; then ``load_state_dict`` the weights."""
     unknown = sorted(set(config) - {"model", "quantizer", "sample_rate"})
     if unknown:
@@ -119,4 +123,5 @@ def codec_from_config(config: dict[str, Any]) -> Codec:
         from_dict(ModelConfig, config["model"], "codec.model"),
         from_dict(QuantizerConfig, config["quantizer"], "codec.quantizer"),
         int(config["sample_rate"]),
+        seed=seed,
     )
