@@ -1,3 +1,4 @@
+"""Residual VQ with EMA codebooks (see core_vq.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,3 +16,21 @@ class QuantizerConfig:
     dead_code_threshold: float = 0.1  # entries used less than this fraction of uniform usage are replaced
     dropout: bool = True  # train with a random number of levels per batch
     dropout_min_levels: int = 1
+    # At most this many dead entries per level are replaced per step: the replacement frames travel in
+    # a fixed-size buffer (one all-reduce per step, no host sync to count the dead entries first).
+    dead_code_max_per_step: int = 256
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_levels >= 1, "num_levels must be >= 1"),
+            (self.codebook_size >= 2, "codebook_size must be >= 2"),
+            (0.0 < self.decay < 1.0, "decay must be in (0, 1)"),
+            (self.epsilon > 0.0, "epsilon must be > 0"),
+            (self.commitment_weight >= 0.0, "commitment_weight must be >= 0"),
+            (0.0 <= self.dead_code_threshold < 1.0, "dead_code_threshold must be in [0, 1)"),
+            (1 <= self.dropout_min_levels <= self.num_levels, "dropout_min_levels must be in [1, num_levels]"),
+            (self.dead_code_max_per_step >= 1, "dead_code_max_per_step must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)

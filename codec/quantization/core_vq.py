@@ -1,0 +1,484 @@
+"""Residual vector quantizer with EMA codebooks: the codec's bottleneck.
+
+Shapes: latents are ``[B, D, T]`` (batch, latent dim, frames); internally they are flattened to
+``N = B * T`` frames of dimension ``D``. Codes are ``[B, n_q, T]`` int64 indices in ``[0, K)``.
+
+Two rules keep the codec trainable (an earlier version broke both and never learnt):
+
+* The commitment loss is ``mse(residual, quantized.detach())``: its gradient reaches the encoder
+  through the residual, never the codebook (the codebook holds only buffers anyway).
+* The EMA accumulates the *encoder residuals* assigned to each entry (count and sum), and the
+  entry is derived as their mean. Averaging the quantized outputs instead would feed each entry
+  its own value back, and the codebook would never move.
+
+The design follows the EMA codebooks of audiocraft and moshi: buffers ``embedding_sum [K, D]``
+and ``cluster_usage [K]``, with the embedding derived from them using Laplace smoothing.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from codec.quantization import distributed
+from codec.quantization.config import QuantizerConfig
+
+
+class QuantizerStats(NamedTuple):
+    """Diagnostics of one forward, for the ``n_q`` levels used. Tensors stay on the input's device
+    (reading them is the caller's choice of when to sync); per-level tensors have shape ``[n_q]``.
+
+    perplexity: ``exp(entropy)`` of the code histogram of this batch (all ranks when training
+        distributed), in entries; K means perfectly uniform use.
+    entropy: that entropy divided by ``log K``, in [0, 1].
+    batch_usage: fraction of entries picked at least once in this batch (capped by N / K).
+    ema_usage: fraction of entries whose EMA usage is at or above the dead-code threshold: usage
+        over the last ~1 / (1 - decay) batches, so not capped by the batch size.
+    quantization_error: ``||x - sum of levels <= l||^2 / ||x||^2``, cumulative over levels.
+    dead_codes_replaced: entries replaced by batch frames at this step (int64; zeros in eval).
+    bitrate_kbps: ``n_q * log2(K) * frame_rate / 1000`` (a Python float: known on the host).
+    n_q: number of levels used.
+    """
+
+    perplexity: Tensor
+    entropy: Tensor
+    batch_usage: Tensor
+    ema_usage: Tensor
+    quantization_error: Tensor
+    dead_codes_replaced: Tensor
+    bitrate_kbps: float
+    n_q: int
+
+    def summary(self, prefix: str = "vq/") -> dict[str, float]:
+        """Flat ``{name: float}`` for logging; reads the tensors (a host sync, so call it when logging)."""
+        out = {f"{prefix}bitrate_kbps": self.bitrate_kbps, f"{prefix}n_q": float(self.n_q)}
+        for name in ("perplexity", "entropy", "batch_usage", "ema_usage", "quantization_error", "dead_codes_replaced"):
+            values = getattr(self, name).detach().float().cpu().tolist()
+            out[f"{prefix}{name}_mean"] = sum(values) / len(values)
+            out.update({f"{prefix}{name}/{level}": v for level, v in enumerate(values)})
+        return out
+
+
+class QuantizerOutput(NamedTuple):
+    """Result of :meth:`ResidualVectorQuantizer.forward`.
+
+    quantized: ``[B, D, T]`` float32, the sum of the selected entries; gradients pass straight
+        through to the input.
+    codes: ``[B, n_q, T]`` int64.
+    commitment_loss: scalar, mean over levels of ``mse(residual, entry)``, times commitment_weight.
+    stats: :class:`QuantizerStats`.
+    """
+
+    quantized: Tensor
+    codes: Tensor
+    commitment_loss: Tensor
+    stats: QuantizerStats
+
+
+def _random_rows(num_rows: int, count: int, device: torch.device) -> Tensor:
+    """``count`` random row indices out of ``num_rows`` (global RNG): distinct when enough rows exist."""
+    if num_rows >= count:
+        return torch.randperm(num_rows, device=device)[:count]
+    return torch.randint(num_rows, (count,), device=device)
+
+
+class EuclideanCodebook(nn.Module):
+    """One codebook of ``K`` entries of dimension ``D`` updated by exponential moving averages.
+
+    Buffers (no parameters: the optimiser never touches the codebook):
+        embedding_sum ``[K, D]``: EMA of the sum of the encoder residuals assigned to each entry.
+        cluster_usage ``[K]``: EMA of the number of residual frames assigned to each entry.
+        initialized ``[]`` bool: set once the entries were seeded (k-means or a first batch).
+
+    The entries are always derived, ``embedding_sum / smoothed(cluster_usage)``, so writing the two
+    buffers together is the only way to change an entry: nothing can drift out of sync.
+    """
+
+    def __init__(self, dim: int, codebook_size: int, *, decay: float, epsilon: float,
+                 dead_code_threshold: float):
+        super().__init__()
+        self.dim = dim
+        self.codebook_size = codebook_size
+        self.decay = decay
+        self.epsilon = epsilon
+        self.dead_code_threshold = dead_code_threshold
+        self.register_buffer("embedding_sum", torch.zeros(codebook_size, dim))
+        self.register_buffer("cluster_usage", torch.ones(codebook_size))
+        self.register_buffer("initialized", torch.tensor(False))
+        # Host-side copy of `initialized` so the training step reads the device flag only once.
+        self._known_initialized = False
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, codebook_size={self.codebook_size}, decay={self.decay}"
+
+    def _load_from_state_dict(self, *args, **kwargs):  # noqa: D401 - torch hook
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_initialized = False
+
+    def is_initialized(self) -> bool:
+        """Whether the entries were seeded (reads the buffer once, then a cached host copy)."""
+        if not self._known_initialized:
+            self._known_initialized = bool(self.initialized)
+        return self._known_initialized
+
+    def smoothed_usage(self, usage: Tensor | None = None) -> Tensor:
+        """Laplace-smoothed usage ``[K]``: ``(u + eps) / (sum u + K eps) * sum u``.
+
+        Keeps the division in :attr:`embedding` finite for entries no frame has picked for a while,
+        while leaving the total mass unchanged.
+        """
+        usage = self.cluster_usage if usage is None else usage
+        total = usage.sum()
+        smoothed = (usage + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
+        return smoothed.clamp_min(self.epsilon)
+
+    @property
+    def embedding(self) -> Tensor:
+        """The entries ``[K, D]``, derived from the EMA buffers (no gradient)."""
+        return self.embedding_sum / self.smoothed_usage()[:, None]
+
+    def assign(self, vectors: Tensor, embedding: Tensor | None = None) -> Tensor:
+        """Nearest entry of each row of ``vectors [N, D]`` -> codes ``[N]`` int64 (first on ties).
+
+        One matrix product: ``||e||^2 - 2 x.e``; ``||x||^2`` is the same for every entry of a row,
+        so it cannot change the argmin and is left out.
+        """
+        embedding = self.embedding if embedding is None else embedding
+        squared_norms = embedding.square().sum(dim=1)
+        distances = torch.addmm(squared_norms, vectors, embedding.t(), alpha=-2.0)
+        return distances.argmin(dim=1)
+
+    def lookup(self, codes: Tensor, embedding: Tensor | None = None) -> Tensor:
+        """Codes ``[...]`` -> entries ``[..., D]``."""
+        embedding = self.embedding if embedding is None else embedding
+        return F.embedding(codes, embedding)
+
+    @torch.no_grad()
+    def set_codebook(self, vectors: Tensor, usage: Tensor | None = None) -> None:
+        """Make the entries exactly ``vectors [K, D]`` with EMA usage ``usage [K]`` (default all ones).
+
+        Ones is a weak prior (a batch assigns about N / K frames per entry), so the first updates
+        still pull seeded entries towards the data. ``embedding_sum`` is set to ``vectors *
+        smoothed(usage)`` so that the derived embedding equals ``vectors``.
+        """
+        vectors = torch.as_tensor(vectors, dtype=self.embedding_sum.dtype, device=self.embedding_sum.device)
+        if vectors.shape != self.embedding_sum.shape:
+            raise ValueError(f"codebook: expected entries of shape {tuple(self.embedding_sum.shape)}, "
+                             f"got {tuple(vectors.shape)}")
+        if usage is None:
+            usage = torch.ones_like(self.cluster_usage)
+        usage = torch.as_tensor(usage, dtype=self.cluster_usage.dtype, device=self.cluster_usage.device)
+        if usage.shape != self.cluster_usage.shape:
+            raise ValueError(f"codebook: expected usage of shape {tuple(self.cluster_usage.shape)}, "
+                             f"got {tuple(usage.shape)}")
+        self.cluster_usage.copy_(usage)
+        self.embedding_sum.copy_(vectors * self.smoothed_usage()[:, None])
+        self.initialized.fill_(True)
+        self._known_initialized = True
+
+    @torch.no_grad()
+    def initialize_from(self, samples: Tensor) -> None:
+        """Seed the entries with K random rows of ``samples [N, D]`` unless already seeded.
+
+        Random frames rather than an in-training k-means: they are cheap and lie on the data, and
+        the dead-code replacement separates the duplicates drawn when ``N < K``. For better seeds,
+        fit k-means offline (:mod:`codec.quantization.kmeans`) and call :meth:`set_codebook`.
+        Rank 0's draw is broadcast so that every rank starts from the same codebook.
+        """
+        if self.is_initialized():
+            return
+        rows = _random_rows(samples.shape[0], self.codebook_size, samples.device)
+        vectors = samples.detach()[rows].to(self.embedding_sum.dtype).contiguous()
+        distributed.broadcast_(vectors, src=0)
+        self.set_codebook(vectors)
+
+    @torch.no_grad()
+    def ema_update(self, counts: Tensor, sums: Tensor) -> None:
+        """One EMA step from this step's assignment statistics (already summed over ranks).
+
+        counts ``[K]``: number of residual frames assigned to each entry.
+        sums ``[K, D]``: sum of the encoder residuals assigned to each entry (not their entries).
+        """
+        weight = 1.0 - self.decay
+        self.cluster_usage.lerp_(counts, weight)
+        self.embedding_sum.lerp_(sums, weight)
+
+    def dead_mask(self) -> Tensor:
+        """``[K]`` bool: EMA usage under ``dead_code_threshold`` times the mean usage.
+
+        Relative to the mean (``total_usage / K``, the usage of a uniformly used codebook), so the
+        rule does not depend on how many frames a batch holds.
+        """
+        return self.cluster_usage < self.dead_code_threshold * self.cluster_usage.mean()
+
+    def ema_usage_fraction(self) -> Tensor:
+        """Scalar: fraction of entries that are not dead by the EMA usage."""
+        return (~self.dead_mask()).float().mean()
+
+    @torch.no_grad()
+    def replace_dead_codes(self, candidates: Tensor) -> Tensor:
+        """Replace dead entries with ``candidates [M, D]`` (frames of the batch); returns how many.
+
+        The i-th dead entry (in index order) takes candidate i, so at most M entries are replaced
+        per step; the others wait for the next step. Everything is masked tensor work: no host
+        sync. Both buffers are rewritten together (usage = the mean usage, sum = vector * smoothed
+        usage): writing only the entry would be undone by the next update, which re-derives it from
+        the stale sums. With the mean usage the new entry moves at the pace of an average entry and
+        has ``log(1 / threshold) / (1 - decay)`` steps to be picked before it counts as dead again.
+        Must run identically on every rank: the mask comes from the all-reduced usage, and the
+        candidates from rank 0.
+        """
+        dead = self.dead_mask()
+        slot = torch.cumsum(dead, dim=0) - 1  # position among the dead entries
+        replace = dead & (slot < candidates.shape[0])
+        new_vectors = candidates[slot.clamp(0, candidates.shape[0] - 1)]
+        usage = torch.where(replace, self.cluster_usage.mean(), self.cluster_usage)
+        new_sums = new_vectors * self.smoothed_usage(usage)[:, None]
+        self.embedding_sum.copy_(torch.where(replace[:, None], new_sums, self.embedding_sum))
+        self.cluster_usage.copy_(usage)
+        return replace.sum()
+
+
+class _Cascade(NamedTuple):
+    """Internal result of running the residual levels (frames layout ``[N, D]``)."""
+
+    quantized_sum: Tensor  # [N, D], no gradient
+    codes: list[Tensor]  # n_q x [N] int64
+    inputs: list[Tensor]  # n_q x [N, D]: residual entering each level (carries the encoder's gradient)
+    entries: list[Tensor]  # n_q x [N, D]: selected entries (no gradient)
+    error: Tensor  # [n_q]: cumulative relative quantization error
+
+
+class ResidualVectorQuantizer(nn.Module):
+    """Residual VQ: level ``l`` quantizes what the levels before it left, with its own EMA codebook.
+
+    ``residual_0 = x``, ``q_l = nearest entry of residual_l``,
+    ``residual_{l+1} = residual_l - q_l.detach()``; output ``sum_l q_l`` with a straight-through
+    gradient to ``x``.
+
+    Args:
+        dim: latent dimension D.
+        config: :class:`QuantizerConfig`.
+        frame_rate: latent frames per second (for the bitrate).
+        seed: seeds the quantizer-dropout draws; must be the same on every rank so that all ranks
+            use the same number of levels at each step. The draws restart from it when a run is
+            resumed (the generator is not part of the state dict).
+
+    Training (``self.training``) updates the codebooks at every forward: seeding unseeded levels
+    from the first batch, EMA of counts and residual sums (one all-reduce per step when
+    distributed), and dead-code replacement. Random frame picks use torch's global RNG on the
+    input's device, so ``torch.manual_seed`` makes CPU runs reproducible.
+    """
+
+    def __init__(self, dim: int, config: QuantizerConfig, frame_rate: float, *, seed: int = 0):
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        if frame_rate <= 0:
+            raise ValueError(f"frame_rate must be > 0, got {frame_rate}")
+        self.dim = dim
+        self.config = config
+        self.frame_rate = float(frame_rate)
+        self.num_levels = config.num_levels
+        self.codebook_size = config.codebook_size
+        self.codebooks = nn.ModuleList(
+            EuclideanCodebook(dim, config.codebook_size, decay=config.decay, epsilon=config.epsilon,
+                              dead_code_threshold=config.dead_code_threshold)
+            for _ in range(config.num_levels)
+        )
+        # Threshold 0 disables replacement: then no candidate frames are gathered or reduced.
+        self._max_replaced = min(config.dead_code_max_per_step, config.codebook_size) \
+            if config.dead_code_threshold > 0 else 0
+        self._dropout_generator = torch.Generator().manual_seed(seed)
+
+    def bitrate_kbps(self, n_q: int | None = None) -> float:
+        """kbit/s when ``n_q`` levels (all when None) are sent: ``n_q * log2(K) * frame_rate / 1000``."""
+        n_q = self.num_levels if n_q is None else self._check_levels(n_q)
+        return n_q * math.log2(self.codebook_size) * self.frame_rate / 1000.0
+
+    # ----------------------------------------------------------------------------------- setup
+
+    def set_codebook(self, level: int, centroids, usage=None) -> None:
+        """Seed level ``level`` with ``centroids [K, D]`` (e.g. k-means); ``usage [K]`` defaults to ones."""
+        self.codebooks[level].set_codebook(torch.as_tensor(centroids), usage)
+
+    def load_centroids(self, centroids) -> None:
+        """Seed the first ``L' <= num_levels`` levels from ``centroids [L', K, D]`` (array or tensor)."""
+        centroids = torch.as_tensor(centroids)
+        if centroids.dim() != 3 or centroids.shape[0] > self.num_levels:
+            raise ValueError(f"expected centroids [<= {self.num_levels}, {self.codebook_size}, {self.dim}], "
+                             f"got {tuple(centroids.shape)}")
+        for level, level_centroids in enumerate(centroids):
+            self.set_codebook(level, level_centroids)
+
+    # ------------------------------------------------------------------------------- interface
+
+    def forward(self, x: Tensor, n_q: int | None = None) -> QuantizerOutput:
+        """Quantize ``x [B, D, T]`` with ``n_q`` levels.
+
+        ``n_q=None``: all levels, or in training with ``config.dropout`` a number drawn uniformly
+        in ``[dropout_min_levels, num_levels]``. In training mode the codebooks are updated.
+        No host-device sync happens here once the codebooks are seeded.
+        """
+        frames, shape = self._frames(x)
+        n_q = self._levels_for_step(n_q)
+        with torch.autocast(device_type=frames.device.type, enabled=False):
+            cascade = self._cascade(frames, n_q, seed_codebooks=self.training)
+            # Gradient flows into the residuals (hence the encoder); the entries are constants.
+            commitment = torch.stack([F.mse_loss(inp, entry.detach())
+                                      for inp, entry in zip(cascade.inputs, cascade.entries)]).mean()
+            commitment = commitment * self.config.commitment_weight
+            if self.training:
+                counts, replaced = self._update_codebooks(cascade)
+            else:
+                counts, replaced = self._code_counts(cascade.codes), frames.new_zeros(n_q, dtype=torch.long)
+            # Straight-through estimator: the value is exactly the quantized sum (so eval output
+            # equals decode(encode(x)) bit for bit), the gradient w.r.t. x is the identity.
+            # Same estimator as x + (q - x).detach(), without its rounding error.
+            quantized = cascade.quantized_sum + (frames - frames.detach())
+        stats = self._stats(counts, cascade.error, replaced, n_q)
+        return QuantizerOutput(self._latents(quantized, shape), self._codes_tensor(cascade.codes, shape),
+                               commitment, stats)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
+        """``x [B, D, T]`` -> codes ``[B, n_q, T]`` int64 (all levels when None). Never updates."""
+        frames, shape = self._frames(x)
+        n_q = self.num_levels if n_q is None else self._check_levels(n_q)
+        with torch.autocast(device_type=frames.device.type, enabled=False):
+            cascade = self._cascade(frames, n_q, seed_codebooks=False)
+        return self._codes_tensor(cascade.codes, shape)
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes ``[B, n_q, T]`` (values in ``[0, K)``) -> latents ``[B, D, T]`` float32."""
+        if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.num_levels:
+            raise ValueError(f"expected codes [B, 1..{self.num_levels}, T], got {tuple(codes.shape)}")
+        batch, n_q, length = codes.shape
+        quantized_sum = None
+        for level in range(n_q):
+            # Same order of additions as the forward, so the sums agree exactly.
+            entry = self.codebooks[level].lookup(codes[:, level].reshape(-1))
+            quantized_sum = entry if quantized_sum is None else quantized_sum + entry
+        return self._latents(quantized_sum, (batch, self.dim, length))
+
+    # -------------------------------------------------------------------------------- internals
+
+    def _check_levels(self, n_q: int) -> int:
+        if not 1 <= n_q <= self.num_levels:
+            raise ValueError(f"n_q must be in [1, {self.num_levels}], got {n_q}")
+        return int(n_q)
+
+    def _levels_for_step(self, n_q: int | None) -> int:
+        if n_q is not None:
+            return self._check_levels(n_q)
+        if self.training and self.config.dropout:
+            # CPU generator: the draw needs no device sync, and equal seeds give equal draws on all ranks.
+            low = self.config.dropout_min_levels
+            return int(torch.randint(low, self.num_levels + 1, (1,), generator=self._dropout_generator))
+        return self.num_levels
+
+    def _frames(self, x: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
+        """``[B, D, T]`` -> float32 frames ``[B * T, D]`` (row b * T + t)."""
+        if x.dim() != 3 or x.shape[1] != self.dim:
+            raise ValueError(f"expected latents of shape [B, {self.dim}, T], got {tuple(x.shape)}")
+        batch, dim, length = x.shape
+        if batch * length == 0:
+            raise ValueError(f"empty latents of shape {tuple(x.shape)}")
+        return x.float().transpose(1, 2).reshape(batch * length, dim), (batch, dim, length)
+
+    @staticmethod
+    def _latents(frames: Tensor, shape: tuple[int, int, int]) -> Tensor:
+        batch, dim, length = shape
+        return frames.view(batch, length, dim).transpose(1, 2).contiguous()
+
+    @staticmethod
+    def _codes_tensor(codes: list[Tensor], shape: tuple[int, int, int]) -> Tensor:
+        batch, _, length = shape
+        return torch.stack(codes).view(len(codes), batch, length).transpose(0, 1).contiguous()
+
+    def _cascade(self, frames: Tensor, n_q: int, *, seed_codebooks: bool) -> _Cascade:
+        residual = frames
+        quantized_sum = None
+        codes, inputs, entries, errors = [], [], [], []
+        for codebook in self.codebooks[:n_q]:
+            if seed_codebooks:
+                codebook.initialize_from(residual)
+            embedding = codebook.embedding
+            level_codes = codebook.assign(residual.detach(), embedding)
+            entry = codebook.lookup(level_codes, embedding).detach()
+            codes.append(level_codes)
+            inputs.append(residual)
+            entries.append(entry)
+            quantized_sum = entry if quantized_sum is None else quantized_sum + entry
+            # The entry is a constant here: the next level's input keeps the path to the encoder.
+            residual = residual - entry
+            errors.append(residual.detach().square().sum())
+        energy = frames.detach().square().sum().clamp_min(torch.finfo(frames.dtype).tiny)
+        return _Cascade(quantized_sum, codes, inputs, entries, torch.stack(errors) / energy)
+
+    def _code_counts(self, codes: list[Tensor]) -> Tensor:
+        """``[n_q, K]`` float histogram of the codes; one scatter, no sync (unlike bincount on GPU)."""
+        n_q, size = len(codes), self.codebook_size
+        stacked = torch.stack(codes)
+        offsets = torch.arange(n_q, device=stacked.device)[:, None] * size
+        counts = torch.zeros(n_q * size, device=stacked.device)
+        counts.index_add_(0, (stacked + offsets).reshape(-1), torch.ones(stacked.numel(), device=stacked.device))
+        return counts.view(n_q, size)
+
+    @torch.no_grad()
+    def _update_codebooks(self, cascade: _Cascade) -> tuple[Tensor, Tensor]:
+        """EMA update and dead-code replacement of the levels used; returns (counts [n_q, K], replaced [n_q]).
+
+        Counts, residual sums and rank 0's replacement candidates go into one flat buffer: a single
+        all-reduce per step sums the statistics over ranks and, since the other ranks contribute
+        zeros there, broadcasts rank 0's candidates at the same time.
+        """
+        n_q, size, dim, max_replaced = len(cascade.codes), self.codebook_size, self.dim, self._max_replaced
+        num_frames = cascade.codes[0].shape[0]
+        device = cascade.quantized_sum.device
+        n_counts, n_sums = n_q * size, n_q * size * dim
+        packed = torch.zeros(n_counts + n_sums + n_q * max_replaced * dim, device=device)
+        counts = packed[:n_counts].view(n_q, size)
+        sums = packed[n_counts:n_counts + n_sums].view(n_q, size, dim)
+        candidates = packed[n_counts + n_sums:].view(n_q, max_replaced, dim)
+        ones = torch.ones(num_frames, device=device)
+        is_source = distributed.rank() == 0
+        for level, (level_codes, level_input) in enumerate(zip(cascade.codes, cascade.inputs)):
+            residual = level_input.detach()
+            counts[level].index_add_(0, level_codes, ones)
+            # The encoder residuals, not the selected entries: averaging those would never move them.
+            sums[level].index_add_(0, level_codes, residual)
+            if max_replaced:
+                rows = _random_rows(num_frames, max_replaced, device)  # every rank draws: RNG streams stay aligned
+                if is_source:
+                    torch.index_select(residual, 0, rows, out=candidates[level])
+        distributed.all_reduce_sum_(packed)
+        replaced = []
+        for level in range(n_q):
+            codebook = self.codebooks[level]
+            codebook.ema_update(counts[level], sums[level])
+            if max_replaced:
+                replaced.append(codebook.replace_dead_codes(candidates[level]))
+            else:
+                replaced.append(torch.zeros((), dtype=torch.long, device=device))
+        return counts, torch.stack(replaced)
+
+    def _stats(self, counts: Tensor, error: Tensor, replaced: Tensor, n_q: int) -> QuantizerStats:
+        with torch.no_grad():
+            probs = counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
+            entropy = -torch.special.xlogy(probs, probs).sum(dim=1)
+            ema_usage = torch.stack([codebook.ema_usage_fraction() for codebook in self.codebooks[:n_q]])
+            return QuantizerStats(
+                perplexity=entropy.exp(),
+                entropy=entropy / math.log(self.codebook_size),
+                batch_usage=(counts > 0).float().mean(dim=1),
+                ema_usage=ema_usage,
+                quantization_error=error,
+                dead_codes_replaced=replaced,
+                bitrate_kbps=self.bitrate_kbps(n_q),
+                n_q=n_q,
+            )
