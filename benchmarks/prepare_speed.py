@@ -1,0 +1,90 @@
+"""Speed of the prepare stage (decode + resample + trim + Parquet write), in x real time.
+
+Generates, deterministically and in a temp dir, an hour (default) of speech-like test audio
+per input rate: many 2-6 s mono 16-bit WAV files of a pitch-gliding sawtooth "voice" with a
+syllable-rate envelope, breath noise and silent margins. Then runs the whole prepare (all
+shards, merge) on each and prints seconds of audio / wall seconds. Target: >= 1000x.
+The real corpus (../shared/corpora/chai-bisket-te) is timed too when it is present.
+
+    python benchmarks/prepare_speed.py [--hours 1.0] [--rates 22050 44100] [--workers 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from codec.prepare import PrepareConfig, run_prepare  # noqa: E402
+
+TARGET_RATE = 16000
+REAL_CORPUS = ROOT.parent / "shared" / "corpora" / "chai-bisket-te"
+
+
+def speech_like(rng: np.random.Generator, seconds: float, rate: int) -> np.ndarray:
+    """(seconds * rate,) float32: a voiced buzz with syllable envelope, noise, and quiet ends."""
+    n = int(seconds * rate)
+    t = np.arange(n, dtype=np.float32) / np.float32(rate)
+    f0 = rng.uniform(90, 240) * (1 + 0.15 * np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t, dtype=np.float32))
+    phase = np.cumsum(f0 / np.float32(rate), dtype=np.float32) % np.float32(1.0)
+    envelope = np.maximum(np.sin(2 * np.pi * rng.uniform(3, 6) * t, dtype=np.float32), np.float32(0.05))
+    x = (2 * phase - 1) * envelope * np.float32(0.3) + rng.standard_normal(n, dtype=np.float32) * np.float32(0.01)
+    margin = int(0.2 * rate)
+    x[:margin] *= np.float32(0.001)
+    x[-margin:] *= np.float32(0.001)
+    return x
+
+
+def make_corpus(folder: Path, rate: int, hours: float, seed: int) -> float:
+    """Write WAV files of ``rate`` Hz totalling at least ``hours``; returns their seconds."""
+    rng = np.random.default_rng(seed)
+    total, i = 0.0, 0
+    while total < hours * 3600:
+        seconds = float(rng.uniform(2.0, 6.0))
+        sub = folder / f"spk{i % 20:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        sf.write(sub / f"utt{i:05d}.wav", speech_like(rng, seconds, rate), rate, subtype="PCM_16")
+        total += int(seconds * rate) / rate
+        i += 1
+    return total
+
+
+def time_prepare(corpus: Path, work: Path, fmt: str, workers: int) -> tuple[float, float, int]:
+    """(source seconds, wall seconds, rejected) of one full prepare run."""
+    cfg = PrepareConfig(corpus=str(corpus), format=fmt, workers=workers)
+    start = time.perf_counter()
+    stats, summaries = run_prepare(cfg, TARGET_RATE, work / "shards", work / "stats.json", work / "rejected.csv")
+    wall = time.perf_counter() - start
+    return sum(s.source_seconds for s in summaries), wall, stats.rejected
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", type=float, default=1.0, help="hours of audio per input rate")
+    ap.add_argument("--rates", type=int, nargs="+", default=[22050, 44100])
+    ap.add_argument("--workers", type=int, default=0, help="0 = all cores")
+    args = ap.parse_args()
+    print(f"prepare speed, target {TARGET_RATE} Hz, soxr HQ, zstd Parquet, workers={args.workers or 'all'}")
+    with tempfile.TemporaryDirectory(prefix="prepare_speed_") as tmp:
+        for rate in args.rates:
+            corpus, work = Path(tmp) / f"corpus_{rate}", Path(tmp) / f"out_{rate}"
+            start = time.perf_counter()
+            generated = make_corpus(corpus, rate, args.hours, seed=rate)
+            print(f"  generated {generated / 3600:.2f} h at {rate} Hz in {time.perf_counter() - start:.1f} s")
+            seconds, wall, rejected = time_prepare(corpus, work, "folder", args.workers)
+            print(f"{rate:>6} Hz: {seconds / 3600:.2f} h in {wall:.2f} s = {seconds / wall:.0f}x real time ({rejected} rejected)")
+        if REAL_CORPUS.is_dir():
+            seconds, wall, rejected = time_prepare(REAL_CORPUS, Path(tmp) / "out_real", "ulca", args.workers)
+            print(f"chai-bisket-te (16 kHz ULCA): {seconds / 3600:.2f} h in {wall:.2f} s = {seconds / wall:.0f}x real time ({rejected} rejected)")
+
+
+if __name__ == "__main__":
+    main()
