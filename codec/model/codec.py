@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from codec.config import from_dict, to_dict
 from codec.model.config import ModelConfig
 from codec.model.seanet import SEANetDecoder, SEANetEncoder
+from codec.quantization import QuantizerStats, ResidualVectorQuantizer
 from codec.quantization.config import QuantizerConfig
 
 
@@ -27,13 +28,13 @@ class CodecOutput:
     reconstruction: ``[B, 1, T]`` waveform, same length as the input.
     codes: ``[B, n_q, F]`` int64 codebook indices, ``F = ceil(T / hop_length)``.
     commitment_loss: scalar, already weighted by ``QuantizerConfig.commitment_weight``.
-    stats: the quantizer's statistics (whatever its ``QuantizerOutput.stats`` holds).
+    stats: the quantizer's :class:`QuantizerStats` (perplexity, usage, bitrate, n_q, ...).
     """
 
     reconstruction: torch.Tensor
     codes: torch.Tensor
     commitment_loss: torch.Tensor
-    stats: Any
+    stats: QuantizerStats
 
 
 class Codec(nn.Module):
@@ -105,8 +106,6 @@ def build_codec(model_cfg: ModelConfig, quantizer_cfg: QuantizerConfig, sample_r
     ``seed`` seeds the quantizer-dropout draws (not needed to rebuild a trained model).
     Weights are initialised from torch's global RNG: call ``torch.manual_seed`` first.
     """
-    from codec.quantization import ResidualVectorQuantizer
-
     encoder = SEANetEncoder(model_cfg)
     decoder = SEANetDecoder(model_cfg)
     quantizer = ResidualVectorQuantizer(model_cfg.latent_dim, quantizer_cfg, sample_rate / model_cfg.hop_length, seed=seed)

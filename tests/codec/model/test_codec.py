@@ -45,6 +45,7 @@ def test_forward_shapes(length):
     assert out.reconstruction.shape == x.shape
     assert out.codes.shape == (2, 3, frames) and out.codes.dtype == torch.int64
     assert out.commitment_loss.dim() == 0
+    assert out.stats.n_q == 3 and out.stats.bitrate_kbps == pytest.approx(codec.bitrate_kbps(3))
     codec.eval()
     assert codec.encode(x, 2).shape == (2, 2, frames)
     assert codec.decode(codec.encode(x)).shape == (2, 1, frames * codec.hop_length)
