@@ -18,6 +18,7 @@ from codec.losses import LossConfig
 from codec.model.config import ModelConfig
 from codec.prepare import PrepareConfig
 from codec.quantization.config import QuantizerConfig
+from codec.seeding import SeedCodebooksConfig
 from codec.synth import SynthConfig
 
 DEFAULT_PATH = Path("params.yaml")
@@ -32,6 +33,7 @@ class Params:
     quantizer: QuantizerConfig
     model: ModelConfig
     loss: LossConfig
+    seed_codebooks: SeedCodebooksConfig
 
 
 def params_from_dict(data: Any) -> Params:

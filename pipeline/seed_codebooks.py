@@ -1,0 +1,49 @@
+"""Stage `seed_codebooks`: the initial codec, its residual codebooks fitted by k-means.
+
+    python -m pipeline.seed_codebooks --shards data/shards --out models/seed.safetensors \
+        --metrics reports/seed_codebooks.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from codec.config import to_dict
+from codec.io import write_json_atomic
+from codec.model import build_codec
+from codec.seeding import seed_codebooks
+from codec.train.weights import save_codec_weights
+from pipeline.params import load_params
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", required=True, help="prepared shard folder (reads its train split)")
+    parser.add_argument("--out", required=True, help="initial weights + codebooks (safetensors)")
+    parser.add_argument("--metrics", required=True, help="per-level k-means inertia and usage (JSON)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+
+    torch.manual_seed(params.seed)  # the initial weights are a function of the seed alone
+    codec = build_codec(params.model, params.quantizer, params.sample_rate, seed=params.seed)
+    start = time.perf_counter()
+    try:
+        report = seed_codebooks(codec, args.shards, params.seed_codebooks, params.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: seed_codebooks: {exc}") from None
+    save_codec_weights(args.out, codec.state_dict(), codec.config,
+                       {"stage": "seed_codebooks", "seed": str(params.seed)})
+    metrics = {**report.metrics(), "config": to_dict(params.seed_codebooks)}
+    write_json_atomic(args.metrics, metrics)
+    levels = report.levels
+    print(f"seed_codebooks: {report.num_frames} frames from {report.num_crops} crops, {len(levels)} levels in "
+          f"{time.perf_counter() - start:.1f}s; quantization error {levels[0].quantization_error:.3f} (1 level) -> "
+          f"{levels[-1].quantization_error:.3f} ({len(levels)} levels), min usage {report.metrics()['min_usage_fraction']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
