@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Stage commands call `python`, `dvc` and `snakemake`: the environment's, whatever the caller's PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: env system-deps run test bench clean-env
 
@@ -29,7 +31,7 @@ system-deps:
 	else echo "note: not root or no apt-get; install opus-tools yourself for the Opus baseline"; fi
 
 run: env system-deps
-	$(BIN)/dvc repro
+	dvc repro
 
 test: env system-deps
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,87 @@
+# Snakemake twin of dvc.yaml: the same stages, commands, inputs and outputs, and params.yaml
+# as the single source of parameters (validated before any job runs).
+#   snakemake --cores 2                              # everything, locally
+#   snakemake --cores 2 --configfile my-params.yaml  # with parameters overridden
+
+from pipeline.params import params_from_dict
+
+configfile: "params.yaml"
+
+PARAMS = params_from_dict(config)  # schema check: unknown keys and wrong types stop here
+SPLITS = ["train", "valid", "test"]
+SHARDS = [f"{i:05d}" for i in range(PARAMS.prepare.num_shards)]
+SHARD_FILES = expand("data/shards/{split}/part-{shard}.parquet", split=SPLITS, shard=SHARDS)
+
+wildcard_constraints:
+    shard=r"\d{5}",
+
+rule all:
+    input:
+        "models/seed.safetensors",
+        "reports/seed_codebooks.json",
+
+rule synth:
+    input:
+        "pipeline/synth.py",
+        "codec/synth.py",
+        "codec/espeak.py",
+        config["synth"]["sentences"],
+    output:
+        directory("data/corpus"),
+    params:
+        seed=config["seed"],
+        synth=config["synth"],
+    shell:
+        "python -m pipeline.synth --out data/corpus"
+
+# `dvc repro` runs every shard in one process; here each shard is its own job (a cluster fans them out).
+rule prepare_shard:
+    input:
+        corpus=config["prepare"]["corpus"],
+        code=["pipeline/prepare.py", "codec/audio.py", "codec/corpora", "codec/splits.py", "codec/shards.py",
+              "codec/prepare.py"],
+    output:
+        expand("data/shards/{split}/part-{{shard}}.parquet", split=SPLITS),
+        "data/shards/parts/part-{shard}.json",
+    params:
+        sample_rate=config["sample_rate"],
+        prepare=config["prepare"],
+    threads: workflow.cores
+    shell:
+        "python -m pipeline.prepare --corpus-dir {input.corpus} --out data/shards --shard {wildcards.shard}"
+
+rule prepare:
+    input:
+        SHARD_FILES,
+        expand("data/shards/parts/part-{shard}.json", shard=SHARDS),
+    output:
+        "data/shards/manifest.json",
+        "reports/data/stats.json",
+        "reports/data/rejected.csv",
+    params:
+        sample_rate=config["sample_rate"],
+        prepare=config["prepare"],
+    shell:
+        "python -m pipeline.prepare --corpus-dir {config[prepare][corpus]} --out data/shards --merge"
+        " --stats reports/data/stats.json --rejected reports/data/rejected.csv"
+
+rule seed_codebooks:
+    input:
+        "data/shards/manifest.json",
+        SHARD_FILES,
+        "pipeline/seed_codebooks.py",
+        "codec/seeding.py",
+        "codec/model",
+        "codec/quantization",
+    output:
+        "models/seed.safetensors",
+        "reports/seed_codebooks.json",
+    params:
+        seed=config["seed"],
+        sample_rate=config["sample_rate"],
+        model=config["model"],
+        quantizer=config["quantizer"],
+        seed_codebooks=config["seed_codebooks"],
+    shell:
+        "python -m pipeline.seed_codebooks --shards data/shards --out models/seed.safetensors"
+        " --metrics reports/seed_codebooks.json"
