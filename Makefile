@@ -2,7 +2,7 @@
 #   make run    build the environment, then run the whole pipeline (dvc repro)
 #   make test   build the environment, then run the test suite
 SHELL := /bin/bash
-PYTHON ?= python3
+PYTHON ?= $(shell command -v python3)  # resolved before PATH gains .venv/bin
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -17,7 +17,6 @@ env: $(STAMP)
 # torch first and alone: pip then takes the local CPU wheel instead of pulling CUDA wheels.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==$$(sed -n 's/^torch==//p' requirements.lock)"
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
