@@ -14,6 +14,7 @@ jobs need no communication and the split never depends on which shard a file lan
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -257,13 +258,15 @@ def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: 
     task = functools.partial(_process_batch, opts=opts)
     stream = _ordered_map(task, ([str(u.path) for u in b] for s in shards for b in batches[s]), workers)
     summaries = []
-    for shard in shards:
-        start = time.perf_counter()
-        with _ShardOutput(plan, cfg, sample_rate, out_dir, shard) as output:
-            for batch in batches[shard]:
-                for utt, result in zip(batch, next(stream)):
-                    output.add(utt, result)
-        summaries.append(replace(output.summary, wall_seconds=time.perf_counter() - start))
+    with contextlib.closing(stream):
+        for shard in shards:
+            start = time.perf_counter()
+            with _ShardOutput(plan, cfg, sample_rate, out_dir, shard) as output:
+                for batch in batches[shard]:
+                    for utt, result in zip(batch, next(stream)):
+                        output.add(utt, result)
+            assert output.summary is not None
+            summaries.append(replace(output.summary, wall_seconds=time.perf_counter() - start))
     return summaries
 
 

@@ -14,8 +14,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from codec.corpora import CorpusError, Utterance, normalize_gender
+from codec.io import write_json_atomic
 
 DATA = "data.json"
+PARAMS = "params.json"
 
 
 def detect(root: Path) -> bool:
@@ -54,3 +56,19 @@ def _utterance(root: Path, index: int, rec: Any) -> Utterance:
 def _source_url(source: Any) -> str | None:
     items = source if isinstance(source, list) else [source]
     return next((s for s in items if isinstance(s, str) and s.startswith(("http://", "https://"))), None)
+
+
+def write_index(root: str | Path, utterances: list[Utterance], language: str = "te") -> None:
+    """Write ``data.json`` + ``params.json`` for audio files already under ``root``.
+
+    Paths are stored relative to ``root``; ``speaker`` is written when known, so
+    :func:`read` gives back the same ids, speakers, genders, transcripts and durations.
+    """
+    root = Path(root)
+    records = []
+    for u in utterances:
+        record: dict[str, Any] = {"audioFilename": Path(u.path).relative_to(root).as_posix(), **dict(u.meta)}
+        record.update({k: v for k, v in (("text", u.text), ("gender", u.gender), ("duration", u.duration), ("speaker", u.speaker)) if v is not None})
+        records.append(record)
+    write_json_atomic(root / PARAMS, {"datasetType": "asr-corpus", "languages": {"sourceLanguage": language}})
+    write_json_atomic(root / DATA, records)
