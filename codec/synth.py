@@ -27,7 +27,7 @@ import wave
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -88,6 +88,12 @@ class Utterance:
     text: str
     audio_filename: str
     seed: int  # eSpeak noise seed for this utterance
+
+
+class RenderedSpeaker(NamedTuple):
+    sample_rate: int  # Hz
+    lengths: list[int]  # samples per utterance, in plan order
+    engine_version: str  # eSpeak NG version string
 
 
 @dataclass(frozen=True)
@@ -159,30 +165,29 @@ def synthesize_corpus(
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
     plan = plan_utterances(config, sentences, seed)
-    by_speaker = [[u for u in plan if u.speaker == s] for s in config.speakers]
+    by_speaker = [[u for u in plan if u.speaker.name == s.name] for s in config.speakers]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging", dir=out_dir.parent))
     staging.chmod(0o755)  # mkdtemp makes it owner-only; it becomes the corpus folder
     try:
         rendered = _render_in_workers(by_speaker, staging, workers)
-        sample_rate = rendered[0][0]
-        lengths = [n for _, speaker_lengths, _ in rendered for n in speaker_lengths]
+        sample_rate, version = rendered[0].sample_rate, rendered[0].engine_version
+        lengths = [n for r in rendered for n in r.lengths]
         ordered = [u for group in by_speaker for u in group]
         rows = [_ulca_row(u, n / sample_rate) for u, n in zip(ordered, lengths)]
         write_json_atomic(staging / "data.json", rows)
-        write_json_atomic(staging / "params.json", _ulca_params(config, sample_rate, rendered[0][2]))
+        write_json_atomic(staging / "params.json", _ulca_params(config, sample_rate, version))
         _swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return SynthSummary(out_dir, len(rows), len(config.speakers), sum(lengths) / sample_rate, sample_rate)
 
 
-def render_speaker(utterances: list[Utterance], root: str | Path) -> tuple[int, list[int], str]:
+def render_speaker(utterances: list[Utterance], root: str | Path) -> RenderedSpeaker:
     """Render one speaker's utterances as WAV files under ``root``, in this process.
 
     Call it in a fresh process (see :func:`synthesize_corpus`): libespeak-ng output depends
-    on what the process rendered before. Returns (sample rate in Hz, samples per utterance,
-    eSpeak NG version).
+    on what the process rendered before.
     """
     root = Path(root)
     with Espeak() as engine:
@@ -197,7 +202,7 @@ def render_speaker(utterances: list[Utterance], root: str | Path) -> tuple[int, 
                 raise RuntimeError(f"eSpeak NG produced silence for {utt.speaker.name}: {utt.text!r}")
             write_bytes_atomic(root / utt.audio_filename, wav_bytes(audio, engine.sample_rate))
             lengths.append(int(audio.size))
-        return engine.sample_rate, lengths, engine.version
+        return RenderedSpeaker(engine.sample_rate, lengths, engine.version)
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
@@ -213,7 +218,7 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
 
 def _render_in_workers(
     by_speaker: list[list[Utterance]], staging: Path, workers: int | None
-) -> list[tuple[int, list[int], str]]:
+) -> list[RenderedSpeaker]:
     # One fresh interpreter per speaker: its audio never depends on what else was rendered,
     # and (unlike multiprocessing's spawn) the caller's __main__ and its imports are not re-run.
     workers = max(1, min(workers or os.cpu_count() or 1, len(by_speaker)))
@@ -221,7 +226,7 @@ def _render_in_workers(
         return list(pool.map(lambda group: _render_in_subprocess(group, staging), by_speaker))
 
 
-def _render_in_subprocess(utterances: list[Utterance], root: Path) -> tuple[int, list[int], str]:
+def _render_in_subprocess(utterances: list[Utterance], root: Path) -> RenderedSpeaker:
     job = {"root": str(root), "utterances": [dataclasses.asdict(u) for u in utterances]}
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[1])
@@ -233,8 +238,7 @@ def _render_in_subprocess(utterances: list[Utterance], root: Path) -> tuple[int,
     if proc.returncode != 0:
         name = utterances[0].speaker.name if utterances else "?"
         raise RuntimeError(f"rendering speaker {name} failed: {proc.stderr.strip()[-2000:]}")
-    result = json.loads(proc.stdout)
-    return result["sample_rate"], result["lengths"], result["version"]
+    return RenderedSpeaker(*json.loads(proc.stdout))
 
 
 def _worker_main() -> None:
@@ -244,10 +248,10 @@ def _worker_main() -> None:
         Utterance(**{**u, "speaker": SpeakerVariant(**u["speaker"])}) for u in job["utterances"]
     ]
     try:
-        sample_rate, lengths, version = render_speaker(utterances, job["root"])
+        rendered = render_speaker(utterances, job["root"])
     except (EspeakError, RuntimeError, OSError) as exc:
         sys.exit(f"{type(exc).__name__}: {exc}")
-    json.dump({"sample_rate": sample_rate, "lengths": lengths, "version": version}, sys.stdout)
+    json.dump(list(rendered), sys.stdout)
 
 
 def _ulca_row(utt: Utterance, duration: float) -> dict:
