@@ -1,0 +1,104 @@
+"""Process-group setup for single-process, ``torchrun`` multi-GPU and multi-node runs.
+
+``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (and the rendezvous variables);
+without them the run is a plain single process and nothing is initialised.
+NCCL is used when the device is CUDA, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool  # True when setup_distributed created the process group (and must destroy it)
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process logs and writes files."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> ``cuda:<local_rank>`` when CUDA is present, else ``cpu``; ``cuda`` without CUDA is an error."""
+    if kind not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {kind!r}; expected auto, cpu or cuda")
+    if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
+def setup_distributed(device_kind: str = "auto") -> DistInfo:
+    """Join (or create from the ``torchrun`` environment) the default process group.
+
+    An already initialised group (e.g. a test's ``torch.multiprocessing`` workers) is used as is.
+    """
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", rank))
+        return DistInfo(rank, world, local_rank, resolve_device(device_kind, local_rank), owns_group=False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_kind, local_rank)
+    if world <= 1:
+        return DistInfo(0, 1, 0, device, owns_group=False)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
+                            **({"device_id": device} if device.type == "cuda" else {}))
+    return DistInfo(rank, world, local_rank, device, owns_group=True)
+
+
+def teardown_distributed(info: DistInfo) -> None:
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_true(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is true on any rank (so all ranks take the same branch)."""
+    if not info.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
+    """Average the gradients of ``params`` over ranks in one all-reduce (for modules not wrapped in DDP)."""
+    if not info.distributed:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= info.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def from_rank0(obj, info: DistInfo):
+    """Rank 0's value of a small picklable ``obj`` (a path, a flag) on every rank."""
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,0 +1,71 @@
+"""Codec weights as one safetensors file: the model's state_dict plus its config in the metadata.
+
+Format (written by the ``seed_codebooks`` and ``train`` stages, read by ``train``, evaluate, export):
+
+* tensors: exactly ``Codec.state_dict()`` (parameter and buffer names as the module names them,
+  e.g. ``quantizer.codebooks.0.embedding_sum``);
+* metadata ``"config"``: JSON of ``Codec.config``, i.e. ``{"model": ModelConfig, "quantizer":
+  QuantizerConfig, "sample_rate": int}`` as plain dicts, enough for ``codec_from_config``;
+* any other metadata keys (strings) are informative (``step``, ``stage``...) and ignored here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from codec.io import atomic_path
+from codec.model import Codec, codec_from_config
+
+CONFIG_KEY = "config"
+
+
+class WeightsError(ValueError):
+    """A codec weights file is missing, unreadable, lacks its config or does not fit the model."""
+
+
+def save_codec_weights(path: str | Path, state_dict: dict[str, torch.Tensor], config: dict[str, Any],
+                       extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``state_dict`` and ``config`` atomically to ``path`` (safetensors)."""
+    tensors = {name: t.detach().cpu().contiguous().clone() for name, t in state_dict.items()}
+    metadata = {**(extra_metadata or {}), CONFIG_KEY: json.dumps(config, sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_codec_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, str]]:
+    """``(state_dict, config, metadata)`` of a weights file; :class:`WeightsError` when unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such codec weights file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+    if CONFIG_KEY not in metadata:
+        raise WeightsError(f"{path}: no '{CONFIG_KEY}' entry in the safetensors metadata (expected the codec "
+                           "config as JSON)")
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path}: metadata '{CONFIG_KEY}' is not JSON ({exc})") from None
+    return tensors, config, metadata
+
+
+def load_codec(path: str | Path) -> Codec:
+    """Rebuild the codec from its config and load the weights (strict: every tensor must match)."""
+    tensors, config, _ = read_codec_weights(path)
+    try:
+        codec = codec_from_config(config)
+        codec.load_state_dict(tensors, strict=True)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path}: weights do not fit the codec config in its metadata: {exc}") from None
+    return codec

@@ -1,0 +1,65 @@
+"""Tiny synthetic shards, a tiny codec seed file and fast configs for the training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from codec.discriminator import DiscriminatorConfig
+from codec.losses import LossConfig
+from codec.model import ModelConfig, build_codec
+from codec.quantization import QuantizerConfig
+from codec.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
+from codec.train.synthetic import write_synthetic_shards
+from codec.train.weights import save_codec_weights
+
+SAMPLE_RATE = 16000
+
+
+def tiny_loss(adversarial_start_step: int = 1000) -> LossConfig:
+    return LossConfig(stft_fft_sizes=[64, 128], mel_fft_sizes=[64, 128], mel_n_mels=16,
+                      adversarial_start_step=adversarial_start_step,
+                      discriminator=DiscriminatorConfig(channels=2, fft_sizes=[64, 128], dilations=[1]))
+
+
+def tiny_train(**overrides) -> TrainConfig:
+    base = dict(steps=6, batch_size=4, segment_seconds=0.032, num_workers=0, log_every=1, validate_every=3,
+                valid_segment_seconds=0.032, valid_max_examples=8, valid_batch_size=8, checkpoint_every=2,
+                keep_last=2, optimizer=OptimizerConfig(lr=3e-3), schedule=ScheduleConfig(warmup_steps=2),
+                device="cpu")
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory) -> Path:
+    return write_synthetic_shards(tmp_path_factory.mktemp("shards"), sample_rate=SAMPLE_RATE)
+
+
+@pytest.fixture(scope="session")
+def tiny_init(tmp_path_factory) -> Path:
+    """A 2-level, 16-entry codec whose codebooks are seeded from the first training batch."""
+    torch.manual_seed(0)
+    codec = build_codec(ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
+                        QuantizerConfig(num_levels=2, codebook_size=16), SAMPLE_RATE)
+    path = tmp_path_factory.mktemp("init") / "seed.safetensors"
+    return save_codec_weights(path, codec.state_dict(), codec.config, {"stage": "test"})
+
+
+@pytest.fixture
+def tiny(tiny_shards, tiny_init, tmp_path):
+    """Everything a training test needs: ``tiny.run(cfg, loss, **kw)`` trains into ``tmp_path/<name>``."""
+    from codec.train.loop import train
+
+    def run(cfg: TrainConfig, loss: LossConfig | None = None, name: str = "run", **kwargs):
+        folder = tmp_path / name
+        kwargs.setdefault("seed", 7)
+        kwargs.setdefault("progress", False)
+        return train(cfg, loss or tiny_loss(), shards=tiny_shards, init=tiny_init, checkpoints=folder / "checkpoints",
+                     **kwargs)
+
+    return SimpleNamespace(run=run, shards=tiny_shards, init=tiny_init, path=tmp_path, sample_rate=SAMPLE_RATE,
+                           train=tiny_train, loss=tiny_loss)
