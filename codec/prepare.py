@@ -38,6 +38,7 @@ from codec.io import write_json_atomic, write_text_atomic
 from codec.shards import SCHEMA_VERSION, MANIFEST, SegmentRow, ShardWriter, part_path, shard_path
 from codec.splits import SPLITS, assign_splits, stable_hash
 
+MIN_FILES_PER_WORKER = 16
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -251,8 +252,9 @@ def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: 
         quality=cfg.resample_quality,
         silence_dbfs=cfg.silence_dbfs,
     )
-    workers = cfg.workers or _cpu_count()
     members = {shard: plan.shard_utterances(shard, cfg.num_shards) for shard in shards}
+    # A worker process only pays off with a few dozen files to share out.
+    workers = max(1, min(cfg.workers or _cpu_count(), math.ceil(sum(map(len, members.values())) / MIN_FILES_PER_WORKER)))
     size = max(1, min(32, math.ceil(sum(map(len, members.values())) / (workers * 4))))
     batches = {shard: [utts[i : i + size] for i in range(0, len(utts), size)] for shard, utts in members.items()}
     task = functools.partial(_process_batch, opts=opts)
@@ -369,7 +371,9 @@ def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> 
         part = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PrepareError(f"shard {shard} of {num_shards} has not been prepared ({path} is missing); run it with --shard {shard}") from None
-    if part.get("fingerprint") != fingerprint or part.get("num_shards") != num_shards:
+    if part.get("num_shards") != num_shards:
+        raise PrepareError(f"{path} belongs to a run with {part.get('num_shards')} shards, not {num_shards}; prepare the shards again")
+    if part.get("fingerprint") != fingerprint:
         raise PrepareError(f"{path} was made from another corpus or config; prepare shard {shard} again")
     for split in SPLITS:
         if not shard_path(out_dir, split, shard).is_file():

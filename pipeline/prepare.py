@@ -45,13 +45,15 @@ def main(argv: list[str] | None = None) -> None:
             stats, summaries = run_prepare(cfg, params.sample_rate, args.out, args.stats, args.rejected)
     except (CorpusError, PrepareError, ValueError) as exc:
         sys.exit(f"error: prepare: {exc}")
-    for s in summaries:
-        print(f"shard {s.shard}: {s.source_files} files, {s.source_seconds / 3600:.3f} h kept from, "
-              f"{len(s.rejected)} rejected, {s.source_seconds / max(s.wall_seconds, 1e-9):.0f}x real time")
+    if summaries:
+        seconds, wall = sum(s.source_seconds for s in summaries), sum(s.wall_seconds for s in summaries)
+        print(f"shards {[s.shard for s in summaries]}: {sum(s.source_files for s in summaries)} files, "
+              f"{seconds / 3600:.3f} h decoded in {wall:.1f} s ({seconds / max(wall, 1e-9):.0f}x real time)")
     for name, split in (stats.splits if stats else {}).items():
         print(f"{name}: {split['utterances']} segments, {split['hours']:.3f} h, {split['speakers']} speakers")
     if stats:
         print(f"rejected: {stats.rejected} {stats.rejected_by_reason}")
+
 
 if __name__ == "__main__":
     main()

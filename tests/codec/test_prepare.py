@@ -153,3 +153,14 @@ def test_nothing_usable_fails_clearly(tmp_path):
 def test_config_is_validated(bad):
     with pytest.raises(ConfigError):
         from_dict(PrepareConfig, {"corpus": "x", **bad})
+
+
+def test_more_shards_than_files_gives_empty_but_valid_shards(tmp_path):
+    root = tmp_path / "two"
+    root.mkdir()
+    for i in range(2):
+        sf.write(root / f"a{i}.wav", voice(SR, 1.0, i), SR)
+    stats, summaries = run(replace(config(root), num_shards=8), tmp_path / "out")
+    assert sum(s.source_files == 0 for s in summaries) >= 6
+    files = [tmp_path / "out" / "shards" / f["path"] for e in read_manifest(tmp_path / "out" / "shards")["splits"].values() for f in e["files"]]
+    assert len(files) == 24 and sum(read_table(f).num_rows for f in files) == 2
