@@ -12,6 +12,7 @@ The real corpus (../shared/corpora/chai-bisket-te) is timed too when it is prese
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -57,13 +58,25 @@ def make_corpus(folder: Path, rate: int, hours: float, seed: int) -> float:
     return total
 
 
-def time_prepare(corpus: Path, work: Path, fmt: str, workers: int) -> tuple[float, float, int]:
-    """(source seconds, wall seconds, rejected) of one full prepare run."""
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the prepare worker pool)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_prepare(corpus: Path, work: Path, fmt: str, workers: int) -> tuple[float, float, float, int]:
+    """(source seconds, wall seconds, CPU seconds, rejected) of one full prepare run."""
     cfg = PrepareConfig(corpus=str(corpus), format=fmt, workers=workers)
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     stats, summaries = run_prepare(cfg, TARGET_RATE, work / "shards", work / "stats.json", work / "rejected.csv")
-    wall = time.perf_counter() - start
-    return sum(s.source_seconds for s in summaries), wall, stats.rejected
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return sum(s.source_seconds for s in summaries), wall, cpu, stats.rejected
+
+
+def report(name: str, seconds: float, wall: float, cpu: float, rejected: int) -> None:
+    # CPU seconds show the cost independently of other load on the machine.
+    print(f"{name}: {seconds / 3600:.2f} h in {wall:.2f} s = {seconds / wall:.0f}x real time "
+          f"(CPU {cpu:.2f} s = {seconds / cpu:.0f}x per busy core; {rejected} rejected)")
 
 
 def main() -> None:
@@ -79,11 +92,9 @@ def main() -> None:
             start = time.perf_counter()
             generated = make_corpus(corpus, rate, args.hours, seed=rate)
             print(f"  generated {generated / 3600:.2f} h at {rate} Hz in {time.perf_counter() - start:.1f} s")
-            seconds, wall, rejected = time_prepare(corpus, work, "folder", args.workers)
-            print(f"{rate:>6} Hz: {seconds / 3600:.2f} h in {wall:.2f} s = {seconds / wall:.0f}x real time ({rejected} rejected)")
+            report(f"{rate:>6} Hz", *time_prepare(corpus, work, "folder", args.workers))
         if REAL_CORPUS.is_dir():
-            seconds, wall, rejected = time_prepare(REAL_CORPUS, Path(tmp) / "out_real", "ulca", args.workers)
-            print(f"chai-bisket-te (16 kHz ULCA): {seconds / 3600:.2f} h in {wall:.2f} s = {seconds / wall:.0f}x real time ({rejected} rejected)")
+            report("chai-bisket-te (16 kHz ULCA)", *time_prepare(REAL_CORPUS, Path(tmp) / "out_real", "ulca", args.workers))
 
 
 if __name__ == "__main__":

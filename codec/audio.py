@@ -26,6 +26,14 @@ PCM16_SCALE = 32767.0
 # libsndfile logs "data : <declared> (should be <present>)" for a WAV cut short after its header.
 _WAV_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _STREAMING_SIZES = {0, 0xFFFFFFFF, 0x7FFFFFFF}  # sizes written by pipes that never seek back
+# Integer subtypes read losslessly as integers, with the scale libsndfile uses for float reads.
+_INTEGER_READS = {
+    "PCM_S8": ("int16", 1 / 32768),
+    "PCM_U8": ("int16", 1 / 32768),
+    "PCM_16": ("int16", 1 / 32768),
+    "PCM_24": ("int32", 1 / 2147483648),
+    "PCM_32": ("int32", 1 / 2147483648),
+}
 
 
 class AudioRejected(Exception):
@@ -52,11 +60,14 @@ def decode(path: str | Path) -> Decoded:
     """
     try:
         with sf.SoundFile(str(path)) as f:
-            declared = f.frames
-            log = f.extra_info
-            samples = f.read(dtype="float32", always_2d=True)
-            rate = f.samplerate
-            subtype = f.subtype
+            declared, log, rate, subtype = f.frames, f.extra_info, f.samplerate, f.subtype
+            integer = _INTEGER_READS.get(subtype)
+            if integer is None:
+                samples = f.read(dtype="float32", always_2d=True)
+            else:
+                # libsndfile's own int -> float conversion is ~4x slower than numpy's.
+                dtype, scale = integer
+                samples = np.multiply(f.read(dtype=dtype, always_2d=True), np.float32(scale), dtype=np.float32)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         raise AudioRejected("unreadable", _one_line(exc)) from None
     if samples.shape[0] == 0:

@@ -97,7 +97,7 @@ class Plan:
     format: str  # resolved reader format (never "auto")
     utterances: list[Utterance]  # sorted by id
     splits: dict[str, str]  # utterance id -> split
-    fingerprint: str  # sha256 over config + index; parts of different plans never merge
+    fingerprint: str  # sha256 over config (bar paths and workers) + index; parts of different plans never merge
 
     def shard_utterances(self, shard: int, num_shards: int) -> list[Utterance]:
         return [u for u in self.utterances if shard_of(u.id, num_shards) == shard]
@@ -144,7 +144,11 @@ def make_plan(cfg: PrepareConfig, sample_rate: int) -> Plan:
     utterances = read_corpus(root, fmt)
     splits = assign_splits(utterances, cfg.split.valid, cfg.split.test)
     digest = hashlib.sha256()
-    digest.update(json.dumps([_params(cfg, sample_rate), fmt], sort_keys=True).encode())
+    # The corpus location is left out: the index below pins the content, and a moved
+    # checkout must not change the parts' json.
+    params = _params(cfg, sample_rate)
+    params["prepare"].pop("corpus")
+    digest.update(json.dumps([params, fmt], sort_keys=True).encode())
     for u in utterances:
         digest.update(json.dumps([u.id, _relative(u.path, root), u.speaker, u.gender, u.text]).encode())
     return Plan(root, fmt, utterances, splits, digest.hexdigest())
