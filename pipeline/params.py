@@ -20,6 +20,7 @@ from codec.prepare import PrepareConfig
 from codec.quantization.config import QuantizerConfig
 from codec.seeding import SeedCodebooksConfig
 from codec.synth import SynthConfig
+from codec.train.config import TrainConfig
 
 DEFAULT_PATH = Path("params.yaml")
 
@@ -34,6 +35,7 @@ class Params:
     model: ModelConfig
     loss: LossConfig
     seed_codebooks: SeedCodebooksConfig
+    train: TrainConfig
 
 
 def params_from_dict(data: Any) -> Params:

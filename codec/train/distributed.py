@@ -102,3 +102,8 @@ def from_rank0(obj, info: DistInfo):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def launched_rank() -> int:
+    """The rank ``torchrun`` gave this process (0 without a launcher), readable before any setup."""
+    return int(os.environ.get("RANK", "0"))

@@ -68,8 +68,8 @@ class TrainResult:
     best_value: float | None  # of TrainConfig.best_metric
     valid: dict[str, float]  # metrics of the last validation
     output: Path | None  # the exported weights (main rank)
-    examples_per_second: float  # over all ranks, this session
-    data_wait_fraction: float  # of this session's step time spent waiting for a batch
+    examples_per_second: float  # of training steps (all ranks; validation and checkpoints excluded), this session
+    data_wait_fraction: float  # of that step time spent waiting for a batch
     seconds: float
     model_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)  # final codec weights (CPU)
 
@@ -151,7 +151,7 @@ class _Trainer:
         self.show_progress = progress and info.is_main
 
         seed_everything(seed)
-        self.codec: Codec = load_codec(init).to(self.device)
+        self.codec: Codec = load_codec(init, seed=seed).to(self.device)
         self.codec_config = self.codec.config
         self.sample_rate = self.codec.sample_rate
         self.disc = MultiScaleSTFTDiscriminator(loss_cfg.discriminator).to(self.device)
@@ -317,7 +317,10 @@ class _Trainer:
         cfg = self.cfg
         examples_per_step = cfg.batch_size * self.info.world_size
         bar = TrainProgress(cfg.steps, self.step, examples_per_step, enabled=self.show_progress)
-        start_step, t0, waited = self.step, time.perf_counter(), 0.0
+        t0 = time.perf_counter()
+        # Throughput is timed over training steps only (batch wait + step), from the session's second
+        # step on: the first one pays for the loader's start-up and warm-up allocations.
+        timed_steps, step_seconds, waited, first = 0, 0.0, 0.0, True
         last_valid: dict[str, float] = {}
         first_bad = None
         try:
@@ -325,11 +328,16 @@ class _Trainer:
             while self.step < cfg.steps:
                 t_wait = time.perf_counter()
                 x = next(batches)
-                waited += time.perf_counter() - t_wait
+                t_got = time.perf_counter()
                 x = x.to(self.device, non_blocking=True)
                 if self.batch_hook is not None:
                     x = self.batch_hook(self.step, x)
-                metrics = self.train_step(x)
+                metrics = self.train_step(x)  # ends with a host sync (finite check): the time is real
+                if not first:
+                    timed_steps += 1
+                    step_seconds += time.perf_counter() - t_wait
+                    waited += t_got - t_wait
+                first = False
                 self.step += 1
                 to_log: dict[str, float] = {}
                 if metrics is None:
@@ -367,13 +375,12 @@ class _Trainer:
         if not last_valid:
             last_valid = self.validate()
         output = self._export(out) if out is not None and self.info.is_main else None
-        done = self.step - start_step
         return TrainResult(
             step=self.step, resumed_from=self.resumed_from, bad_steps=self.bad_steps,
             best_step=None if self.best is None else self.best["step"],
             best_value=None if self.best is None else self.best["value"], valid=last_valid, output=output,
-            examples_per_second=done * examples_per_step / seconds if seconds > 0 else 0.0,
-            data_wait_fraction=waited / seconds if seconds > 0 else 0.0, seconds=seconds,
+            examples_per_second=timed_steps * examples_per_step / step_seconds if step_seconds > 0 else 0.0,
+            data_wait_fraction=waited / step_seconds if step_seconds > 0 else 0.0, seconds=seconds,
             model_state={k: v.detach().cpu().clone() for k, v in self.codec.state_dict().items()},
         )
 

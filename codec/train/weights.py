@@ -60,11 +60,14 @@ def read_codec_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, config, metadata
 
 
-def load_codec(path: str | Path) -> Codec:
-    """Rebuild the codec from its config and load the weights (strict: every tensor must match)."""
+def load_codec(path: str | Path, *, seed: int = 0) -> Codec:
+    """Rebuild the codec from its config and load the weights (strict: every tensor must match).
+
+    ``seed`` seeds the quantizer-dropout draws of a codec about to be trained (see ``build_codec``).
+    """
     tensors, config, _ = read_codec_weights(path)
     try:
-        codec = codec_from_config(config)
+        codec = codec_from_config(config, seed=seed)
         codec.load_state_dict(tensors, strict=True)
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise WeightsError(f"{path}: weights do not fit the codec config in its metadata: {exc}") from None

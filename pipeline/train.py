@@ -1,0 +1,54 @@
+"""Stage `train`: train the codec from its seeded initial weights; resumes after a crash or kill.
+
+    python -m pipeline.train --shards data/shards --init models/seed.safetensors \
+        --checkpoints models/checkpoints --out models/codec.safetensors --live reports/train
+
+Multi-GPU / multi-node: ``torchrun --nproc_per_node N -m pipeline.train ...`` (only rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+from codec.train import CheckpointError, TrainingDiverged, WeightsError, train
+from codec.train.checkpoint import latest_checkpoint
+from codec.train.distributed import launched_rank
+from pipeline.params import load_params
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", required=True, help="prepared shard folder (train and valid splits)")
+    parser.add_argument("--init", required=True, help="initial weights + config (safetensors, seed_codebooks)")
+    parser.add_argument("--checkpoints", required=True, help="checkpoint folder (persistent; resumed from)")
+    parser.add_argument("--out", required=True, help="final weights + config (safetensors)")
+    parser.add_argument("--live", required=True, help="dvclive folder: metrics, plots and summary.json")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+
+    live = contextlib.nullcontext()
+    if launched_rank() == 0:
+        from dvclive import Live
+
+        # Never touch dvc.yaml nor save a DVC experiment: the stage may run under Snakemake.
+        live = Live(dir=args.live, resume=latest_checkpoint(args.checkpoints) is not None, save_dvc_exp=False,
+                    dvcyaml=None)
+    try:
+        with live as logger:
+            result = train(params.train, params.loss, shards=args.shards, init=args.init,
+                           checkpoints=args.checkpoints, seed=params.seed, out=args.out, logger=logger,
+                           summary_path=Path(args.live) / "summary.json")
+    except (TrainingDiverged, CheckpointError, WeightsError, ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: train: {exc}") from None
+    if launched_rank() == 0:
+        best = "none" if result.best_value is None else f"{result.best_value:.3f} at step {result.best_step}"
+        print(f"train: {result.step} steps ({result.bad_steps} skipped) in {result.seconds:.0f} s, "
+              f"{result.examples_per_second:.1f} examples/s; valid SNR {result.valid['snr_db']:+.2f} dB, "
+              f"best {params.train.best_metric} {best} -> {result.output}")
+
+
+if __name__ == "__main__":
+    main()

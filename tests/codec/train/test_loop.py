@@ -1,0 +1,154 @@
+"""End-to-end CPU runs of the trainer on the tiny codec: learning, exact resume, determinism, guard."""
+
+import math
+
+import pytest
+import torch
+
+from codec.train import checkpoint as ckpt
+from codec.train.loop import TrainingDiverged
+from codec.train.weights import load_codec, read_codec_weights
+
+
+class Recorder:
+    """A MetricsLogger that keeps everything in memory."""
+
+    def __init__(self):
+        self.step, self.rows = 0, {}
+
+    def log_metric(self, name, val):
+        self.rows.setdefault(self.step, {})[name] = val
+
+    def next_step(self):
+        self.step += 1
+
+
+class Killed(Exception):
+    pass
+
+
+def _assert_same(a, b, where=""):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)), where
+
+
+def _final_state(folder, step):
+    return ckpt.load_checkpoint(ckpt.checkpoint_path(folder, step))
+
+
+def test_training_lowers_the_validation_loss_and_writes_outputs(tiny):
+    log = Recorder()
+    cfg = tiny.train(steps=16, validate_every=4, checkpoint_every=8)
+    result = tiny.run(cfg, logger=log, out=tiny.path / "codec.safetensors", summary_path=tiny.path / "summary.json")
+    valid = [row["valid/loss/total"] for _, row in sorted(log.rows.items()) if "valid/loss/total" in row]
+    assert len(valid) == 4 and valid[-1] < valid[0] - 0.1, valid
+    assert result.step == 16 and result.bad_steps == 0
+    assert {"valid/snr_db", "valid/si_snr_db", "valid/mel_distance", "valid/range_ratio",
+            "valid/vq/perplexity/00", "valid/vq/used_fraction/01", "train/loss/total", "train/lr"} <= set(log.rows[16])
+    assert set(log.rows) == set(range(1, 17))  # log_every=1
+    folder = tiny.path / "run" / "checkpoints"
+    assert [s for s, _ in ckpt.list_checkpoints(folder)] == [8, 16] and (folder / ckpt.BEST_NAME).is_file()
+    # The exported weights are the best validation step's, with the config to rebuild the codec.
+    _, config, meta = read_codec_weights(result.output)
+    assert meta["weights"] == "best" and int(meta["step"]) == result.best_step
+    best = ckpt.load_checkpoint(folder / ckpt.BEST_NAME)
+    _assert_same(load_codec(result.output).state_dict(), best["codec"])
+    assert best["best"]["value"] == max(row["valid/snr_db"] for row in log.rows.values() if "valid/snr_db" in row)
+    assert (tiny.path / "summary.json").is_file()
+
+
+def test_killed_and_resumed_run_ends_bit_identical(tiny):
+    cfg = tiny.train(steps=7, checkpoint_every=2, validate_every=3)
+    loss = tiny.loss(adversarial_start_step=3)  # the discriminator and its optimizer are in the state too
+    straight = tiny.run(cfg, loss, name="straight")
+
+    def kill_at_5(step, batch):
+        if step == 5:
+            raise Killed  # after step-00000004.pt was written, before step 6
+        return batch
+
+    with pytest.raises(Killed):
+        tiny.run(cfg, loss, name="resumed", batch_hook=kill_at_5)
+    folder = tiny.path / "resumed" / "checkpoints"
+    assert ckpt.latest_checkpoint(folder).name == "step-00000004.pt"
+    # Resume with a data-loader worker process this time: the data must not depend on it.
+    resumed = tiny.run(tiny.train(steps=7, checkpoint_every=2, validate_every=3, num_workers=1), loss,
+                       name="resumed")
+    assert resumed.resumed_from == 4 and resumed.step == 7
+    _assert_same(straight.model_state, resumed.model_state)
+    a = _final_state(tiny.path / "straight" / "checkpoints", 7)
+    b = _final_state(folder, 7)
+    for key in ("codec", "discriminator", "optimizer", "disc_optimizer", "rng", "generators", "best", "guard"):
+        _assert_same(a[key], b[key], key)
+
+
+def test_two_runs_with_the_same_seed_are_identical_and_other_seeds_differ(tiny):
+    cfg = tiny.train(steps=4, checkpoint_every=4, validate_every=4)
+    one, two = tiny.run(cfg, name="one"), tiny.run(cfg, name="two")
+    _assert_same(_final_state(tiny.path / "one" / "checkpoints", 4), _final_state(tiny.path / "two" / "checkpoints", 4))
+    other = tiny.run(cfg, name="other", seed=8)
+    assert not torch.equal(one.model_state["decoder.output_scale"], other.model_state["decoder.output_scale"])
+
+
+def test_a_nan_batch_is_skipped_and_counted(tiny):
+    def poison_step_2(step, batch):
+        return batch * float("nan") if step == 2 else batch
+
+    log = Recorder()
+    result = tiny.run(tiny.train(steps=4, checkpoint_every=4, validate_every=4), logger=log, batch_hook=poison_step_2)
+    assert result.bad_steps == 1 and result.step == 4
+    assert 3 not in log.rows or "train/loss/total" not in log.rows[3]  # the skipped step logs no losses
+    assert log.rows[4]["train/bad_steps"] == 1
+    assert all(torch.isfinite(v).all() for v in result.model_state.values() if v.is_floating_point())
+    assert math.isfinite(result.valid["snr_db"])
+
+
+def test_a_run_of_nan_steps_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny):
+    cfg = tiny.train(steps=10, checkpoint_every=2, validate_every=2, max_bad_steps=3)
+
+    def poison_from_5th(step, batch):
+        return batch * float("nan") if step >= 4 else batch
+
+    message = r"steps 5\.\.7 \(3 in a row\).*non-finite.*last good checkpoint: .*step-00000006\.pt"
+    with pytest.raises(TrainingDiverged, match=message):
+        tiny.run(cfg, name="bad", batch_hook=poison_from_5th)
+    folder = tiny.path / "bad" / "checkpoints"
+    assert [s for s, _ in ckpt.list_checkpoints(folder)] == [4, 6]
+    # Skipped steps change nothing: the checkpoint holds the weights and codebooks of step 4.
+    last = ckpt.load_checkpoint(ckpt.checkpoint_path(folder, 6))
+
+    def kill_at_5th(step, batch):
+        if step == 4:
+            raise Killed
+        return batch
+
+    with pytest.raises(Killed):
+        tiny.run(cfg, name="clean", batch_hook=kill_at_5th)
+    _assert_same(last["codec"], ckpt.load_checkpoint(ckpt.checkpoint_path(tiny.path / "clean" / "checkpoints", 4))["codec"])
+
+
+def test_checkpoints_of_another_run_are_set_aside(tiny, capsys):
+    tiny.run(tiny.train(steps=2, checkpoint_every=2, validate_every=2), name="shared")
+    result = tiny.run(tiny.train(steps=2, checkpoint_every=2, validate_every=2, batch_size=2), name="shared")
+    assert result.resumed_from is None
+    assert "starting afresh" in capsys.readouterr().err
+    assert (tiny.path / "shared" / "checkpoints" / ckpt.STALE_DIR / "step-00000002.pt").is_file()
+
+
+def test_a_corrupt_latest_checkpoint_stops_the_run_with_its_name(tiny):
+    cfg = tiny.train(steps=2, checkpoint_every=2, validate_every=2)
+    tiny.run(cfg, name="corrupt")
+    path = ckpt.checkpoint_path(tiny.path / "corrupt" / "checkpoints", 2)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ckpt.CheckpointError, match=r"step-00000002\.pt.*truncated"):
+        tiny.run(cfg, name="corrupt")
