@@ -262,17 +262,18 @@ def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: 
     size = max(1, min(32, math.ceil(sum(map(len, members.values())) / (workers * 4))))
     batches = {shard: [utts[i : i + size] for i in range(0, len(utts), size)] for shard, utts in members.items()}
     task = functools.partial(_process_batch, opts=opts)
-    stream = _ordered_map(task, ([str(u.path) for u in b] for s in shards for b in batches[s]), workers)
+    items = ([str(u.path) for u in b] for s in shards for b in batches[s])
     summaries = []
-    with contextlib.closing(stream):
+    mark = time.perf_counter()  # the first shard's wall time includes the pool start-up
+    with _worker_pool(workers) as pool, contextlib.closing(_ordered_map(task, items, pool, 3 * workers)) as stream:
         for shard in shards:
-            start = time.perf_counter()
             with _ShardOutput(plan, cfg, sample_rate, out_dir, shard) as output:
                 for batch in batches[shard]:
                     for utt, result in zip(batch, next(stream)):
                         output.add(utt, result)
             assert output.summary is not None
-            summaries.append(replace(output.summary, wall_seconds=time.perf_counter() - start))
+            summaries.append(replace(output.summary, wall_seconds=time.perf_counter() - mark))
+            mark = time.perf_counter()
     return summaries
 
 
@@ -348,25 +349,36 @@ class _ShardOutput:
         write_json_atomic(part_path(self.out_dir, self.shard), part)
 
 
-def _ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``map(fn, items)`` over a process pool, results in input order, a bounded queue in flight."""
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A started process pool of ``workers`` (None for 1: run inline, no start-up at all)."""
     if workers <= 1:
-        yield from map(fn, items)
+        yield None
         return
-    # fork starts workers in milliseconds; spawn/forkserver would re-import numpy per worker.
+    # fork starts workers in milliseconds (spawn would re-import numpy in each); forking
+    # before any Parquet writer exists keeps Arrow's threads out of the children.
     context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        pending: deque[Future[R]] = deque()
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= 3 * workers:
-                    yield pending.popleft().result()
-            while pending:
+        pool.submit(int).result()  # the fork context starts every worker on the first submit
+        yield pool
+
+
+def _ordered_map(fn: Callable[[T], R], items: Iterable[T], pool: ProcessPoolExecutor | None, depth: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``pool``, results in input order, at most ``depth`` tasks in flight."""
+    if pool is None:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= depth:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> dict[str, Any]:
