@@ -1,0 +1,74 @@
+"""The `train` stage CLI: trains, logs with dvclive, resumes, and fails cleanly on bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+import yaml
+
+from codec.model import ModelConfig, build_codec
+from codec.quantization import QuantizerConfig
+from codec.train.synthetic import write_synthetic_shards
+from codec.train.weights import load_codec, save_codec_weights
+
+TINY_LOSS = {"stft_fft_sizes": [64, 128], "mel_fft_sizes": [64, 128], "mel_n_mels": 16,
+             "discriminator": {"channels": 2, "fft_sizes": [64, 128], "dilations": [1]}}
+TINY_TRAIN = {"steps": 4, "batch_size": 4, "segment_seconds": 0.032, "num_workers": 0, "log_every": 2,
+              "validate_every": 2, "valid_segment_seconds": 0.032, "valid_max_examples": 8, "checkpoint_every": 2,
+              "device": "cpu"}
+
+
+def _setup(tmp_path, repo_root):
+    params = yaml.safe_load(open(os.path.join(repo_root, "params.yaml"), encoding="utf-8"))
+    params["loss"].update(TINY_LOSS)
+    params["train"].update(TINY_TRAIN)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    shards = write_synthetic_shards(tmp_path / "shards", sample_rate=params["sample_rate"])
+    torch.manual_seed(0)
+    codec = build_codec(ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
+                        QuantizerConfig(num_levels=2, codebook_size=16), params["sample_rate"])
+    save_codec_weights(tmp_path / "seed.safetensors", codec.state_dict(), codec.config)
+    return shards
+
+
+def _cli(repo_root, tmp_path, init="seed.safetensors", name="") -> subprocess.Popen:
+    args = ["--shards", "shards", "--init", init, "--checkpoints", f"models{name}/checkpoints",
+            "--out", f"models{name}/codec.safetensors", "--live", f"reports{name}/train", "--params", "params.yaml"]
+    env = {**os.environ, "PYTHONPATH": repo_root, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "pipeline.train", *args], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
+    _setup(tmp_path, repo_root)
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 64)
+    # Both at once: each interpreter start costs seconds (torch import).
+    run, bad = _cli(repo_root, tmp_path), _cli(repo_root, tmp_path, init="broken.safetensors", name="_bad")
+    run, bad = _wait(run), _wait(bad)
+    assert bad.returncode != 0
+    assert "error: train:" in bad.stderr and "broken.safetensors" in bad.stderr and "Traceback" not in bad.stderr
+    assert run.returncode == 0, run.stderr
+    assert "train: 4 steps (0 skipped)" in run.stdout
+    codec = load_codec(tmp_path / "models" / "codec.safetensors")
+    assert codec.quantizer.num_levels == 2
+    summary = json.loads((tmp_path / "reports" / "train" / "summary.json").read_text())
+    assert summary["steps"] == 4 and summary["best"]["metric"] == "snr_db"
+    live = json.loads((tmp_path / "reports" / "train" / "metrics.json").read_text())
+    assert "snr_db" in live["valid"] and "total" in live["train"]["loss"]
+    assert not (tmp_path / "dvc.yaml").exists() and not (tmp_path / "reports" / "train" / "dvc.yaml").exists()
+    assert sorted(p.name for p in (tmp_path / "models" / "checkpoints").iterdir()) == [
+        "best.pt", "step-00000002.pt", "step-00000004.pt"]
+
+    again = _wait(_cli(repo_root, tmp_path))  # finds the finished run's checkpoint: nothing left to train
+    assert again.returncode == 0, again.stderr
+    assert "train: 4 steps" in again.stdout
+    assert torch.equal(load_codec(tmp_path / "models" / "codec.safetensors").decoder.output_scale,
+                       codec.decoder.output_scale)
+
