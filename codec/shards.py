@@ -159,11 +159,13 @@ class ShardWriter:
             if error is None:
                 self._flush()
             self._writer.close()
-        finally:
-            if error is None:
-                self._atomic.__exit__(None, None, None)
-            else:
-                self._atomic.__exit__(type(error), error, error.__traceback__)
+        except BaseException as exc:  # a failed flush must not be renamed into place
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if error is None:
+            self._atomic.__exit__(None, None, None)
+        else:
+            self._atomic.__exit__(type(error), error, error.__traceback__)
 
     def __enter__(self) -> ShardWriter:
         return self

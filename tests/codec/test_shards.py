@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -54,6 +56,15 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
             writer.add(row(0, 10))
             writer.add(row(1, 10))
             raise RuntimeError("crash mid-shard")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_final_flush_leaves_nothing_behind(tmp_path):
+    path = tmp_path / "part.parquet"
+    writer = ShardWriter(path, row_group_rows=8)
+    writer.add(replace(row(0, 10), gender=123))  # not a string: the flush at close fails
+    with pytest.raises(AttributeError):
+        writer.close()
     assert list(tmp_path.iterdir()) == []
 
 
