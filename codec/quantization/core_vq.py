@@ -78,6 +78,24 @@ class QuantizerOutput(NamedTuple):
     stats: QuantizerStats
 
 
+def _argmin_rows(distances: Tensor, columns_per_block: int = 32) -> Tensor:
+    """Index of the smallest entry of each row of ``distances [N, K]`` -> ``[N]`` int64.
+
+    Same result as ``distances.argmin(1)`` up to the choice among exact ties, 3-4x faster on CPU
+    (other devices use argmin):
+    torch's argmin over a row is not vectorised while ``amin`` is. Viewing each row as blocks of
+    ``columns_per_block``, a vectorised ``amin`` across blocks leaves ``[N, columns_per_block]``;
+    the argmin of that small matrix gives the column, and one strided column per row gives the block.
+    """
+    num_rows, size = distances.shape
+    if distances.device.type != "cpu" or size % columns_per_block or size < 2 * columns_per_block:
+        return distances.argmin(dim=1)
+    blocks = distances.view(num_rows, size // columns_per_block, columns_per_block)
+    column = blocks.amin(dim=1).argmin(dim=1)  # [N]
+    candidates = torch.gather(blocks, 2, column.view(num_rows, 1, 1).expand(-1, blocks.shape[1], 1))
+    return candidates.view(num_rows, -1).argmin(dim=1) * columns_per_block + column
+
+
 def _random_rows(num_rows: int, count: int, device: torch.device) -> Tensor:
     """``count`` random row indices out of ``num_rows`` (global RNG): distinct when enough rows exist."""
     if num_rows >= count:
@@ -141,7 +159,7 @@ class EuclideanCodebook(nn.Module):
         return self.embedding_sum / self.smoothed_usage()[:, None]
 
     def assign(self, vectors: Tensor, embedding: Tensor | None = None) -> Tensor:
-        """Nearest entry of each row of ``vectors [N, D]`` -> codes ``[N]`` int64 (first on ties).
+        """Nearest entry of each row of ``vectors [N, D]`` -> codes ``[N]`` int64 (any one on exact ties).
 
         One matrix product: ``||e||^2 - 2 x.e``; ``||x||^2`` is the same for every entry of a row,
         so it cannot change the argmin and is left out.
@@ -149,7 +167,7 @@ class EuclideanCodebook(nn.Module):
         embedding = self.embedding if embedding is None else embedding
         squared_norms = embedding.square().sum(dim=1)
         distances = torch.addmm(squared_norms, vectors, embedding.t(), alpha=-2.0)
-        return distances.argmin(dim=1)
+        return _argmin_rows(distances)
 
     def lookup(self, codes: Tensor, embedding: Tensor | None = None) -> Tensor:
         """Codes ``[...]`` -> entries ``[..., D]``."""
@@ -223,23 +241,25 @@ class EuclideanCodebook(nn.Module):
         """Replace dead entries with ``candidates [M, D]`` (frames of the batch); returns how many.
 
         The i-th dead entry (in index order) takes candidate i, so at most M entries are replaced
-        per step; the others wait for the next step. Everything is masked tensor work: no host
-        sync. Both buffers are rewritten together (usage = the mean usage, sum = vector * smoothed
-        usage): writing only the entry would be undone by the next update, which re-derives it from
-        the stale sums. With the mean usage the new entry moves at the pace of an average entry and
-        has ``log(1 / threshold) / (1 - decay)`` steps to be picked before it counts as dead again.
-        Must run identically on every rank: the mask comes from the all-reduced usage, and the
-        candidates from rank 0.
+        per step; the others wait for the next step. Only M rows are touched, chosen and masked on
+        the device: no host sync. Both buffers are rewritten together (usage = the mean usage,
+        sum = vector * smoothed usage): writing only the entry would be undone by the next update,
+        which re-derives it from the stale sums. With the mean usage the new entry moves at the pace
+        of an average entry and has ``log(1 / threshold) / (1 - decay)`` steps to be picked before
+        it counts as dead again. Must run identically on every rank: the mask comes from the
+        all-reduced usage, and the candidates from rank 0.
         """
         dead = self.dead_mask()
-        slot = torch.cumsum(dead, dim=0) - 1  # position among the dead entries
-        replace = dead & (slot < candidates.shape[0])
-        new_vectors = candidates[slot.clamp(0, candidates.shape[0] - 1)]
-        usage = torch.where(replace, self.cluster_usage.mean(), self.cluster_usage)
-        new_sums = new_vectors * self.smoothed_usage(usage)[:, None]
-        self.embedding_sum.copy_(torch.where(replace[:, None], new_sums, self.embedding_sum))
+        # Stable sort puts the dead entries first, in index order; rows that turn out alive
+        # (fewer than M dead) keep their values through `take`.
+        rows = torch.argsort((~dead).to(torch.uint8), stable=True)[:candidates.shape[0]]
+        take = dead[rows]
+        usage = self.cluster_usage.clone()
+        usage[rows] = torch.where(take, self.cluster_usage.mean(), usage[rows])
+        new_sums = candidates[:rows.shape[0]] * self.smoothed_usage(usage)[rows, None]
+        self.embedding_sum.index_copy_(0, rows, torch.where(take[:, None], new_sums, self.embedding_sum[rows]))
         self.cluster_usage.copy_(usage)
-        return replace.sum()
+        return take.sum()
 
 
 class _Cascade(NamedTuple):
@@ -248,7 +268,7 @@ class _Cascade(NamedTuple):
     quantized_sum: Tensor  # [N, D], no gradient
     codes: list[Tensor]  # n_q x [N] int64
     inputs: list[Tensor]  # n_q x [N, D]: residual entering each level (carries the encoder's gradient)
-    entries: list[Tensor]  # n_q x [N, D]: selected entries (no gradient)
+    commitment: Tensor  # [n_q]: mse(residual_l, entry_l), differentiable w.r.t. the residual only
     error: Tensor  # [n_q]: cumulative relative quantization error
 
 
@@ -327,10 +347,7 @@ class ResidualVectorQuantizer(nn.Module):
         n_q = self._levels_for_step(n_q)
         with torch.autocast(device_type=frames.device.type, enabled=False):
             cascade = self._cascade(frames, n_q, seed_codebooks=self.training)
-            # Gradient flows into the residuals (hence the encoder); the entries are constants.
-            commitment = torch.stack([F.mse_loss(inp, entry.detach())
-                                      for inp, entry in zip(cascade.inputs, cascade.entries)]).mean()
-            commitment = commitment * self.config.commitment_weight
+            commitment = cascade.commitment.mean() * self.config.commitment_weight
             if self.training:
                 counts, replaced = self._update_codebooks(cascade)
             else:
@@ -403,7 +420,7 @@ class ResidualVectorQuantizer(nn.Module):
     def _cascade(self, frames: Tensor, n_q: int, *, seed_codebooks: bool) -> _Cascade:
         residual = frames
         quantized_sum = None
-        codes, inputs, entries, errors = [], [], [], []
+        codes, inputs, commitment = [], [], []
         for codebook in self.codebooks[:n_q]:
             if seed_codebooks:
                 codebook.initialize_from(residual)
@@ -412,13 +429,14 @@ class ResidualVectorQuantizer(nn.Module):
             entry = codebook.lookup(level_codes, embedding).detach()
             codes.append(level_codes)
             inputs.append(residual)
-            entries.append(entry)
             quantized_sum = entry if quantized_sum is None else quantized_sum + entry
-            # The entry is a constant here: the next level's input keeps the path to the encoder.
+            # The entry is a constant: the next level's input keeps the path to the encoder, and
+            # its mean square is this level's commitment loss mse(residual, entry.detach()).
             residual = residual - entry
-            errors.append(residual.detach().square().sum())
+            commitment.append(residual.square().mean())
+        commitment = torch.stack(commitment)
         energy = frames.detach().square().sum().clamp_min(torch.finfo(frames.dtype).tiny)
-        return _Cascade(quantized_sum, codes, inputs, entries, torch.stack(errors) / energy)
+        return _Cascade(quantized_sum, codes, inputs, commitment, commitment.detach() * frames.numel() / energy)
 
     def _code_counts(self, codes: list[Tensor]) -> Tensor:
         """``[n_q, K]`` float histogram of the codes; one scatter, no sync (unlike bincount on GPU)."""
