@@ -167,6 +167,15 @@ def test_dead_entries_are_replaced_by_batch_frames_and_stay_replaced():
     assert (after - replaced).norm() < 3.0 and after.norm() < 10.0
 
 
+def test_dead_threshold_is_relative_to_mean_usage():
+    codebook = make_quantizer(dim=2, num_levels=1, codebook_size=4, dead_code_threshold=0.1).codebooks[0]
+    usage = torch.tensor([2.0, 1.79, 0.09, 0.12])  # mean 1: entry 2 under 0.1 x the mean, entry 3 over
+    for scale in (1.0, 10.0, 1000.0):  # batch size scales every count alike: same decision
+        codebook.set_codebook(torch.randn(4, 2), usage=scale * usage)
+        assert codebook.dead_mask().tolist() == [False, False, True, False]
+        assert float(codebook.ema_usage_fraction()) == 0.75
+
+
 def test_replacements_per_step_are_bounded():
     torch.manual_seed(0)
     quantizer = make_quantizer(dim=2, num_levels=1, codebook_size=8, dead_code_threshold=0.5,
