@@ -17,7 +17,7 @@ wildcard_constraints:
 
 rule all:
     input:
-        "models/seed.safetensors",
+        "models/codec.safetensors",
         "reports/seed_codebooks.json",
 
 rule synth:
@@ -85,3 +85,31 @@ rule seed_codebooks:
     shell:
         "python -m pipeline.seed_codebooks --shards data/shards --out models/seed.safetensors"
         " --metrics reports/seed_codebooks.json"
+
+
+rule train:
+    input:
+        "data/shards/manifest.json",
+        SHARD_FILES,
+        "models/seed.safetensors",
+        "pipeline/train.py",
+        "codec/train",
+        "codec/model",
+        "codec/quantization",
+        "codec/losses.py",
+        "codec/mel.py",
+        "codec/discriminator.py",
+        "codec/metrics.py",
+    output:
+        directory("models/checkpoints"),
+        "models/codec.safetensors",
+        "reports/train/metrics.json",
+        "reports/train/summary.json",
+        directory("reports/train/plots/metrics"),
+    params:
+        seed=config["seed"],
+        train=config["train"],
+        loss=config["loss"],
+    shell:
+        "python -m pipeline.train --shards data/shards --init models/seed.safetensors"
+        " --checkpoints models/checkpoints --out models/codec.safetensors --live reports/train"
