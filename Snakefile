@@ -100,8 +100,9 @@ rule train:
         "codec/mel.py",
         "codec/discriminator.py",
         "codec/metrics.py",
+    # models/checkpoints is not an output: Snakemake deletes a job's outputs before it runs, and the
+    # folder must survive so a re-run resumes (dvc.yaml declares it `persist: true` for the same reason).
     output:
-        directory("models/checkpoints"),
         "models/codec.safetensors",
         "reports/train/metrics.json",
         "reports/train/summary.json",
