@@ -1,0 +1,273 @@
+"""telucodec: compress speech to a compact .tcq bitstream with a trained TeluCodec model, and back.
+
+    telucodec encode speech.wav speech.tcq [--kbps 3 | --levels 6] [--no-entropy]
+    telucodec decode speech.tcq speech.out.wav [--rate 44100]
+    telucodec info speech.tcq [--json]
+
+The model is an export (`python -m pipeline.export`): --model, else $TELUCODEC_MODEL, else
+models/telucodec.safetensors. Exit status: 0 on success, 1 on bad input (unreadable audio,
+corrupted or foreign bitstream, unusable model), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from codec.audio import AudioRejected, clip, decode, resample, to_mono
+from codec.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
+
+MODEL_ENV = "TELUCODEC_MODEL"
+DEFAULT_MODEL = "models/telucodec.safetensors"
+DEFAULT_CHUNK_SECONDS = 20.0
+RESAMPLE_QUALITY = "HQ"  # soxr preset, as the data stage's default
+OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as ``error: <message>``, exit status 1."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point (``telucodec``); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (CliError, BitstreamError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telucodec", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    enc = commands.add_parser("encode", help="audio file -> .tcq bitstream",
+                              description="Encode any libsndfile audio (any rate, any channel count: downmixed "
+                                          "and resampled with soxr to the codec's rate) into a .tcq bitstream.")
+    enc.add_argument("input", help="audio file (wav, flac, ogg, mp3...)")
+    enc.add_argument("output", help=".tcq file to write (atomically)")
+    rate = enc.add_mutually_exclusive_group()
+    rate.add_argument("--kbps", type=float, help="target nominal bitrate: the most levels that fit (default: all)")
+    rate.add_argument("--levels", type=int, help="number of quantizer levels to send (default: all)")
+    enc.add_argument("--entropy", action=argparse.BooleanOptionalAction, default=True,
+                     help="range-code the codes with the model's code distributions (default: on)")
+    _common_options(enc)
+    enc.set_defaults(run=_encode)
+
+    dec = commands.add_parser("decode", help=".tcq bitstream -> audio file",
+                              description="Decode a .tcq bitstream to mono audio at the codec's rate (or --rate).")
+    dec.add_argument("input", help=".tcq file")
+    dec.add_argument("output", help="audio file to write (atomically); the format follows the suffix (.wav, .flac)")
+    dec.add_argument("--rate", type=int, help="resample the output to this rate in Hz (soxr)")
+    dec.add_argument("--subtype", choices=OUTPUT_SUBTYPES, default="PCM_16",
+                     help="sample format of the output (default: PCM_16; FLOAT keeps the decoder's exact values)")
+    _common_options(dec)
+    dec.set_defaults(run=_decode)
+
+    info = commands.add_parser("info", help="print a .tcq file's header, duration and bitrates",
+                               description="Validate a .tcq file (header, sizes, CRC) and print its fields, "
+                                           "duration and nominal and achieved bitrates. Needs no model.")
+    info.add_argument("input", help=".tcq file")
+    info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    info.set_defaults(run=_info)
+    return parser
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
+    parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
+                        help="audio processed per chunk, bounding memory (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+
+
+# ------------------------------------------------------------------------------------ commands
+
+def _encode(args: argparse.Namespace) -> int:
+    from codec.streaming import encode_waveform
+
+    model = _load_model(args)
+    codec = model.codec
+    x, source_rate = _read_audio(Path(args.input), codec.sample_rate)
+    n_q = _levels(codec, args.kbps, args.levels)
+    codes = encode_waveform(codec, x, n_q, _chunk_frames(args.chunk_seconds, codec.frame_rate)).numpy()
+    data = build_bitstream(codes, model_id=model.model_id_bytes, sample_rate=codec.sample_rate,
+                           hop_length=codec.hop_length, codebook_size=int(codec.quantizer.codebook_size),
+                           num_samples=x.shape[0], source_rate=source_rate,
+                           probabilities=model.probabilities if args.entropy else None)
+    from codec.io import write_bytes_atomic
+
+    write_bytes_atomic(args.output, data)
+    h = parse_bitstream(data).header
+    print(f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
+          f"{h.payload_kbps:.2f} kbit/s achieved ({'entropy-coded' if h.entropy_coded else 'raw'}), "
+          f"{h.file_bytes} bytes")
+    return 0
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from codec.streaming import decode_codes
+
+    stream = read_bitstream(args.input)
+    model = _load_model(args)
+    codec = model.codec
+    h = stream.header
+    _check_model(h, model, args.input)
+    codes = stream.codes(model.probabilities)
+    rate = codec.sample_rate if args.rate is None else args.rate
+    if not 1 <= rate <= 1_000_000:
+        raise CliError(f"--rate {rate} Hz is out of range")
+    pieces = decode_codes(codec, codes, h.num_samples, _chunk_frames(args.chunk_seconds, codec.frame_rate))
+    written = _write_audio(Path(args.output), pieces, codec.sample_rate, rate, args.subtype)
+    print(f"{args.output}: {written / rate:.2f} s at {rate} Hz from {h.num_levels} levels ({h.nominal_kbps:.2f} "
+          "kbit/s nominal)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    h = read_bitstream(args.input).header
+    fields = header_summary(h)
+    if args.json:
+        print(json.dumps(fields, indent=2))
+    else:
+        width = max(len(k) for k in fields)
+        for key, value in fields.items():
+            print(f"{key:<{width}}  {value:.3f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+def header_summary(h: Header) -> dict[str, object]:
+    """Header fields plus derived figures (duration, bitrates) as plain values."""
+    codes = h.num_levels * h.num_frames
+    return {
+        "format_version": h.version,
+        "model_id": h.model_id.hex(),
+        "sample_rate": h.sample_rate,
+        "hop_length": h.hop_length,
+        "frame_rate": float(h.frame_rate),
+        "source_rate": h.source_rate,
+        "num_levels": h.num_levels,
+        "codebook_size": h.codebook_size,
+        "codebook_bits": h.codebook_bits,
+        "num_frames": h.num_frames,
+        "num_samples": h.num_samples,
+        "duration_seconds": h.duration_seconds,
+        "entropy_coded": h.entropy_coded,
+        "payload_bytes": h.payload_length,
+        "file_bytes": h.file_bytes,
+        "nominal_kbps": h.nominal_kbps,
+        "achieved_kbps": h.payload_kbps,
+        "file_kbps": h.file_kbps,
+        "bits_per_code": 8.0 * h.payload_length / codes,
+    }
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def _load_model(args: argparse.Namespace):
+    import torch
+
+    from codec.export import ExportError, load_export
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    path = Path(args.model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+    if not path.is_file():
+        raise CliError(f"model {path} not found: pass --model or set ${MODEL_ENV} "
+                       "(export one with `python -m pipeline.export`)")
+    try:
+        return load_export(path)
+    except ExportError as exc:
+        raise CliError(f"model: {exc}") from None
+
+
+def _check_model(h: Header, model, source: str) -> None:
+    """The bitstream must come from this very model (id), and fit its shape."""
+    codec = model.codec
+    if h.model_id != model.model_id_bytes:
+        raise BitstreamError(f"{source}: encoded with model {h.model_id.hex()}, but the model given is "
+                             f"{model.model_id_bytes.hex()} (pass the right one with --model)")
+    got = (h.sample_rate, h.hop_length, h.codebook_size)
+    want = (codec.sample_rate, codec.hop_length, int(codec.quantizer.codebook_size))
+    if got != want or h.num_levels > codec.num_levels:
+        raise BitstreamError(f"{source}: stream (rate, hop, codebook) {got} with {h.num_levels} levels does not "
+                             f"fit the model's {want} with {codec.num_levels} levels")
+
+
+def _read_audio(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Any audio file -> (mono float32 at ``sample_rate`` in [-1, 1], source rate): the data stage's steps."""
+    try:
+        decoded = decode(path)
+    except AudioRejected as exc:
+        raise CliError(f"{path}: {exc}") from None
+    x = clip(resample(to_mono(decoded.samples), decoded.sample_rate, sample_rate, RESAMPLE_QUALITY))
+    if x.shape[0] == 0:
+        raise CliError(f"{path}: too short: no sample left at {sample_rate} Hz")
+    return np.ascontiguousarray(x, dtype=np.float32), decoded.sample_rate
+
+
+def _levels(codec, kbps: float | None, levels: int | None) -> int:
+    """Levels to send: ``--levels``, else the most whose nominal bitrate fits ``--kbps``, else all."""
+    if levels is not None:
+        if not 1 <= levels <= codec.num_levels:
+            raise CliError(f"--levels must be in [1, {codec.num_levels}], got {levels}")
+        return levels
+    if kbps is None:
+        return codec.num_levels
+    per_level = codec.bitrate_kbps(1)
+    n_q = min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
+    if not math.isfinite(kbps) or n_q < 1:
+        raise CliError(f"--kbps {kbps:g} is below the lowest bitrate of this model, {per_level:g} kbit/s (1 level)")
+    return n_q
+
+
+def _chunk_frames(seconds: float, frame_rate: float) -> int:
+    if not seconds > 0:
+        raise CliError(f"--chunk-seconds must be positive, got {seconds}")
+    return max(1, round(seconds * frame_rate))
+
+
+def _write_audio(path: Path, pieces, codec_rate: int, rate: int, subtype: str) -> int:
+    """Write the decoded pieces as mono audio at ``rate`` (streaming soxr resampling); returns frames written."""
+    import soundfile as sf
+    import soxr
+
+    from codec.io import atomic_path
+
+    fmt = path.suffix.lstrip(".").upper()
+    if fmt not in sf.available_formats():
+        raise CliError(f"{path}: unknown audio format {path.suffix!r} (use .wav or .flac)")
+    if not sf.check_format(fmt, subtype):
+        raise CliError(f"{path}: format {fmt} cannot hold {subtype} samples")
+    resampler = soxr.ResampleStream(codec_rate, rate, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
+        if rate != codec_rate else None
+    # libsndfile wraps out-of-range floats when converting to integers: clip those, keep floats exact.
+    limit = (lambda y: y) if subtype == "FLOAT" else clip
+    written = 0
+    try:
+        with atomic_path(path) as tmp, sf.SoundFile(tmp, "w", samplerate=rate, channels=1, subtype=subtype,
+                                                     format=fmt) as out:
+            for piece in pieces:
+                if resampler is not None:
+                    piece = resampler.resample_chunk(piece)
+                out.write(limit(piece))
+                written += piece.shape[0]
+            if resampler is not None:
+                tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+                out.write(limit(tail))
+                written += tail.shape[0]
+    except sf.SoundFileError as exc:
+        raise CliError(f"{path}: cannot write audio ({exc})") from None
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())
