@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from codec.config import ConfigError, from_dict
+from codec.export import ExportConfig
 from codec.losses import LossConfig
 from codec.model.config import ModelConfig
 from codec.prepare import PrepareConfig
@@ -36,6 +37,7 @@ class Params:
     loss: LossConfig
     seed_codebooks: SeedCodebooksConfig
     train: TrainConfig
+    export: ExportConfig
 
 
 def params_from_dict(data: Any) -> Params:
