@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from codec.config import ConfigError, from_dict
+from codec.evaluation.config import EvaluateConfig
 from codec.export import ExportConfig
 from codec.losses import LossConfig
 from codec.model.config import ModelConfig
@@ -38,6 +39,7 @@ class Params:
     seed_codebooks: SeedCodebooksConfig
     train: TrainConfig
     export: ExportConfig
+    evaluate: EvaluateConfig
 
 
 def params_from_dict(data: Any) -> Params:

@@ -1,0 +1,110 @@
+"""The static report page ``index.html``: summary tables, figures and audio players, relative links only.
+
+The page works opened straight from disk. A small inline script marks every ``<img>`` and ``<audio>``
+with ``data-loaded="ok"`` or ``"error"`` once it loaded (or failed): the browser test reads those
+marks, and a reader sees broken media outlined in red.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from codec.evaluation.scoring import CODEC, METRICS, OPUS
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.opus td { background: #fff6ec; }
+img { max-width: 100%; }
+[data-loaded="error"] { outline: 3px solid red; }
+.players td { text-align: left; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+_SCRIPT = """
+(function () {
+  function mark(el, state) { if (!el.dataset.loaded) { el.dataset.loaded = state; } }
+  document.querySelectorAll("img").forEach(function (img) {
+    if (img.complete) { mark(img, img.naturalWidth > 0 ? "ok" : "error"); return; }
+    img.addEventListener("load", function () { mark(img, "ok"); });
+    img.addEventListener("error", function () { mark(img, "error"); });
+  });
+  document.querySelectorAll("audio").forEach(function (audio) {
+    if (audio.readyState >= 1) { mark(audio, "ok"); return; }
+    if (audio.error) { mark(audio, "error"); return; }
+    audio.addEventListener("loadedmetadata", function () { mark(audio, "ok"); });
+    audio.addEventListener("error", function () { mark(audio, "error"); });
+  });
+})();
+"""
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """One row per system and setting: bitrates and the mean of every metric."""
+    head = "".join(f"<th>{escape(name)} {'↑' if up else '↓'}</th>" for name, up in METRICS.items())
+    rows = []
+    for system in (CODEC, OPUS):
+        for setting, means in summary.get(system, {}).items():
+            entropy = _number(means.get("entropy_kbps")) if system == CODEC else ""
+            failed = sum(means.get(f"{n}_failed", 0) for n in ("stoi", "pesq_wb"))
+            cells = "".join(f"<td>{_number(means.get(name))}</td>" for name in METRICS)
+            rows.append(f'<tr class="{system}"><td>{system} {escape(setting)}</td><td>{_number(means["kbps"])}</td>'
+                        f"<td>{entropy}</td>{cells}<td>{failed}</td></tr>")
+    return (f"<table class=\"summary\"><thead><tr><th>system</th><th>kbps</th><th>entropy kbps</th>{head}"
+            f"<th>failed scores</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def quantizer_table(quantizer: dict[str, Any], entropy_bits: list[float]) -> str:
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{_number(p)}</td><td>{_number(u)}</td><td>{_number(b)}</td></tr>"
+        for i, (p, u, b) in enumerate(zip(quantizer["perplexity"].values(), quantizer["used_fraction"].values(),
+                                          entropy_bits)))
+    return ("<table class=\"quantizer\"><thead><tr><th>level</th><th>perplexity</th><th>used fraction</th>"
+            f"<th>entropy (bits/frame)</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<p>Nominal {_number(quantizer['nominal_kbps'])} kbps, entropy-coded {_number(quantizer['entropy_kbps'])} "
+            "kbps (all levels).</p>")
+
+
+def example_block(title: str, spectrogram: str, players: list[tuple[str, str]]) -> str:
+    """A spectrogram image and one ``<audio>`` per version: ``players`` is ``(label, relative src)``."""
+    rows = "".join(f'<tr><td>{escape(label)}</td><td><audio controls preload="metadata" src="{escape(src)}"></audio>'
+                   f"</td></tr>" for label, src in players)
+    return (f"<h3>{escape(title)}</h3><img class=\"spectrogram\" src=\"{escape(spectrogram)}\" alt=\"spectrograms of "
+            f"{escape(title)}\"><table class=\"players\"><tbody>{rows}</tbody></table>")
+
+
+def render_page(info: dict[str, str], sections: list[str], speed: dict[str, Any]) -> str:
+    """The full page: ``info`` (label -> text) on top, then the per-set ``sections`` (HTML)."""
+    facts = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in info.items())
+    speed_rows = "".join(f"<tr><td>{escape(k)}</td><td>{_number(v)}</td></tr>" for k, v in speed.items())
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>TeluCodec evaluation</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<h1>TeluCodec evaluation</h1>
+<table class="info"><tbody>{facts}</tbody></table>
+<h2>Speed</h2>
+<p class="note">Real-time factor = seconds of audio per second of compute (encode and decode with every level).</p>
+<table class="speed"><tbody>{speed_rows}</tbody></table>
+<p class="note">↑ higher is better, ↓ lower is better. Ratios in dB; distances are 0 for identical signals.
+Definitions: <code>codec/metrics.py</code> and the README. Means skip failed scores (counted in the last column).</p>
+{''.join(sections)}
+<script>{_SCRIPT}</script>
+</body>
+</html>
+"""

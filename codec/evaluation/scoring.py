@@ -1,0 +1,213 @@
+"""Run the codec (at several level counts) and the Opus baseline on an evaluation set and score them.
+
+Per utterance: one encode with every quantizer level (the first ``n`` levels of a residual
+quantizer's codes are exactly what an ``n``-level encode gives), one decode per scored level count,
+the Opus round trips in parallel subprocesses, then every metric of :mod:`codec.metrics` for every
+system. Encode and decode of all levels are timed for the real-time factors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from codec import metrics as M
+from codec.evaluation.opus import OpusError, OpusTools, opus_round_trip
+from codec.evaluation.sets import EvalSet
+from codec.model import Codec
+
+# name -> True when higher is better (see codec/metrics.py for the definitions)
+METRICS: dict[str, bool] = {
+    "snr_db": True,
+    "si_snr_db": True,
+    "segsnr_db": True,
+    "mel_distance": False,
+    "lsd_db": False,
+    "mrstft_distance": False,
+    "stoi": True,
+    "pesq_wb": True,
+}
+CODEC, OPUS = "codec", "opus"
+
+
+@dataclass(frozen=True)
+class System:
+    """One decoded version of the audio: the codec with ``n_q`` levels or Opus at ``opus_kbps``."""
+
+    system: str  # "codec" | "opus"
+    setting: str  # "q4" | "6kbps": stable key in metrics.json and file names
+    kbps: float  # nominal bitrate
+    n_q: int | None = None
+    opus_kbps: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"codec {self.n_q} level{'s' if self.n_q != 1 else ''} ({self.kbps:g} kbps)" if self.system == CODEC \
+            else f"Opus {self.kbps:g} kbps"
+
+
+def codec_system(codec: Codec, n_q: int) -> System:
+    return System(CODEC, f"q{n_q}", round(codec.bitrate_kbps(n_q), 6), n_q=n_q)
+
+
+def opus_system(kbps: float) -> System:
+    return System(OPUS, f"{kbps:g}kbps", float(kbps), opus_kbps=float(kbps))
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """The scores of one system on one utterance (NaN where a metric failed; ``errors`` says why)."""
+
+    corpus: str
+    utterance: str
+    speaker: str | None
+    seconds: float
+    system: System
+    values: dict[str, float]
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class Example:
+    """Audio kept for the report's players and spectrograms: ``versions`` maps a system to float32 [T]."""
+
+    corpus: str
+    utterance: str
+    original: np.ndarray
+    versions: dict[System, np.ndarray]
+
+
+@dataclass
+class Timing:
+    """Seconds of audio coded and of compute spent encoding / decoding it with every level."""
+
+    audio_seconds: float = 0.0
+    encode_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    def rtf(self) -> tuple[float, float]:
+        """Encode and decode real-time factors: audio seconds per compute second (higher is faster)."""
+        return (self.audio_seconds / self.encode_seconds if self.encode_seconds > 0 else math.inf,
+                self.audio_seconds / self.decode_seconds if self.decode_seconds > 0 else math.inf)
+
+
+@dataclass
+class SetResult:
+    name: str
+    eval_set: EvalSet
+    systems: list[System]
+    sample_rate: int  # Hz of the audio
+    frame_rate: float  # code frames per second
+    rows: list[ScoreRow] = field(default_factory=list)
+    counts: torch.Tensor | None = None  # [num_levels, K] code histogram over the set
+    examples: list[Example] = field(default_factory=list)
+    opus_errors: list[str] = field(default_factory=list)
+
+
+def score(reference: np.ndarray, estimates: list[np.ndarray], sample_rate: int) -> list[tuple[dict[str, float], list[str]]]:
+    """Every metric of ``estimates`` (each float [T]) against ``reference [T]``: ``(values, errors)`` each."""
+    ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
+    est = torch.from_numpy(np.stack(estimates).astype(np.float32, copy=False))
+    refs = ref.expand_as(est)
+    batched = {
+        "snr_db": M.snr(refs, est),
+        "si_snr_db": M.si_snr(refs, est),
+        "segsnr_db": M.segmental_snr(refs, est, sample_rate),
+        "mel_distance": M.multiscale_mel_distance(refs, est, sample_rate),
+        "lsd_db": M.log_spectral_distance(refs, est),
+        "mrstft_distance": M.multi_resolution_stft_distance(refs, est),
+    }
+    out = []
+    for i, estimate in enumerate(estimates):
+        values = {name: float(v[i]) for name, v in batched.items()}
+        errors = []
+        for name, fn in (("stoi", M.stoi), ("pesq_wb", M.pesq_wb)):
+            result = fn(reference, estimate, sample_rate)
+            values[name] = result.value
+            if result.error:
+                errors.append(result.error)
+        out.append((values, errors))
+    return out
+
+
+def example_systems(systems: list[System]) -> list[System]:
+    """The versions shown in the report: the codec with the most and the fewest levels, and Opus at
+    the bitrate nearest to each of those (duplicates dropped)."""
+    codecs = [s for s in systems if s.system == CODEC]
+    opus = [s for s in systems if s.system == OPUS]
+    chosen = [codecs[-1], codecs[0]] if codecs else []
+    chosen += [min(opus, key=lambda o: (abs(o.kbps - c.kbps), o.kbps)) for c in chosen] if opus else []
+    return list(dict.fromkeys(chosen))
+
+
+def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: list[float],
+                 tools: OpusTools | None, device: torch.device, timing: Timing, examples: int = 0,
+                 jobs: int = 1) -> SetResult:
+    """Score the codec at ``levels`` and Opus at ``opus_kbps`` (when ``tools``) on every utterance.
+
+    ``timing`` accumulates the encode/decode compute of all levels; ``examples`` first utterances
+    keep their audio for the report.
+    """
+    rate = codec.sample_rate
+    systems = [codec_system(codec, n) for n in levels] + ([opus_system(k) for k in opus_kbps] if tools else [])
+    result = SetResult(eval_set.name, eval_set, systems, rate, codec.frame_rate,
+                       counts=torch.zeros(codec.num_levels, codec.quantizer.codebook_size, dtype=torch.float64))
+    shown = example_systems(systems)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for index, utt in enumerate(eval_set.utterances):
+            opus_jobs = [pool.submit(opus_round_trip, utt.audio, rate, s.opus_kbps, tools)
+                         for s in systems if s.system == OPUS]
+            waves, codes = _run_codec(codec, utt.audio, levels, device, timing)
+            result.counts += M.code_histograms(codes, codec.quantizer.codebook_size)
+            decoded: dict[System, np.ndarray | None] = dict(zip(systems, waves))
+            for system, job in zip(systems[len(waves):], opus_jobs):
+                try:
+                    decoded[system] = job.result()
+                except OpusError as exc:
+                    result.opus_errors.append(f"{eval_set.name}/{utt.id} at {system.kbps:g} kbps: {exc}")
+                    decoded[system] = None
+            scored = [s for s in systems if decoded[s] is not None]
+            scores = dict(zip(scored, score(utt.audio, [decoded[s] for s in scored], rate)))
+            for system in systems:
+                values, errors = scores.get(system, ({name: math.nan for name in METRICS}, ["opus: round trip failed"]))
+                result.rows.append(ScoreRow(eval_set.name, utt.id, utt.speaker, utt.seconds(rate), system, values, errors))
+            if index < examples:
+                result.examples.append(Example(eval_set.name, utt.id, utt.audio,
+                                               {s: decoded[s] for s in shown if decoded[s] is not None}))
+    return result
+
+
+@torch.no_grad()
+def _run_codec(codec: Codec, audio: np.ndarray, levels: list[int], device: torch.device,
+               timing: Timing) -> tuple[list[np.ndarray], torch.Tensor]:
+    """Decoded waveforms (float32 [T]) for each level count, and the all-level codes ``[1, L, F]`` on the CPU."""
+    x = torch.from_numpy(audio).to(device).view(1, 1, -1)
+    length = x.shape[-1]
+    start = _clock(device)
+    codes = codec.encode(x, codec.num_levels)
+    middle = _clock(device)
+    full = codec.decode(codes)
+    timing.encode_seconds += middle - start
+    timing.decode_seconds += _clock(device) - middle
+    timing.audio_seconds += length / codec.sample_rate
+    outputs = [full if n == codec.num_levels else codec.decode(codes[:, :n]) for n in levels]
+    return [y[0, 0, :length].float().cpu().numpy() for y in outputs], codes.cpu()
+
+
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def warm_up(codec: Codec, device: torch.device, seconds: float = 1.0) -> None:
+    """One untimed encode/decode so lazy initialisation (CUDA kernels, allocator) is not timed."""
+    with torch.no_grad():
+        x = torch.zeros(1, 1, int(seconds * codec.sample_rate), device=device)
+        codec.decode(codec.encode(x, codec.num_levels))
+    _clock(device)

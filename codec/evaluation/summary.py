@@ -1,0 +1,80 @@
+"""Means per system and the flat-ish summary written as DVC metrics (``reports/metrics.json``).
+
+Layout (keys are stable across runs so ``dvc metrics diff`` lines up)::
+
+    <set>.utterances / .seconds
+    <set>.codec.q<n>.{kbps, entropy_kbps, <metric>..., stoi_failed, pesq_wb_failed}
+    <set>.opus.<k>kbps.{kbps, <metric>..., stoi_failed, pesq_wb_failed}
+    <set>.quantizer.{nominal_kbps, entropy_kbps, perplexity.l<ii>, used_fraction.l<ii>}
+    speed.{encode_rtf, decode_rtf, audio_seconds}
+
+``<set>`` is ``test`` or an extra corpus' name. Means skip NaN scores (their count is the
+``*_failed`` entry); a mean over no value is ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from codec import metrics as M
+from codec.evaluation.scoring import CODEC, METRICS, SetResult, System
+
+FALLIBLE = ("stoi", "pesq_wb")  # external scores that can be undefined for an utterance
+
+
+def system_means(result: SetResult, system: System) -> dict[str, float | None]:
+    """Mean of every metric of ``system`` over the set, plus its bitrates and failure counts."""
+    rows = [r for r in result.rows if r.system == system]
+    out: dict[str, float | None] = {"kbps": system.kbps}
+    if system.system == CODEC and result.counts is not None:
+        out["entropy_kbps"] = M.entropy_kbps(result.counts, result.frame_rate, system.n_q)
+    for name in METRICS:
+        values = np.array([r.values[name] for r in rows], dtype=np.float64)
+        finite = values[~np.isnan(values)]
+        out[name] = float(finite.mean()) if finite.size else None
+        if name in FALLIBLE:
+            out[f"{name}_failed"] = int(values.size - finite.size)
+    return out
+
+
+def quantizer_summary(result: SetResult) -> dict[str, Any]:
+    counts = result.counts
+    levels = range(counts.shape[0])
+    return {
+        "nominal_kbps": M.nominal_kbps(counts.shape[0], counts.shape[1], result.frame_rate),
+        "entropy_kbps": M.entropy_kbps(counts, result.frame_rate),
+        "perplexity": dict(zip((f"l{i:02d}" for i in levels), M.perplexity(counts).tolist())),
+        "used_fraction": dict(zip((f"l{i:02d}" for i in levels), M.used_fraction(counts).tolist())),
+    }
+
+
+def set_summary(result: SetResult) -> dict[str, Any]:
+    rate = result.sample_rate
+    out: dict[str, Any] = {"utterances": len(result.eval_set.utterances),
+                           "seconds": sum(u.audio.shape[0] for u in result.eval_set.utterances) / rate}
+    for system in result.systems:
+        out.setdefault(system.system, {})[system.setting] = system_means(result, system)
+    if result.counts is not None and result.eval_set.utterances:
+        out["quantizer"] = quantizer_summary(result)
+    return out
+
+
+def metrics_summary(sets: list[SetResult], encode_rtf: float, decode_rtf: float, audio_seconds: float) -> dict[str, Any]:
+    """The whole ``metrics.json`` document (NaN and inf become null: JSON has neither)."""
+    doc: dict[str, Any] = {s.name: set_summary(s) for s in sets}
+    doc["speed"] = {"encode_rtf": encode_rtf, "decode_rtf": decode_rtf, "audio_seconds": audio_seconds}
+    return finite_json(doc)
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, recursively."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,52 @@
+"""Stage `evaluate`: score the trained codec at several bitrates against Opus; metrics, plots and a web page.
+
+    python -m pipeline.evaluate --model models/codec.safetensors --shards data/shards \
+        --metrics reports/metrics.json --plots reports/rate_distortion --out-dir reports/eval \
+        --html reports/index.html
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from codec.evaluation import EvaluationError, cleaning_options
+from codec.evaluation.report import ReportPaths, write_report
+from codec.evaluation.run import run_evaluation
+from codec.train.weights import WeightsError, load_codec
+from pipeline.params import load_params
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="trained codec weights + config (safetensors)")
+    parser.add_argument("--shards", required=True, help="prepared shard folder (its test split is scored)")
+    parser.add_argument("--metrics", required=True, help="summary JSON (DVC metrics)")
+    parser.add_argument("--plots", required=True, help="folder of rate-distortion CSVs (DVC plots)")
+    parser.add_argument("--out-dir", required=True, help="per-utterance scores, figures and example audio")
+    parser.add_argument("--html", required=True, help="the report page")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+
+    torch.manual_seed(params.seed)
+    try:
+        codec = load_codec(args.model)
+        evaluation = run_evaluation(codec, params.evaluate, args.shards,
+                                    cleaning_options(params.prepare, codec.sample_rate), model_name=args.model)
+    except (WeightsError, EvaluationError) as exc:
+        raise SystemExit(f"error: evaluate: {exc}") from None
+    doc = write_report(evaluation, ReportPaths(Path(args.metrics), Path(args.plots), Path(args.out_dir),
+                                               Path(args.html)))
+    best = f"q{evaluation.levels[-1]}"
+    test = doc["test"]["codec"][best]
+    print(f"evaluate: {doc['test']['utterances']} test utterances; codec {best} ({test['kbps']:g} kbps): "
+          f"SNR {test['snr_db']:+.2f} dB, mel {test['mel_distance']:.3f}, PESQ {test['pesq_wb'] or float('nan'):.2f}; "
+          f"encode x{doc['speed']['encode_rtf']:.1f}, decode x{doc['speed']['decode_rtf']:.1f} real time "
+          f"on {evaluation.device} -> {args.html}")
+
+
+if __name__ == "__main__":
+    main()
