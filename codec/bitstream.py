@@ -321,23 +321,19 @@ def read_bitstream(path: str | Path) -> Bitstream:
 
 def _check_fields(h: Header) -> None:
     """Header field ranges and the consistency of sizes, before any payload is decoded."""
-    checks = [
-        (h.flags & ~KNOWN_FLAGS == 0, f"unknown flags 0x{h.flags:04x}"),
-        (len(h.model_id) == MODEL_ID_BYTES, f"model_id must be {MODEL_ID_BYTES} bytes"),
-        (1 <= h.sample_rate <= MAX_RATE, f"sample_rate {h.sample_rate} out of [1, {MAX_RATE}]"),
-        (1 <= h.hop_length <= MAX_HOP, f"hop_length {h.hop_length} out of [1, {MAX_HOP}]"),
-        (1 <= h.source_rate <= MAX_RATE, f"source_rate {h.source_rate} out of [1, {MAX_RATE}]"),
-        (2 <= h.codebook_size <= 1 << MAX_CODEBOOK_BITS,
-         f"codebook_size {h.codebook_size} out of [2, {1 << MAX_CODEBOOK_BITS}]"),
-        (1 <= h.num_levels <= MAX_LEVELS, f"num_levels {h.num_levels} out of [1, {MAX_LEVELS}]"),
-        (h.num_frames >= 1, "no code frames"),
-        (h.num_levels * h.num_frames <= MAX_CODES, f"{h.num_levels} x {h.num_frames} codes exceed {MAX_CODES}"),
-        (h.num_samples >= 1 and -(-h.num_samples // h.hop_length) == h.num_frames,
-         f"num_samples {h.num_samples} does not span {h.num_frames} frames of {h.hop_length} samples"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise BitstreamError(message)
+    # In this order: each check may rely on the ones before it (no division by a zero hop).
+    _require(h.flags & ~KNOWN_FLAGS == 0, f"unknown flags 0x{h.flags:04x}")
+    _require(len(h.model_id) == MODEL_ID_BYTES, f"model_id must be {MODEL_ID_BYTES} bytes")
+    _require(1 <= h.sample_rate <= MAX_RATE, f"sample_rate {h.sample_rate} out of [1, {MAX_RATE}]")
+    _require(1 <= h.hop_length <= MAX_HOP, f"hop_length {h.hop_length} out of [1, {MAX_HOP}]")
+    _require(1 <= h.source_rate <= MAX_RATE, f"source_rate {h.source_rate} out of [1, {MAX_RATE}]")
+    _require(2 <= h.codebook_size <= 1 << MAX_CODEBOOK_BITS,
+             f"codebook_size {h.codebook_size} out of [2, {1 << MAX_CODEBOOK_BITS}]")
+    _require(1 <= h.num_levels <= MAX_LEVELS, f"num_levels {h.num_levels} out of [1, {MAX_LEVELS}]")
+    _require(h.num_frames >= 1, "no code frames")
+    _require(h.num_levels * h.num_frames <= MAX_CODES, f"{h.num_levels} x {h.num_frames} codes exceed {MAX_CODES}")
+    _require(h.num_samples >= 1 and -(-h.num_samples // h.hop_length) == h.num_frames,
+             f"num_samples {h.num_samples} does not span {h.num_frames} frames of {h.hop_length} samples")
     count = h.num_levels * h.num_frames
     if h.entropy_coded:
         if h.payload_length % 4:
@@ -347,3 +343,8 @@ def _check_fields(h: Header) -> None:
     elif h.payload_length != (count * h.codebook_bits + 7) // 8:
         raise BitstreamError(f"raw payload has {h.payload_length} bytes, {count} codes of {h.codebook_bits} bits "
                              f"need {(count * h.codebook_bits + 7) // 8}")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise BitstreamError(message)

@@ -1,0 +1,47 @@
+"""Stage `export`: the trained codec as one portable file for the `telucodec` CLI.
+
+    python -m pipeline.export --model models/codec.safetensors --out models/telucodec.safetensors \
+        --metrics reports/export.json
+
+--out may be a folder: the export is then written as <folder>/telucodec.safetensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from codec.export import export_codec
+from codec.io import write_json_atomic
+from codec.train.weights import WeightsError, load_codec
+from pipeline.params import load_params
+
+EXPORT_NAME = "telucodec.safetensors"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="trained codec weights (safetensors with its config)")
+    parser.add_argument("--out", required=True, help="export file, or a folder to hold telucodec.safetensors")
+    parser.add_argument("--metrics", help="model id, size and expected entropy-coded bitrate (JSON)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+
+    out = Path(args.out)
+    if out.is_dir():
+        out = out / EXPORT_NAME
+    try:
+        codec = load_codec(args.model)
+    except WeightsError as exc:
+        raise SystemExit(f"error: export: {exc}") from None
+    info = export_codec(codec, out, params.export, {"source": Path(args.model).name})
+    if args.metrics:
+        write_json_atomic(args.metrics, info.metrics())
+    print(f"export: {info.path} ({info.file_bytes / 1e6:.1f} MB, {info.num_parameters} parameters), model id "
+          f"{info.model_id[:32]}; {info.nominal_kbps:g} kbit/s nominal, ~{info.expected_kbps:.2f} kbit/s "
+          "entropy-coded at the training code distribution")
+
+
+if __name__ == "__main__":
+    main()
