@@ -25,7 +25,7 @@ import torch
 
 from codec.bitstream import read_bitstream
 from codec.cli import main as cli
-from codec.export import ExportConfig, export_codec
+from codec.export import export_codec
 from codec.model import build_codec
 from pipeline.params import load_params
 
