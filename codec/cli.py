@@ -20,14 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
+import soundfile as sf
+import soxr
+
 from codec.audio import AudioRejected, clip, decode, resample, to_mono
 from codec.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
+from codec.io import atomic_path, write_bytes_atomic
 
 MODEL_ENV = "TELUCODEC_MODEL"
 DEFAULT_MODEL = "models/telucodec.safetensors"
 DEFAULT_CHUNK_SECONDS = 20.0
 RESAMPLE_QUALITY = "HQ"  # soxr preset, as the data stage's default
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+MAX_OUTPUT_RATE = 768_000
 
 
 class CliError(Exception):
@@ -86,12 +91,13 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
                         help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
     parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                         help="audio processed per chunk, bounding memory (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=_non_negative, default=0, help="torch CPU threads (default: torch's choice)")
 
 
 # ------------------------------------------------------------------------------------ commands
 
 def _encode(args: argparse.Namespace) -> int:
+    # torch is imported only by the commands that run the model: `info` and --help start in a blink.
     from codec.streaming import encode_waveform
 
     model = _load_model(args)
@@ -103,8 +109,6 @@ def _encode(args: argparse.Namespace) -> int:
                            hop_length=codec.hop_length, codebook_size=int(codec.quantizer.codebook_size),
                            num_samples=x.shape[0], source_rate=source_rate,
                            probabilities=model.probabilities if args.entropy else None)
-    from codec.io import write_bytes_atomic
-
     write_bytes_atomic(args.output, data)
     h = parse_bitstream(data).header
     print(f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
@@ -116,6 +120,8 @@ def _encode(args: argparse.Namespace) -> int:
 def _decode(args: argparse.Namespace) -> int:
     from codec.streaming import decode_codes
 
+    if args.rate is not None and not 1 <= args.rate <= MAX_OUTPUT_RATE:
+        raise CliError(f"--rate must be in [1, {MAX_OUTPUT_RATE}] Hz, got {args.rate}")
     stream = read_bitstream(args.input)
     model = _load_model(args)
     codec = model.codec
@@ -123,8 +129,6 @@ def _decode(args: argparse.Namespace) -> int:
     _check_model(h, model, args.input)
     codes = stream.codes(model.probabilities)
     rate = codec.sample_rate if args.rate is None else args.rate
-    if not 1 <= rate <= 1_000_000:
-        raise CliError(f"--rate {rate} Hz is out of range")
     pieces = decode_codes(codec, codes, h.num_samples, _chunk_frames(args.chunk_seconds, codec.frame_rate))
     written = _write_audio(Path(args.output), pieces, codec.sample_rate, rate, args.subtype)
     print(f"{args.output}: {written / rate:.2f} s at {rate} Hz from {h.num_levels} levels ({h.nominal_kbps:.2f} "
@@ -223,10 +227,17 @@ def _levels(codec, kbps: float | None, levels: int | None) -> int:
     if kbps is None:
         return codec.num_levels
     per_level = codec.bitrate_kbps(1)
-    n_q = min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
-    if not math.isfinite(kbps) or n_q < 1:
-        raise CliError(f"--kbps {kbps:g} is below the lowest bitrate of this model, {per_level:g} kbit/s (1 level)")
-    return n_q
+    if not math.isfinite(kbps) or kbps < per_level * (1 - 1e-9):
+        raise CliError(f"--kbps {kbps:g} is not a usable bitrate: the lowest bitrate of this model is "
+                       f"{per_level:g} kbit/s (1 level)")
+    return min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 def _chunk_frames(seconds: float, frame_rate: float) -> int:
@@ -237,11 +248,6 @@ def _chunk_frames(seconds: float, frame_rate: float) -> int:
 
 def _write_audio(path: Path, pieces, codec_rate: int, rate: int, subtype: str) -> int:
     """Write the decoded pieces as mono audio at ``rate`` (streaming soxr resampling); returns frames written."""
-    import soundfile as sf
-    import soxr
-
-    from codec.io import atomic_path
-
     fmt = path.suffix.lstrip(".").upper()
     if fmt not in sf.available_formats():
         raise CliError(f"{path}: unknown audio format {path.suffix!r} (use .wav or .flac)")
