@@ -57,8 +57,8 @@ MAX_LEVELS = 64
 MAX_CODEBOOK_BITS = 16
 MAX_RATE = 1_000_000  # Hz
 MAX_HOP = 1 << 20  # samples
-MAX_CODES = 1 << 31  # F * n_q
-MAX_FILE_BYTES = 1 << 30  # 1 GiB: ~400 hours at 6 kbit/s
+MAX_CODES = 1 << 27  # F * n_q: ~62 hours at 12 levels x 50 frames/s; decoded codes take at most 1 GiB
+MAX_FILE_BYTES = 1 << 28  # 256 MiB
 # Entropy coding: no symbol more likely than this, so every code costs more than one bit.
 MAX_SYMBOL_PROBABILITY = 0.49
 ENTROPY_SLACK_CODES = 64  # allowance for the coder's final word
@@ -172,13 +172,21 @@ def unpack_codes(payload: bytes, num_levels: int, num_frames: int, bits: int) ->
     expected = (count * bits + 7) // 8
     if len(payload) != expected:
         raise BitstreamError(f"raw payload has {len(payload)} bytes, {count} codes of {bits} bits need {expected}")
-    all_bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))
-    if all_bits[count * bits:].any():
+    data = np.frombuffer(payload, dtype=np.uint8)
+    tail_bits = count * bits % 8
+    if tail_bits and data[-1] & ((1 << (8 - tail_bits)) - 1):
         raise BitstreamError("raw payload: padding bits after the last code are not zero")
-    wide = np.zeros((count, 16), dtype=np.uint8)
-    wide[:, 16 - bits:] = all_bits[: count * bits].reshape(count, bits)
-    flat = np.packbits(wide, axis=1).view(">u2").reshape(count)
-    return flat.astype(np.int64).reshape(num_frames, num_levels).T.copy()
+    flat = np.empty(count, dtype=np.int64)
+    # Blocks of a multiple of 8 codes start on byte boundaries and bound the temporaries (16 bytes a code).
+    block = 1 << 20
+    for start in range(0, count, block):
+        n = min(block, count - start)
+        first = start * bits // 8
+        chunk_bits = np.unpackbits(data[first: first + (n * bits + 7) // 8], count=n * bits).reshape(n, bits)
+        wide = np.zeros((n, 16), dtype=np.uint8)
+        wide[:, 16 - bits:] = chunk_bits
+        flat[start: start + n] = np.packbits(wide, axis=1).view(">u2").reshape(n)
+    return flat.reshape(num_frames, num_levels).T.copy()
 
 
 # ------------------------------------------------------------------------------- entropy coding

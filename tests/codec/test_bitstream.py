@@ -58,6 +58,11 @@ def test_pack_round_trip_and_exact_size(bits):
     np.testing.assert_array_equal(unpack_codes(payload, 3, 37, bits), codes)
 
 
+def test_unpack_across_blocks():
+    codes = np.random.default_rng(0).integers(0, 1 << 10, size=(3, 350_001))  # > 2**20 codes: several blocks
+    np.testing.assert_array_equal(unpack_codes(pack_codes(codes, 10), 3, 350_001, 10), codes)
+
+
 def test_pack_layout_is_frame_major_msb_first():
     # Frame 0: levels (1, 2); frame 1: levels (3, 0) at 2 bits -> 01 10 11 00.
     assert pack_codes(np.array([[1, 3], [2, 0]]), 2) == bytes([0b01101100])
