@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -36,8 +37,12 @@ def rate_distortion_figure(curves: dict[str, list[dict[str, Any]]], title: str, 
     """
     names = list(METRICS)
     cols = 4
-    fig, axes = plt.subplots((len(names) + cols - 1) // cols, cols, figsize=(4 * cols, 3.2 * ((len(names) + cols - 1) // cols)),
-                             squeeze=False, layout="constrained")
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.1 * rows + 0.6), squeeze=False)
+    # Fixed layout and ticks only at the scored bitrates: automatic layout and log-axis minor tick
+    # labels made this figure take seconds.
+    fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.16, wspace=0.25, hspace=0.45)
+    ticks = sorted({r["kbps"] for rows_ in curves.values() for r in rows_})
     for ax, name in zip(axes.flat, names):
         for system, rows in curves.items():
             points = [(r["kbps"], r[name]) for r in rows if r.get(name) is not None]
@@ -51,14 +56,18 @@ def rate_distortion_figure(curves: dict[str, list[dict[str, Any]]], title: str, 
             if entropy:
                 ax.plot(*zip(*entropy), linestyle="--", alpha=0.6, label="codec (entropy-coded rate)", **style)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.tick_params(axis="x", labelsize=8)
         ax.set_xlabel("kbit/s")
         ax.set_title(f"{name} ({'higher' if METRICS[name] else 'lower'} is better)", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles))
+        fig.legend(handles, labels, loc="lower center", ncol=len(handles))
     fig.suptitle(title)
     save_png(fig, path)
 
@@ -77,14 +86,15 @@ def spectrogram_figure(example: Example, sample_rate: int, path: str | Path) -> 
     specs = [log_spectrogram(y) for _, y in panels]
     top = float(specs[0].max())
     seconds = example.original.shape[0] / sample_rate
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.9 * len(panels)), sharex=True, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.8 * len(panels) + 0.6), sharex=True, squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.88, top=1 - 0.45 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        hspace=0.35)
     for ax, (label, _), spec in zip(axes[:, 0], panels, specs):
         image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=top - 80.0, vmax=top,
                           extent=(0.0, seconds, 0.0, sample_rate / 2000.0))
         ax.set_ylabel("kHz")
         ax.set_title(label, fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("seconds")
-    fig.colorbar(image, ax=axes[:, 0].tolist(), label="dB", shrink=0.8)
+    fig.colorbar(image, cax=fig.add_axes((0.9, 0.15, 0.02, 0.7)), label="dB")
     fig.suptitle(f"{example.corpus}: {example.utterance}", fontsize=10)
     save_png(fig, path)

@@ -1,0 +1,85 @@
+"""The `evaluate` stage CLI end to end on a tiny codec and tiny shards, and its clean failures."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from codec.model import ModelConfig, build_codec
+from codec.quantization import QuantizerConfig
+from codec.train.synthetic import write_synthetic_shards
+from codec.train.weights import save_codec_weights
+from pipeline.evaluate import main
+
+HAS_OPUS = shutil.which("opusenc") is not None and shutil.which("opusdec") is not None
+OUTPUTS = ["--metrics", "reports/metrics.json", "--plots", "reports/rd", "--out-dir", "reports/eval",
+           "--html", "reports/index.html"]
+
+
+def _setup(tmp_path, repo_root):
+    params = yaml.safe_load(open(os.path.join(repo_root, "params.yaml"), encoding="utf-8"))
+    params["evaluate"].update(levels=[1, 4, 12], opus_kbps=[6], max_utterances=2, examples=1, device="cpu",
+                              extra_corpora=[{"name": "absent", "path": str(tmp_path / "no-corpus")}])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    torch.manual_seed(0)
+    codec = build_codec(ModelConfig(channels=4, latent_dim=16, n_residual_layers=1),
+                        QuantizerConfig(num_levels=4, codebook_size=32), params["sample_rate"])
+    save_codec_weights(tmp_path / "codec.safetensors", codec.state_dict(), codec.config)
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\x00" * 64)
+    # Shards whose manifest lists an empty test split.
+    empty = write_synthetic_shards(tmp_path / "empty", train_rows=2, valid_rows=1, num_shards=1)
+    manifest = json.loads((empty / "manifest.json").read_text())
+    manifest["splits"]["test"] = {"rows": 0, "seconds": 0.0, "files": []}
+    (empty / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _cli(repo_root, tmp_path, model, shards, name) -> subprocess.Popen:
+    outputs = [a.replace("reports", f"reports{name}") for a in OUTPUTS]
+    env = {**os.environ, "PYTHONPATH": repo_root, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "pipeline.evaluate", "--model", model, "--shards", str(shards),
+                             *outputs, "--params", "params.yaml"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_cli_writes_the_report(tmp_path, repo_root, tiny_shards):
+    _setup(tmp_path, repo_root)
+    proc = _cli(repo_root, tmp_path, "codec.safetensors", tiny_shards, "")
+    run = subprocess.CompletedProcess(proc.args, proc.wait(timeout=300), *proc.communicate())
+    assert run.returncode == 0, run.stderr
+    assert "evaluate: 2 test utterances; codec q4 (1 kbps)" in run.stdout
+    assert "extra corpus 'absent' skipped" in run.stderr
+    reports = tmp_path / "reports"
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert sorted(metrics["test"]["codec"]) == ["q1", "q4"]  # 12 levels clipped to the model's 4
+    assert sorted(metrics["test"].get("opus", {})) == (["6kbps"] if HAS_OPUS else [])
+    assert metrics["speed"]["encode_rtf"] > 0 and metrics["speed"]["decode_rtf"] > 0
+    assert metrics["test"]["codec"]["q4"]["kbps"] == 1.0 and "absent" not in metrics
+    lines = (reports / "eval" / "utterances.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * (3 if HAS_OPUS else 2)
+    assert (reports / "rd" / "test_codec.csv").is_file()
+    page = (reports / "index.html").read_text()
+    assert "eval/examples/test/00/original.wav" in page and "absent" in page
+    assert (reports / "eval" / "examples" / "test" / "00" / "codec_q1.wav").is_file()
+    assert json.loads((reports / "eval" / "run.json").read_text())["unavailable_corpora"].keys() == {"absent"}
+
+
+@pytest.mark.parametrize("model, shards, needle", [
+    ("nowhere.safetensors", None, "nowhere.safetensors: no such codec weights file"),
+    ("corrupt.safetensors", None, "corrupt.safetensors: not a readable safetensors file"),
+    ("codec.safetensors", "empty", "'test' split is empty"),
+])
+def test_bad_input_exits_with_a_clear_message(tmp_path, repo_root, tiny_shards, model, shards, needle):
+    # In-process (an interpreter start costs seconds): SystemExit with a message is exit status 1.
+    _setup(tmp_path, repo_root)
+    outputs = [str(tmp_path / a) if a.startswith("reports") else a for a in OUTPUTS]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tmp_path / model), "--shards", str(tmp_path / shards if shards else tiny_shards),
+              *outputs, "--params", str(tmp_path / "params.yaml")])
+    message = str(exit_info.value.code)
+    assert message.startswith("error: evaluate:") and needle in message
+    assert not (tmp_path / "reports").exists()
