@@ -176,18 +176,23 @@ class EuclideanCodebook(nn.Module):
 
     @torch.no_grad()
     def set_codebook(self, vectors: Tensor, usage: Tensor | None = None) -> None:
-        """Make the entries exactly ``vectors [K, D]`` with EMA usage ``usage [K]`` (default all ones).
+        """Make the entries exactly ``vectors [K, D]`` with EMA usage ``usage [K]``.
 
-        Ones is a weak prior (a batch assigns about N / K frames per entry), so the first updates
-        still pull seeded entries towards the data. ``embedding_sum`` is set to ``vectors *
-        smoothed(usage)`` so that the derived embedding equals ``vectors``.
+        The default usage, ``1 - decay`` per entry, weighs each seed like one frame assigned one step
+        ago: the first update moves a picked entry to about the mean of the seed and its frames, and
+        an entry no frame picks falls under the dead threshold within tens of steps. A prior of one
+        frame *per step* instead (usage 1) outweighs a real batch whenever it holds fewer frames than
+        entries (200 frames for 1024 entries at batch 8 x 0.5 s): seeded entries then barely move and
+        a codebook that collapses when the encoder starts moving needs hundreds of steps before its
+        unused entries count as dead. ``embedding_sum`` is set to ``vectors * smoothed(usage)`` so
+        that the derived embedding equals ``vectors``.
         """
         vectors = torch.as_tensor(vectors, dtype=self.embedding_sum.dtype, device=self.embedding_sum.device)
         if vectors.shape != self.embedding_sum.shape:
             raise ValueError(f"codebook: expected entries of shape {tuple(self.embedding_sum.shape)}, "
                              f"got {tuple(vectors.shape)}")
         if usage is None:
-            usage = torch.ones_like(self.cluster_usage)
+            usage = torch.full_like(self.cluster_usage, 1.0 - self.decay)
         usage = torch.as_tensor(usage, dtype=self.cluster_usage.dtype, device=self.cluster_usage.device)
         if usage.shape != self.cluster_usage.shape:
             raise ValueError(f"codebook: expected usage of shape {tuple(self.cluster_usage.shape)}, "
