@@ -17,7 +17,7 @@ wildcard_constraints:
 
 rule all:
     input:
-        "models/codec.safetensors",
+        "models/telucodec.safetensors",
         "reports/seed_codebooks.json",
 
 rule synth:
@@ -114,3 +114,20 @@ rule train:
     shell:
         "python -m pipeline.train --shards data/shards --init models/seed.safetensors"
         " --checkpoints models/checkpoints --out models/codec.safetensors --live reports/train"
+
+
+rule export:
+    input:
+        "models/codec.safetensors",
+        "pipeline/export.py",
+        "codec/export.py",
+        "codec/bitstream.py",
+        "codec/train/weights.py",
+    output:
+        "models/telucodec.safetensors",
+        "reports/export.json",
+    params:
+        export=config["export"],
+    shell:
+        "python -m pipeline.export --model models/codec.safetensors --out models/telucodec.safetensors"
+        " --metrics reports/export.json"
