@@ -18,7 +18,7 @@ wildcard_constraints:
 rule all:
     input:
         "models/telucodec.safetensors",
-        "reports/seed_codebooks.json",
+        "reports/metrics.json",
 
 rule synth:
     input:
@@ -131,3 +131,24 @@ rule export:
     shell:
         "python -m pipeline.export --model models/codec.safetensors --out models/telucodec.safetensors"
         " --metrics reports/export.json"
+
+
+rule evaluate:
+    input:
+        "models/codec.safetensors",
+        "data/shards/manifest.json",
+        SHARD_FILES,
+        "pipeline/evaluate.py",
+        "codec/evaluation",
+        "codec/metrics.py",
+    output:
+        directory("reports/eval"),
+        "reports/index.html",
+        "reports/metrics.json",
+        directory("reports/rate_distortion"),
+    params:
+        evaluate=config["evaluate"],
+    shell:
+        "python -m pipeline.evaluate --model models/codec.safetensors --shards data/shards"
+        " --metrics reports/metrics.json --plots reports/rate_distortion --out-dir reports/eval"
+        " --html reports/index.html"
