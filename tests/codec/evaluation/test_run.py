@@ -1,0 +1,35 @@
+"""The whole evaluation: test split plus extra corpora, and the codec metrics without opus-tools."""
+
+import pytest
+import torch
+
+from codec.evaluation.config import EvaluateConfig, ExtraCorpus
+from codec.evaluation.run import pick_device, run_evaluation
+from codec.evaluation.sets import EvaluationError, cleaning_options
+from codec.prepare import PrepareConfig
+from codec.train.weights import load_codec
+
+
+def test_without_opus_tools_the_codec_is_still_scored(tiny_codec_file, tiny_shards, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither opusenc nor opusdec
+    messages = []
+    cfg = EvaluateConfig(levels=[2, 9], opus_kbps=[6], max_utterances=1, examples=0, device="cpu",
+                         extra_corpora=[ExtraCorpus("absent", str(tmp_path / "none"))])
+    cleaning = cleaning_options(PrepareConfig("x"), 8000)  # its rate is replaced by the codec's
+    evaluation = run_evaluation(load_codec(tiny_codec_file), cfg, tiny_shards, cleaning, model_name="tiny",
+                                log=messages.append)
+    assert not evaluation.opus_available and evaluation.opus.startswith("skipped: opusenc and opusdec not found")
+    assert any("Opus baseline skipped" in m for m in messages)
+    assert any("extra corpus 'absent' skipped" in m for m in messages)
+    assert evaluation.levels == [2, 4] and evaluation.unavailable.keys() == {"absent"}
+    (test,) = evaluation.sets
+    assert [s.system for s in test.systems] == ["codec", "codec"] and len(test.rows) == 2
+    assert evaluation.timing.audio_seconds > 0 and evaluation.device == "cpu"
+
+
+def test_asking_for_cuda_without_it_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(EvaluationError, match="no CUDA device"):
+        pick_device("cuda")
+    assert pick_device("auto").type == "cpu"
