@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from html import escape
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -135,7 +136,7 @@ def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out
     name = result.name
     figure = Path("figures") / f"rate_distortion_{name}.png"
     figures.rate_distortion_figure(rate_distortion(result, summary), f"{name}: mean score against bitrate", out / figure)
-    parts = [f"<h2>{html.escape(name)}</h2>",
+    parts = [f"<h2>{escape(name)}</h2>",
              f"<p>{summary['utterances']} utterances, {summary['seconds']:.1f} s of audio.</p>",
              html.summary_table(summary), f'<img class="rd" src="{_url(link, figure)}" alt="rate-distortion curves">']
     if "quantizer" in summary:

@@ -47,8 +47,10 @@ class System:
 
     @property
     def label(self) -> str:
-        return f"codec {self.n_q} level{'s' if self.n_q != 1 else ''} ({self.kbps:g} kbps)" if self.system == CODEC \
-            else f"Opus {self.kbps:g} kbps"
+        """Human-readable name, e.g. ``codec 4 levels (2 kbps)`` or ``Opus 6 kbps``."""
+        if self.system == OPUS:
+            return f"Opus {self.kbps:g} kbps"
+        return f"codec {self.n_q} level{'' if self.n_q == 1 else 's'} ({self.kbps:g} kbps)"
 
 
 def codec_system(codec: Codec, n_q: int) -> System:
@@ -160,9 +162,10 @@ def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: 
     shown = example_systems(systems)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for index, utt in enumerate(eval_set.utterances):
+            # The codec runs alone first: Opus processes running beside it would skew its timing.
+            waves, codes = _run_codec(codec, utt.audio, levels, device, timing)
             opus_jobs = [pool.submit(opus_round_trip, utt.audio, rate, s.opus_kbps, tools)
                          for s in systems if s.system == OPUS]
-            waves, codes = _run_codec(codec, utt.audio, levels, device, timing)
             result.counts += M.code_histograms(codes, codec.quantizer.codebook_size)
             decoded: dict[System, np.ndarray | None] = dict(zip(systems, waves))
             for system, job in zip(systems[len(waves):], opus_jobs):
