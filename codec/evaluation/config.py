@@ -26,7 +26,7 @@ class ExtraCorpus:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    levels: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 12])  # quantizer levels scored (clipped to the model's)
+    levels: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 12])  # level counts (clipped to the model's)
     opus_kbps: list[float] = field(default_factory=lambda: [6.0, 8.0, 12.0, 24.0])  # Opus baseline bitrates
     max_utterances: int = 50  # test-split segments scored (evenly spread over the sorted ids); 0 = all
     extra_corpora: list[ExtraCorpus] = field(default_factory=list)
@@ -38,12 +38,15 @@ class EvaluateConfig:
         problems = [
             msg
             for bad, msg in (
-                (not self.levels or min(self.levels) < 1, f"levels must be a non-empty list of ints >= 1, got {self.levels}"),
-                (any(not 6.0 <= k <= 256.0 for k in self.opus_kbps), f"opus_kbps must lie in [6, 256] (opusenc's range for mono), got {self.opus_kbps}"),
+                (not self.levels or min(self.levels) < 1,
+                 f"levels must be a non-empty list of ints >= 1, got {self.levels}"),
+                (any(not 6.0 <= k <= 256.0 for k in self.opus_kbps),
+                 f"opus_kbps must lie in [6, 256] (opusenc's range for mono), got {self.opus_kbps}"),
                 (self.max_utterances < 0, f"max_utterances must be >= 0, got {self.max_utterances}"),
                 (self.examples < 0, f"examples must be >= 0, got {self.examples}"),
                 (self.opus_jobs < 0, f"opus_jobs must be >= 0, got {self.opus_jobs}"),
-                (len({c.name for c in self.extra_corpora}) != len(self.extra_corpora), "extra_corpora names must be unique"),
+                (len({c.name for c in self.extra_corpora}) != len(self.extra_corpora),
+                 "extra_corpora names must be unique"),
             )
             if bad
         ]

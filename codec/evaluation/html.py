@@ -20,7 +20,7 @@ th:first-child, td:first-child { text-align: left; }
 tr.opus td { background: #fff6ec; }
 img { max-width: 100%; }
 [data-loaded="error"] { outline: 3px solid red; }
-.players td { text-align: left; }
+.players td, .info td { text-align: left; }
 .note { color: #666; font-size: 0.9em; }
 """
 

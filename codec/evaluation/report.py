@@ -135,7 +135,8 @@ def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out
     """Figures and example audio of one set under ``out``; returns its HTML section (links via ``link``)."""
     name = result.name
     figure = Path("figures") / f"rate_distortion_{name}.png"
-    figures.rate_distortion_figure(rate_distortion(result, summary), f"{name}: mean score against bitrate", out / figure)
+    figures.rate_distortion_figure(rate_distortion(result, summary), f"{name}: mean score against bitrate",
+                                   out / figure)
     parts = [f"<h2>{escape(name)}</h2>",
              f"<p>{summary['utterances']} utterances, {summary['seconds']:.1f} s of audio.</p>",
              html.summary_table(summary), f'<img class="rd" src="{_url(link, figure)}" alt="rate-distortion curves">']

@@ -111,7 +111,8 @@ class SetResult:
     opus_errors: list[str] = field(default_factory=list)
 
 
-def score(reference: np.ndarray, estimates: list[np.ndarray], sample_rate: int) -> list[tuple[dict[str, float], list[str]]]:
+def score(reference: np.ndarray, estimates: list[np.ndarray],
+          sample_rate: int) -> list[tuple[dict[str, float], list[str]]]:
     """Every metric of ``estimates`` (each float [T]) against ``reference [T]``: ``(values, errors)`` each."""
     ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
     est = torch.from_numpy(np.stack(estimates).astype(np.float32, copy=False))
@@ -178,7 +179,8 @@ def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: 
             scores = dict(zip(scored, score(utt.audio, [decoded[s] for s in scored], rate)))
             for system in systems:
                 values, errors = scores.get(system, ({name: math.nan for name in METRICS}, ["opus: round trip failed"]))
-                result.rows.append(ScoreRow(eval_set.name, utt.id, utt.speaker, utt.seconds(rate), system, values, errors))
+                result.rows.append(ScoreRow(eval_set.name, utt.id, utt.speaker, utt.seconds(rate), system, values,
+                                            errors))
             if index < examples:
                 result.examples.append(Example(eval_set.name, utt.id, utt.audio,
                                                {s: decoded[s] for s in shown if decoded[s] is not None}))

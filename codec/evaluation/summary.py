@@ -62,7 +62,8 @@ def set_summary(result: SetResult) -> dict[str, Any]:
     return out
 
 
-def metrics_summary(sets: list[SetResult], encode_rtf: float, decode_rtf: float, audio_seconds: float) -> dict[str, Any]:
+def metrics_summary(sets: list[SetResult], encode_rtf: float, decode_rtf: float,
+                    audio_seconds: float) -> dict[str, Any]:
     """The whole ``metrics.json`` document (NaN and inf become null: JSON has neither)."""
     doc: dict[str, Any] = {s.name: set_summary(s) for s in sets}
     doc["speed"] = {"encode_rtf": encode_rtf, "decode_rtf": decode_rtf, "audio_seconds": audio_seconds}
