@@ -23,11 +23,13 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 # Optional system tools (Opus baseline, headless browser test); best effort, needs root + apt.
+# Skipped when both are already installed, so repeated runs stay fast.
 system-deps:
-	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opus-tools >/dev/null \
-	  || echo "warning: could not install opus-tools; the Opus baseline will be skipped"; \
-	else echo "note: not root or no apt-get; install opus-tools yourself for the Opus baseline"; fi
+	@if command -v opusenc >/dev/null && command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opus-tools chromium >/dev/null \
+	  || echo "warning: could not install opus-tools/chromium: the Opus baseline and the report-page test will be skipped"; \
+	else echo "note: not root or no apt-get: install opus-tools (Opus baseline) and chromium (report-page test) yourself"; fi
 
 run: env system-deps
 	dvc repro
@@ -41,3 +43,9 @@ bench: env
 
 clean-env:
 	rm -rf $(VENV)
+
+BASE ?= main
+.PHONY: report-diff
+# What a change does to the results, as markdown (pull requests get the same as a comment).
+report-diff: env
+	scripts/report_diff.sh $(BASE)
