@@ -187,8 +187,9 @@ class _Trainer:
         self.loader = build_loader(CropDataset(train_index, segment, cfg.cached_row_groups), self.sampler,
                                    num_workers=cfg.num_workers, prefetch_batches=cfg.prefetch_batches,
                                    pin_memory=self.device.type == "cuda", seed=seed)
+        # Validation crops are taken in row order: one decoded row group at a time is enough.
         valid_set = CropDataset(index_split(shards, "valid", self.sample_rate),
-                                round(cfg.valid_segment_seconds * self.sample_rate))
+                                round(cfg.valid_segment_seconds * self.sample_rate), cached_row_groups=1)
         self.valid_crops = fixed_crops(valid_set, cfg.valid_max_examples)
 
     # ------------------------------------------------------------------------------ state
@@ -322,9 +323,8 @@ class _Trainer:
         # step on: the first one pays for the loader's start-up and warm-up allocations.
         timed_steps, step_seconds, waited, first = 0, 0.0, 0.0, True
         last_valid: dict[str, float] = {}
-        first_bad = None
         try:
-            batches = iter(self.loader)
+            batches = iter(self.loader) if self.step < cfg.steps else iter(())
             while self.step < cfg.steps:
                 t_wait = time.perf_counter()
                 x = next(batches)
@@ -343,8 +343,8 @@ class _Trainer:
                 if metrics is None:
                     self.bad_steps += 1
                     self.consecutive_bad += 1
-                    first_bad = self.step if self.consecutive_bad == 1 else first_bad
                     if self.consecutive_bad >= cfg.max_bad_steps:
+                        first_bad = self.step - self.consecutive_bad + 1
                         latest = ckpt.latest_checkpoint(self.checkpoints)
                         raise TrainingDiverged(
                             f"training diverged: steps {first_bad}..{self.step} ({self.consecutive_bad} in a row) "
