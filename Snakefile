@@ -1,154 +1,137 @@
-# Snakemake twin of dvc.yaml: the same stages, commands, inputs and outputs, and params.yaml
-# as the single source of parameters (validated before any job runs).
-#   snakemake --cores 2                              # everything, locally
-#   snakemake --cores 2 --configfile my-params.yaml  # with parameters overridden
+# Snakemake twin of dvc.yaml. Every rule takes its command, inputs, outputs and params sections from
+# dvc.yaml (workflow/lib/dvc_stages.py says how), so the two engines cannot drift apart; this file adds
+# only what Snakemake needs on top: one job per prepare shard, threads and cluster resources.
+#   snakemake --cores 2                                   # everything, locally
+#   snakemake --cores 2 --configfile my-overrides.yaml    # params.yaml with these keys overridden
+#   snakemake --profile profiles/slurm                    # on a SLURM cluster
+# Differences from dvc.yaml, all deliberate (tests/workflow/test_workflow_parity.py checks them):
+#   - prepare runs as prepare_shard jobs (the DVC command + `--shard N`) and a merge (+ `--merge`);
+#   - models/checkpoints (DVC `persist: true`) is no output: Snakemake would delete it before a re-run;
+#   - every command ends with `--params <file>`: the config Snakemake validated, overrides included;
+#   - train runs with TELUCODEC_GPUS set to the job's `gpu` resource (scripts/launch-train.sh).
 
+import os
+
+from snakemake.exceptions import WorkflowError
+
+from codec.config import ConfigError
 from pipeline.params import params_from_dict
 
 configfile: "params.yaml"
 
-PARAMS = params_from_dict(config)  # schema check: unknown keys and wrong types stop here
+include: "workflow/lib/dvc_stages.py"
+
+try:
+    PARAMS = params_from_dict(config)  # schema check: unknown keys, missing keys and wrong types stop here
+except ConfigError as exc:
+    raise WorkflowError(f"invalid parameters (params.yaml + --configfile overrides): {exc}") from None
+
+PARAMS_FILE = write_params_file(config)
+STAGES = read_dvc_stages("dvc.yaml", config)
+
 SPLITS = ["train", "valid", "test"]
 SHARDS = [f"{i:05d}" for i in range(PARAMS.prepare.num_shards)]
-SHARD_FILES = expand("data/shards/{split}/part-{shard}.parquet", split=SPLITS, shard=SHARDS)
+SHARDS_DIR = "data/shards"
+MANIFEST = f"{SHARDS_DIR}/manifest.json"
+SHARD_FILES = expand(SHARDS_DIR + "/{split}/part-{shard}.parquet", split=SPLITS, shard=SHARDS)
+# What a dep on the shard folder means here: the files the prepare jobs write into it.
+BUILT_FILE_BY_FILE = {SHARDS_DIR: [MANIFEST, *SHARD_FILES]}
+# `dvc repro` gives each stage the whole machine; locally Snakemake scales this down to --cores.
+# On a cluster, profiles/slurm sets every rule's threads.
+ALL_CORES = os.cpu_count() or 1
 
 wildcard_constraints:
     shard=r"\d{5}",
 
-rule all:
-    input:
-        "models/telucodec.safetensors",
-        "reports/metrics.json",
+
+def stage_inputs(name):
+    return snakemake_inputs(STAGES[name], BUILT_FILE_BY_FILE)
+
+
+def stage_outputs(name, drop=()):
+    return snakemake_outputs(STAGES[name], directory, drop)
+
+
+def stage_params(name):
+    return snakemake_params(STAGES[name], config)
+
+
+def stage_shell(name, prefix="", suffix=""):
+    return snakemake_shell(STAGES[name].cmd, params_file=PARAMS_FILE, prefix=prefix, suffix=suffix)
+
 
 rule synth:
-    input:
-        "pipeline/synth.py",
-        "codec/synth.py",
-        "codec/espeak.py",
-        config["synth"]["sentences"],
-    output:
-        directory("data/corpus"),
-    params:
-        seed=config["seed"],
-        synth=config["synth"],
-    shell:
-        "python -m pipeline.synth --out data/corpus"
+    input: stage_inputs("synth")
+    output: stage_outputs("synth")
+    params: **stage_params("synth")
+    threads: ALL_CORES
+    shell: stage_shell("synth")
 
-# `dvc repro` runs every shard in one process; here each shard is its own job (a cluster fans them out).
+
+# `dvc repro` prepares every shard in one process; here each shard is its own job (a cluster fans them out).
 rule prepare_shard:
-    input:
-        corpus=config["prepare"]["corpus"],
-        code=["pipeline/prepare.py", "codec/audio.py", "codec/corpora", "codec/splits.py", "codec/shards.py",
-              "codec/prepare.py"],
+    input: stage_inputs("prepare")
     output:
-        expand("data/shards/{split}/part-{{shard}}.parquet", split=SPLITS),
-        "data/shards/parts/part-{shard}.json",
-    params:
-        sample_rate=config["sample_rate"],
-        prepare=config["prepare"],
-    threads: workflow.cores
-    shell:
-        "python -m pipeline.prepare --corpus-dir {input.corpus} --out data/shards --shard {wildcards.shard}"
+        expand(SHARDS_DIR + "/{split}/part-{{shard}}.parquet", split=SPLITS),
+        SHARDS_DIR + "/parts/part-{shard}.json",
+    params: **stage_params("prepare")
+    threads: ALL_CORES
+    shell: stage_shell("prepare", suffix=" --shard {wildcards.shard}")
+
 
 rule prepare:
     input:
         SHARD_FILES,
-        expand("data/shards/parts/part-{shard}.json", shard=SHARDS),
+        expand(SHARDS_DIR + "/parts/part-{shard}.json", shard=SHARDS),
     output:
-        "data/shards/manifest.json",
-        "reports/data/stats.json",
-        "reports/data/rejected.csv",
-    params:
-        sample_rate=config["sample_rate"],
-        prepare=config["prepare"],
-    shell:
-        "python -m pipeline.prepare --corpus-dir {config[prepare][corpus]} --out data/shards --merge"
-        " --stats reports/data/stats.json --rejected reports/data/rejected.csv"
+        MANIFEST,
+        stage_outputs("prepare", drop=(SHARDS_DIR,)),
+    params: **stage_params("prepare")
+    shell: stage_shell("prepare", suffix=" --merge")
+
 
 rule seed_codebooks:
-    input:
-        "data/shards/manifest.json",
-        SHARD_FILES,
-        "pipeline/seed_codebooks.py",
-        "codec/seeding.py",
-        "codec/model",
-        "codec/quantization",
-    output:
-        "models/seed.safetensors",
-        "reports/seed_codebooks.json",
-    params:
-        seed=config["seed"],
-        sample_rate=config["sample_rate"],
-        model=config["model"],
-        quantizer=config["quantizer"],
-        seed_codebooks=config["seed_codebooks"],
-    shell:
-        "python -m pipeline.seed_codebooks --shards data/shards --out models/seed.safetensors"
-        " --metrics reports/seed_codebooks.json"
+    input: stage_inputs("seed_codebooks")
+    output: stage_outputs("seed_codebooks")
+    params: **stage_params("seed_codebooks")
+    threads: ALL_CORES
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell: stage_shell("seed_codebooks")
 
 
 rule train:
-    input:
-        "data/shards/manifest.json",
-        SHARD_FILES,
-        "models/seed.safetensors",
-        "pipeline/train.py",
-        "codec/train",
-        "codec/model",
-        "codec/quantization",
-        "codec/losses.py",
-        "codec/mel.py",
-        "codec/discriminator.py",
-        "codec/metrics.py",
-    # models/checkpoints is not an output: Snakemake deletes a job's outputs before it runs, and the
-    # folder must survive so a re-run resumes (dvc.yaml declares it `persist: true` for the same reason).
-    output:
-        "models/codec.safetensors",
-        "reports/train/metrics.json",
-        "reports/train/summary.json",
-        directory("reports/train/plots/metrics"),
-    params:
-        seed=config["seed"],
-        train=config["train"],
-        loss=config["loss"],
-    shell:
-        "python -m pipeline.train --shards data/shards --init models/seed.safetensors"
-        " --checkpoints models/checkpoints --out models/codec.safetensors --live reports/train"
+    input: stage_inputs("train")
+    output: stage_outputs("train")
+    params: **stage_params("train")
+    threads: ALL_CORES
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=360,
+    shell: stage_shell("train", prefix="TELUCODEC_GPUS={resources.gpu} ")
 
 
 rule export:
-    input:
-        "models/codec.safetensors",
-        "pipeline/export.py",
-        "codec/export.py",
-        "codec/bitstream.py",
-        "codec/train/weights.py",
-    output:
-        "models/telucodec.safetensors",
-        "reports/export.json",
-    params:
-        export=config["export"],
-    shell:
-        "python -m pipeline.export --model models/codec.safetensors --out models/telucodec.safetensors"
-        " --metrics reports/export.json"
+    input: stage_inputs("export")
+    output: stage_outputs("export")
+    params: **stage_params("export")
+    shell: stage_shell("export")
 
 
 rule evaluate:
-    input:
-        "models/codec.safetensors",
-        "data/shards/manifest.json",
-        SHARD_FILES,
-        "pipeline/evaluate.py",
-        "codec/evaluation",
-        "codec/metrics.py",
-    output:
-        directory("reports/eval"),
-        "reports/index.html",
-        "reports/metrics.json",
-        directory("reports/rate_distortion"),
-    params:
-        evaluate=config["evaluate"],
-    shell:
-        "python -m pipeline.evaluate --model models/codec.safetensors --shards data/shards"
-        " --metrics reports/metrics.json --plots reports/rate_distortion --out-dir reports/eval"
-        " --html reports/index.html"
+    input: stage_inputs("evaluate")
+    output: stage_outputs("evaluate")
+    params: **stage_params("evaluate")
+    threads: ALL_CORES
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    shell: stage_shell("evaluate")
+
+
+rule all:
+    default_target: True
+    input: [getattr(rules, name).output for name in STAGES]

@@ -1,0 +1,183 @@
+"""dvc.yaml read as the one declaration of the pipeline's stages, for the Snakefile.
+
+The Snakefile ``include:``s this file (plain Python, no Snakemake directives), so every rule takes its
+command, inputs, outputs and params sections from dvc.yaml, resolved against Snakemake's ``config``
+(params.yaml with any ``--configfile`` overrides merged in). Tests load it with importlib.
+
+Translation rules (tests/workflow/test_workflow_parity.py checks them against DVC's own reading):
+- ``${a.b}`` in a command or path is the config value at ``a.b`` (scalars only).
+- outs + metrics + plots are the rule's outputs, except ``persist: true`` outs (Snakemake deletes a
+  job's outputs before it runs; a persistent folder such as checkpoints must survive for resume).
+- an out without a file suffix is a folder: ``directory()`` in Snakemake.
+- a dep folder that is a Python package (holds ``__init__.py``) stands for the files in it, so Snakemake
+  sees an edit to any of them (DVC hashes folder contents; Snakemake only compares file times).
+- a dep that another stage writes as a folder but Snakemake builds file by file (``data/shards``,
+  from one job per shard) stands for those files: the ``expand`` mapping.
+- a stage's params sections are the rule's ``params``, one per section, so Snakemake re-runs a job
+  whose section changed, as DVC does.
+"""
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from codec.io import write_text_atomic
+
+STAGE_KEYS = {"cmd", "deps", "params", "outs", "metrics", "plots", "desc"}
+_INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
+
+
+class DvcTranslationError(ValueError):
+    """dvc.yaml uses something this translation does not handle (or refers to a missing param)."""
+
+
+@dataclass(frozen=True)
+class DvcOut:
+    path: str
+    persist: bool = False
+
+    @property
+    def is_folder(self) -> bool:
+        return Path(self.path).suffix == ""
+
+
+@dataclass(frozen=True)
+class DvcStage:
+    """One stage of dvc.yaml with every ``${...}`` resolved."""
+
+    name: str
+    cmd: str
+    deps: tuple[str, ...]
+    outs: tuple[DvcOut, ...]  # outs, metrics and plots, in that order
+    params: tuple[str, ...]  # top-level params.yaml sections
+
+    @property
+    def out_paths(self) -> tuple[str, ...]:
+        return tuple(out.path for out in self.outs)
+
+
+def lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    """``config["a"]["b"]`` for ``"a.b"``; DvcTranslationError when a key is missing."""
+    value: Any = config
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            raise DvcTranslationError(f"dvc.yaml refers to ${{{dotted}}}, which params has no value for")
+        value = value[key]
+    return value
+
+
+def interpolate(text: str, config: Mapping[str, Any]) -> str:
+    """Replace each ``${a.b}`` in ``text`` by the scalar config value at ``a.b``, as DVC does."""
+
+    def scalar(match: re.Match) -> str:
+        value = lookup(config, match.group(1))
+        if isinstance(value, (Mapping, list)):
+            raise DvcTranslationError(f"${{{match.group(1)}}} is not a scalar value: {value!r}")
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return _INTERPOLATION.sub(scalar, text)
+
+
+def _entries(stage: str, key: str, items: Any) -> list[tuple[str, dict]]:
+    """dvc.yaml's list of ``path`` or ``{path: {options}}`` as (path, options) pairs."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise DvcTranslationError(f"stage {stage}: {key} must be a list")
+    pairs = []
+    for item in items:
+        if isinstance(item, str):
+            pairs.append((item, {}))
+        elif isinstance(item, dict) and len(item) == 1:
+            ((path, options),) = item.items()
+            pairs.append((path, dict(options or {})))
+        else:
+            raise DvcTranslationError(f"stage {stage}: cannot read {key} entry {item!r}")
+    return pairs
+
+
+def read_dvc_stages(path: str | Path, config: Mapping[str, Any]) -> dict[str, DvcStage]:
+    """Every stage of ``path`` (dvc.yaml), in file order, resolved against ``config``."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    extra = set(data) - {"stages"}
+    if extra:
+        raise DvcTranslationError(f"{path}: top-level {sorted(extra)} are not translated to Snakemake")
+    stages = {}
+    for name, spec in (data.get("stages") or {}).items():
+        unknown = set(spec) - STAGE_KEYS
+        if unknown:
+            raise DvcTranslationError(f"stage {name}: {sorted(unknown)} are not translated to Snakemake")
+        if not isinstance(spec.get("cmd"), str):
+            raise DvcTranslationError(f"stage {name}: cmd must be one string")
+        params = spec.get("params") or []
+        if not all(isinstance(p, str) and "." not in p for p in params):
+            raise DvcTranslationError(f"stage {name}: params must be top-level section names of params.yaml")
+        outs = []
+        for key in ("outs", "metrics", "plots"):
+            for out, options in _entries(name, key, spec.get(key)):
+                outs.append(DvcOut(interpolate(out, config), persist=bool(options.get("persist", False))))
+        deps = tuple(interpolate(dep, config) for dep, _ in _entries(name, "deps", spec.get("deps")))
+        stages[name] = DvcStage(name, interpolate(spec["cmd"], config), deps, tuple(outs), tuple(params))
+    return stages
+
+
+def package_files(folder: str | Path) -> list[str]:
+    """Every file under a source folder (sorted, POSIX paths), caches left out."""
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        files.extend(Path(root, n).as_posix() for n in names if not n.endswith((".pyc", ".pyo")))
+    return sorted(files)
+
+
+def snakemake_inputs(stage: DvcStage, expand: Mapping[str, list[str]]) -> list[str]:
+    """The stage's deps as Snakemake inputs (module docstring: folders as files where needed)."""
+    inputs: list[str] = []
+    for dep in stage.deps:
+        if dep in expand:
+            inputs.extend(expand[dep])
+        elif Path(dep, "__init__.py").is_file():
+            inputs.extend(package_files(dep))
+        else:
+            inputs.append(dep)
+    return inputs
+
+
+def snakemake_outputs(stage: DvcStage, directory, drop: tuple[str, ...] = ()) -> list:
+    """The stage's non-persistent outs, folders wrapped in ``directory``, minus ``drop``."""
+    return [directory(out.path) if out.is_folder else out.path
+            for out in stage.outs if not out.persist and out.path not in drop]
+
+
+def snakemake_params(stage: DvcStage, config: Mapping[str, Any]) -> dict[str, Any]:
+    return {section: config[section] for section in stage.params}
+
+
+def snakemake_shell(cmd: str, *, params_file: str | None = None, prefix: str = "", suffix: str = "") -> str:
+    """A DVC command as a Snakemake ``shell:`` template.
+
+    Braces are escaped (they are literal in DVC commands); ``prefix`` and ``suffix`` are Snakemake
+    templates (``{wildcards.x}``, ``{resources.gpu}``) put around it; ``--params FILE`` is appended so the
+    stage reads the parameters Snakemake validated (``--configfile`` overrides included).
+    """
+    body = cmd.replace("{", "{{").replace("}", "}}")
+    tail = f" --params {params_file}" if params_file else ""
+    return f"{prefix}{body}{suffix}{tail}"
+
+
+def write_params_file(config: Mapping[str, Any], folder: str | Path = ".snakemake/telucodec") -> str:
+    """Write ``config`` as YAML to ``<folder>/params-<sha256[:16]>.yaml`` (once); return its path.
+
+    Named by content so concurrent runs with different overrides never share a file, and a cluster job
+    (which re-reads the Snakefile with the same config) finds the same path.
+    """
+    text = yaml.safe_dump(dict(config), sort_keys=True, allow_unicode=True)
+    path = Path(folder) / f"params-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        write_text_atomic(path, text)
+    return path.as_posix()
