@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""Exact rebuilds: build the pipeline in fresh clones and compare every output byte for byte.
+
+    scripts/check_rebuild.py                             # `make check-rebuild`: two `dvc repro` builds
+    scripts/check_rebuild.py --engines dvc snakemake     # `make check-parity`: DVC against Snakemake
+    scripts/check_rebuild.py --params ''                 # the full default pipeline (slow)
+
+Each build is a `git clone` of HEAD (commit what you want checked) with the override file
+(default: the tiny workflow/params-tiny.yaml) merged over params.yaml the way Snakemake merges
+`--configfile`s (nested keys merge, lists are replaced): DVC builds run `dvc repro` on the merged
+params.yaml, Snakemake builds `snakemake --cores N --configfile <overrides>`. Then, for every out,
+metric and plot of dvc.yaml (checkpoints included), the files of each build are hashed and compared
+with the first build; for DVC builds the output hashes dvc.lock records are compared too. A JSON file
+that differs is listed field by field, so timings that leak into metrics are easy to spot.
+
+Exit status: 0 when every output is identical, 1 when something differs, 2 when a build fails.
+"""
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("dvc_stages", REPO / "workflow" / "lib" / "dvc_stages.py")
+dvc_stages = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dvc_stages)
+
+
+class Build(NamedTuple):
+    engine: str  # dvc | snakemake
+    root: Path
+    seconds: float
+
+
+def merge(base: Any, override: Any) -> Any:
+    """``override`` over ``base``: mappings merge key by key, anything else (lists too) is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge(base[key], value) if key in base else value
+        return merged
+    return override
+
+
+def file_hashes(root: Path, rel: str) -> dict[str, str]:
+    """sha256 of the file ``root/rel``, or of every file under the folder ``root/rel``, by relative path."""
+    path = root / rel
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def lock_hashes(lock: Path) -> dict[str, str]:
+    """The hash dvc.lock records for every out of every stage, ``stage:path`` -> md5."""
+    data = yaml.safe_load(lock.read_text(encoding="utf-8"))
+    return {f"{stage}:{out['path']}": out.get("md5") or out.get("hash", "")
+            for stage, spec in data.get("stages", {}).items() for out in spec.get("outs", [])}
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested JSON as ``{"a.b[2].c": leaf}``."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}.{key}" if prefix else key).items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in flatten(item, f"{prefix}[{i}]").items()}
+    return {prefix: value}
+
+
+def json_field_diffs(a: Path, b: Path) -> list[str]:
+    """The fields in which two JSON files differ, ``key: a -> b``; [] when either is not JSON."""
+    try:
+        fa, fb = (flatten(json.loads(p.read_text(encoding="utf-8"))) for p in (a, b))
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [f"{key}: {fa.get(key, '<absent>')!r} -> {fb.get(key, '<absent>')!r}"
+            for key in sorted(set(fa) | set(fb)) if fa.get(key) != fb.get(key)]
+
+
+def compare(reference: Build, other: Build, outputs: list[str]) -> list[str]:
+    """Every difference between two builds' outputs, one line each (field lines indented)."""
+    lines = []
+    for rel in outputs:
+        ha, hb = file_hashes(reference.root, rel), file_hashes(other.root, rel)
+        for name in sorted(set(ha) | set(hb)):
+            if name not in hb or name not in ha:
+                lines.append(f"{name}: only in the {'first' if name in ha else 'second'} build")
+            elif ha[name] != hb[name]:
+                lines.append(f"{name}: content differs")
+                lines.extend(f"    {d}" for d in json_field_diffs(reference.root / name, other.root / name))
+    if reference.engine == other.engine == "dvc":
+        la, lb = lock_hashes(reference.root / "dvc.lock"), lock_hashes(other.root / "dvc.lock")
+        lines.extend(f"dvc.lock {key}: {la.get(key)} -> {lb.get(key)}" for key in sorted(set(la) | set(lb))
+                     if la.get(key) != lb.get(key))
+    return lines
+
+
+def build(engine: str, root: Path, overrides: Path | None, cores: int, log) -> Build:
+    """Clone HEAD into ``root`` and build the pipeline there with ``engine``."""
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(root)], check=True)
+    if engine == "dvc":
+        if overrides:
+            params = merge(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
+                           yaml.safe_load(overrides.read_text(encoding="utf-8")))
+            (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        cmd = ["dvc", "repro"]
+    else:
+        cmd = ["snakemake", "--cores", str(cores)] + (["--configfile", str(overrides)] if overrides else [])
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    print(f"[{engine}] {root}: {' '.join(cmd)}", file=log, flush=True)
+    start = time.monotonic()
+    with open(root / "build.log", "w") as out:
+        done = subprocess.run(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - start
+    if done.returncode != 0:
+        tail = (root / "build.log").read_text(errors="replace").splitlines()[-30:]
+        raise RuntimeError(f"{engine} build in {root} failed ({done.returncode}):\n" + "\n".join(tail))
+    print(f"[{engine}] built in {seconds:.0f} s", file=log, flush=True)
+    return Build(engine, root, seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--engines", nargs="+", choices=["dvc", "snakemake"], default=["dvc", "dvc"],
+                    help="one build per entry, each compared with the first (default: dvc dvc)")
+    ap.add_argument("--params", default="workflow/params-tiny.yaml",
+                    help="override file merged over params.yaml ('' = params.yaml as committed)")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="snakemake --cores")
+    ap.add_argument("--workdir", type=Path, help="where the clones go (default: a new temp folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the clones (always kept when a build fails)")
+    args = ap.parse_args(argv)
+    if len(args.engines) < 2:
+        ap.error("--engines needs at least two builds to compare")
+    overrides = (REPO / args.params).resolve() if args.params else None
+    if overrides and not overrides.is_file():
+        ap.error(f"override file {overrides} not found")
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                      capture_output=True, text=True).stdout.strip():
+        print("note: the work tree has uncommitted changes; the clones build HEAD without them")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="telucodec-rebuild-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    try:
+        builds = [build(engine, workdir / f"{i}-{engine}", overrides, args.cores, sys.stdout)
+                  for i, engine in enumerate(args.engines)]
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"error: check-rebuild: {exc}\n(clones kept in {workdir})", file=sys.stderr)
+        return 2
+
+    config = yaml.safe_load((builds[0].root / "params.yaml").read_text(encoding="utf-8"))
+    if overrides and builds[0].engine != "dvc":
+        config = merge(config, yaml.safe_load(overrides.read_text(encoding="utf-8")))
+    stages = dvc_stages.read_dvc_stages(builds[0].root / "dvc.yaml", config)
+    outputs = [path for stage in stages.values() for path in stage.out_paths]
+    differences = 0
+    for other in builds[1:]:
+        lines = compare(builds[0], other, outputs)
+        differences += len(lines)
+        title = f"{builds[0].engine} build 0 vs {other.engine} build {builds.index(other)}"
+        print(f"{title}: {'identical' if not lines else f'{len(lines)} difference(s)'}")
+        for line in lines:
+            print(f"  {line}")
+    files = sum(len(file_hashes(builds[0].root, p)) for p in outputs)
+    print(f"{files} output files in {len(outputs)} outs compared; builds took "
+          + ", ".join(f"{b.engine} {b.seconds:.0f} s" for b in builds))
+    if args.keep or differences:
+        print(f"clones kept in {workdir}")
+    else:
+        shutil.rmtree(workdir)
+    return 1 if differences else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
