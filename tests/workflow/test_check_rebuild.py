@@ -1,0 +1,68 @@
+"""scripts/check_rebuild.py: override merging and the build comparison (the builds themselves are
+`make check-rebuild`, too slow for a test)."""
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import yaml
+from snakemake.utils import update_config
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("check_rebuild", ROOT / "scripts" / "check_rebuild.py")
+cr = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cr)
+
+
+def test_merge_is_snakemakes_configfile_merge():
+    base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    overrides = yaml.safe_load((ROOT / "workflow" / "params-tiny.yaml").read_text(encoding="utf-8"))
+    overrides["train"]["optimizer"] = {"betas": [0.5, 0.6]}  # a nested list: replaced, not merged
+    overrides["new_section"] = {"x": 1}
+    expected = copy.deepcopy(base)
+    update_config(expected, overrides)
+    merged = cr.merge(base, overrides)
+    assert merged == expected
+    assert merged["train"]["optimizer"]["lr"] == base["train"]["optimizer"]["lr"]
+    assert merged["train"]["optimizer"]["betas"] == [0.5, 0.6]
+    assert base == yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")), "base left untouched"
+
+
+def make_build(root: Path, engine: str, metrics: dict, weights: bytes, lock_md5: str) -> "cr.Build":
+    (root / "reports" / "plots").mkdir(parents=True)
+    (root / "reports" / "metrics.json").write_text(json.dumps(metrics))
+    (root / "reports" / "plots" / "a.csv").write_text("step,x\n1,2\n")
+    (root / "model.bin").write_bytes(weights)
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"train": {
+        "cmd": "x", "outs": [{"path": "model.bin", "md5": lock_md5, "size": 3}]}}}))
+    return cr.Build(engine, root, 1.0)
+
+
+OUTS = ["model.bin", "reports/metrics.json", "reports/plots"]
+
+
+def test_identical_builds_have_no_difference(tmp_path):
+    metrics = {"snr": 1.5, "speed": {"rtf": 3.0}}
+    a = make_build(tmp_path / "a", "dvc", metrics, b"abc", "m1")
+    b = make_build(tmp_path / "b", "dvc", metrics, b"abc", "m1")
+    assert cr.compare(a, b, OUTS) == []
+
+
+def test_differences_are_listed_down_to_json_fields(tmp_path):
+    a = make_build(tmp_path / "a", "dvc", {"snr": 1.5, "speed": {"rtf": [3.0, 4.0]}}, b"abc", "m1")
+    b = make_build(tmp_path / "b", "dvc", {"snr": 1.5, "speed": {"rtf": [3.0, 4.5]}}, b"abd", "m2")
+    (b.root / "reports" / "plots" / "extra.csv").write_text("")
+    assert cr.compare(a, b, OUTS) == [
+        "model.bin: content differs",
+        "reports/metrics.json: content differs",
+        "    speed.rtf[1]: 4.0 -> 4.5",
+        "reports/plots/extra.csv: only in the second build",
+        "dvc.lock train:model.bin: m1 -> m2",
+    ]
+
+
+def test_snakemake_builds_have_no_lock_to_compare(tmp_path):
+    a = make_build(tmp_path / "a", "dvc", {"snr": 1.5}, b"abc", "m1")
+    b = make_build(tmp_path / "b", "snakemake", {"snr": 1.5}, b"abc", "other")
+    assert cr.compare(a, b, OUTS) == []

@@ -1,0 +1,89 @@
+"""workflow/lib/dvc_stages.py: dvc.yaml translated for the Snakefile."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("dvc_stages", ROOT / "workflow" / "lib" / "dvc_stages.py")
+ds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ds)
+
+CONFIG = {"prepare": {"corpus": "data/corpus", "trim": True, "split": {"valid": 0.1}}, "seed": 7}
+
+
+def write_dvc(tmp_path, data) -> Path:
+    path = tmp_path / "dvc.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_interpolation_takes_scalars_from_config():
+    assert ds.interpolate("a ${prepare.corpus} b ${ seed } ${prepare.trim}", CONFIG) == "a data/corpus b 7 true"
+    with pytest.raises(ds.DvcTranslationError, match=r"\$\{prepare\.nope\}"):
+        ds.interpolate("${prepare.nope}", CONFIG)
+    with pytest.raises(ds.DvcTranslationError, match="not a scalar"):
+        ds.interpolate("${prepare.split}", CONFIG)
+
+
+def test_stages_outs_metrics_plots_and_persist(tmp_path):
+    path = write_dvc(tmp_path, {"stages": {"s": {
+        "cmd": "run --in ${prepare.corpus}",
+        "deps": ["${prepare.corpus}", "code.py"],
+        "params": ["seed", "prepare"],
+        "outs": [{"ckpt": {"persist": True}}, "model.bin"],
+        "metrics": [{"m.json": {"cache": False}}],
+        "plots": [{"plots/curve": {"x": "step", "cache": False}}],
+    }}})
+    (stage,) = ds.read_dvc_stages(path, CONFIG).values()
+    assert stage.cmd == "run --in data/corpus"
+    assert stage.deps == ("data/corpus", "code.py")
+    assert stage.params == ("seed", "prepare")
+    assert stage.out_paths == ("ckpt", "model.bin", "m.json", "plots/curve")
+    assert [o.persist for o in stage.outs] == [True, False, False, False]
+    assert ds.snakemake_outputs(stage, lambda p: f"dir:{p}") == ["model.bin", "m.json", "dir:plots/curve"]
+    assert ds.snakemake_params(stage, CONFIG) == {"seed": 7, "prepare": CONFIG["prepare"]}
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"vars": [{"x": 1}], "stages": {}}, "top-level"),
+    ({"stages": {"s": {"foreach": [1, 2], "do": {"cmd": "x"}}}}, "foreach"),
+    ({"stages": {"s": {"cmd": ["a", "b"]}}}, "one string"),
+    ({"stages": {"s": {"cmd": "a", "params": ["train.steps"]}}}, "top-level section"),
+    ({"stages": {"s": {"cmd": "a", "outs": [{"a": {}, "b": {}}]}}}, "cannot read outs"),
+])
+def test_what_cannot_be_translated_is_an_error(tmp_path, data, match):
+    with pytest.raises(ds.DvcTranslationError, match=match):
+        ds.read_dvc_stages(write_dvc(tmp_path, data), CONFIG)
+
+
+def test_inputs_expand_packages_and_file_by_file_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("pkg/__init__.py", "pkg/a.py", "pkg/sub/b.py", "pkg/__pycache__/a.cpython-311.pyc", "data/x.wav"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).write_text("")
+    stage = ds.DvcStage("s", "c", ("pkg", "data", "shards", "f.txt"), (), ())
+    assert ds.snakemake_inputs(stage, {"shards": ["shards/m.json", "shards/p0"]}) == [
+        "pkg/__init__.py", "pkg/a.py", "pkg/sub/b.py", "data", "shards/m.json", "shards/p0", "f.txt"]
+
+
+def test_shell_escapes_braces_and_adds_params():
+    cmd = ds.snakemake_shell("awk '{print $1}' x", params_file="p.yaml", prefix="A={resources.gpu} ",
+                             suffix=" --shard {wildcards.shard}")
+    assert cmd == "A={resources.gpu} awk '{{print $1}}' x --shard {wildcards.shard} --params p.yaml"
+
+
+def test_params_file_is_named_by_content(tmp_path):
+    first = ds.write_params_file({"b": 1, "a": [1, 2]}, tmp_path)
+    assert ds.write_params_file({"a": [1, 2], "b": 1}, tmp_path) == first
+    assert yaml.safe_load(Path(first).read_text()) == {"a": [1, 2], "b": 1}
+    other = ds.write_params_file({"a": [1, 2], "b": 2}, tmp_path)
+    assert other != first and Path(first).is_file() and Path(other).is_file()
+
+
+def test_project_dvc_yaml_is_translatable():
+    config = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    stages = ds.read_dvc_stages(ROOT / "dvc.yaml", config)
+    assert "${" not in " ".join(s.cmd + " ".join(s.deps) for s in stages.values())
