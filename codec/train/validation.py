@@ -8,28 +8,18 @@ from typing import Callable
 import torch
 
 from codec.losses import CodecLoss
-from codec.metrics import si_snr, snr
+from codec.metrics import code_histograms, perplexity, si_snr, snr, used_fraction
 from codec.model import Codec
-
-
-def code_histograms(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    """``codes [B, n_q, F]`` -> ``[n_q, K]`` float64 counts of each entry per level."""
-    n_q = codes.shape[1]
-    flat = codes.transpose(0, 1).reshape(n_q, -1) + torch.arange(n_q, device=codes.device)[:, None] * codebook_size
-    counts = torch.zeros(n_q * codebook_size, dtype=torch.float64, device=codes.device)
-    counts.index_add_(0, flat.reshape(-1), torch.ones(flat.numel(), dtype=torch.float64, device=codes.device))
-    return counts.view(n_q, codebook_size)
 
 
 def usage_metrics(counts: torch.Tensor, prefix: str = "vq/") -> dict[str, float]:
     """Per level and mean: ``perplexity`` (exp of the code entropy, in entries) and ``used_fraction``
     (entries picked at least once) of histograms ``[n_q, K]`` accumulated over a whole pass."""
-    probs = counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
-    perplexity = torch.exp(-torch.special.xlogy(probs, probs).sum(dim=1)).tolist()
-    used = (counts > 0).double().mean(dim=1).tolist()
-    out = {f"{prefix}perplexity_mean": sum(perplexity) / len(perplexity),
+    perplexities = perplexity(counts).tolist()
+    used = used_fraction(counts).tolist()
+    out = {f"{prefix}perplexity_mean": sum(perplexities) / len(perplexities),
            f"{prefix}used_fraction_mean": sum(used) / len(used)}
-    for level, (p, u) in enumerate(zip(perplexity, used)):
+    for level, (p, u) in enumerate(zip(perplexities, used)):
         out[f"{prefix}perplexity/{level:02d}"] = p
         out[f"{prefix}used_fraction/{level:02d}"] = u
     return out
