@@ -10,8 +10,9 @@ Each build is a `git clone` of HEAD (commit what you want checked) with the over
 `--configfile`s (nested keys merge, lists are replaced): DVC builds run `dvc repro` on the merged
 params.yaml, Snakemake builds `snakemake --cores N --configfile <overrides>`. Then, for every out,
 metric and plot of dvc.yaml (checkpoints included), the files of each build are hashed and compared
-with the first build; for DVC builds the output hashes dvc.lock records are compared too. A JSON file
-that differs is listed field by field, so timings that leak into metrics are easy to spot.
+with the first build; for DVC builds the output hashes dvc.lock records are compared too. A file that
+differs is explained where the format allows: JSON field by field (timings that leak into metrics),
+safetensors by header order, metadata and tensors, torch.save archives by record names and contents.
 
 Exit status: 0 when every output is identical, 1 when something differs, 2 when a build fails.
 """
@@ -21,11 +22,13 @@ import hashlib
 import importlib.util
 import json
 import os
+import struct
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -53,10 +56,15 @@ def merge(base: Any, override: Any) -> Any:
     return override
 
 
+# Snakemake marks each directory() output with this empty file; it is no pipeline output.
+ENGINE_MARKERS = {".snakemake_timestamp"}
+
+
 def file_hashes(root: Path, rel: str) -> dict[str, str]:
     """sha256 of the file ``root/rel``, or of every file under the folder ``root/rel``, by relative path."""
     path = root / rel
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
+                                                  if p.is_file() and p.name not in ENGINE_MARKERS)
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -77,13 +85,55 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def json_field_diffs(a: Path, b: Path) -> list[str]:
-    """The fields in which two JSON files differ, ``key: a -> b``; [] when either is not JSON."""
-    try:
-        fa, fb = (flatten(json.loads(p.read_text(encoding="utf-8"))) for p in (a, b))
-    except (ValueError, UnicodeDecodeError):
-        return []
+    """The fields in which two JSON files differ, ``key: a -> b``."""
+    fa, fb = (flatten(json.loads(p.read_text(encoding="utf-8"))) for p in (a, b))
     return [f"{key}: {fa.get(key, '<absent>')!r} -> {fb.get(key, '<absent>')!r}"
             for key in sorted(set(fa) | set(fb)) if fa.get(key) != fb.get(key)]
+
+
+def safetensors_diffs(a: Path, b: Path) -> list[str]:
+    """What differs between two safetensors files: header layout, metadata or tensor bytes."""
+    parts = []
+    for path in (a, b):
+        raw = path.read_bytes()
+        (size,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + size])
+        parts.append((header, raw[8 + size:], list(header.get("__metadata__", {}))))
+    (ha, da, ka), (hb, db, kb) = parts
+    if ha == hb and da == db:
+        return [f"same tensors and metadata; only the header's key order differs (metadata {ka} vs {kb})"]
+    meta = [k for k in sorted(set(ha.get("__metadata__", {})) | set(hb.get("__metadata__", {})))
+            if ha.get("__metadata__", {}).get(k) != hb.get("__metadata__", {}).get(k)]
+    tensors = [k for k in sorted(set(ha) | set(hb) - {"__metadata__"}) if k != "__metadata__" and (
+        ha.get(k) is None or hb.get(k) is None or ha[k]["dtype"] != hb[k]["dtype"]
+        or da[slice(*ha[k]["data_offsets"])] != db[slice(*hb[k]["data_offsets"])])]
+    return [f"metadata keys differ: {meta}"] * bool(meta) + [f"{len(tensors)} tensors differ, e.g. {tensors[:3]}"]
+
+
+def zip_diffs(a: Path, b: Path) -> list[str]:
+    """What differs between two zip archives (torch.save files): record names or record contents."""
+    with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+        na, nb = za.namelist(), zb.namelist()
+        strip = lambda names: [n.split("/", 1)[-1] for n in names]  # torch.save's top folder
+        if na != nb and strip(na) == strip(nb):
+            same = all(za.read(x) == zb.read(y) for x, y in zip(na, nb))
+            return [f"archive folder {na[0].split('/')[0]!r} vs {nb[0].split('/')[0]!r}"
+                    + ("; the records themselves are identical" if same else "; records differ too")]
+        return [f"record {x} differs" for x, y in zip(na, nb) if x != y or za.read(x) != zb.read(y)][:5]
+
+
+def explain(a: Path, b: Path) -> list[str]:
+    """Why two files differ, for the formats the pipeline writes; [] when there is nothing to add."""
+    try:
+        if a.suffix == ".json":
+            return json_field_diffs(a, b)
+        if a.suffix == ".safetensors":
+            return safetensors_diffs(a, b)
+        if zipfile.is_zipfile(a) and zipfile.is_zipfile(b):
+            return zip_diffs(a, b)
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        return [f"(cannot compare further: {exc})"]
+    return []
 
 
 def compare(reference: Build, other: Build, outputs: list[str]) -> list[str]:
@@ -96,7 +146,7 @@ def compare(reference: Build, other: Build, outputs: list[str]) -> list[str]:
                 lines.append(f"{name}: only in the {'first' if name in ha else 'second'} build")
             elif ha[name] != hb[name]:
                 lines.append(f"{name}: content differs")
-                lines.extend(f"    {d}" for d in json_field_diffs(reference.root / name, other.root / name))
+                lines.extend(f"    {d}" for d in explain(reference.root / name, other.root / name))
     if reference.engine == other.engine == "dvc":
         la, lb = lock_hashes(reference.root / "dvc.lock"), lock_hashes(other.root / "dvc.lock")
         lines.extend(f"dvc.lock {key}: {la.get(key)} -> {lb.get(key)}" for key in sorted(set(la) | set(lb))

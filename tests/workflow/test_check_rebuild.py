@@ -66,3 +66,28 @@ def test_snakemake_builds_have_no_lock_to_compare(tmp_path):
     a = make_build(tmp_path / "a", "dvc", {"snr": 1.5}, b"abc", "m1")
     b = make_build(tmp_path / "b", "snakemake", {"snr": 1.5}, b"abc", "other")
     assert cr.compare(a, b, OUTS) == []
+
+
+def write_safetensors(path: Path, header: dict, data: bytes) -> None:
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data)
+
+
+def test_safetensors_that_differ_only_in_header_order(tmp_path):
+    tensor = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}
+    write_safetensors(tmp_path / "a.safetensors", {"__metadata__": {"x": "1", "y": "2"}, "w": tensor}, b"\0\0\x80?")
+    write_safetensors(tmp_path / "b.safetensors", {"__metadata__": {"y": "2", "x": "1"}, "w": tensor}, b"\0\0\x80?")
+    write_safetensors(tmp_path / "c.safetensors", {"__metadata__": {"x": "1", "y": "3"}, "w": tensor}, b"\0\0\0@")
+    (same,) = cr.explain(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    assert "only the header's key order differs" in same and "['x', 'y'] vs ['y', 'x']" in same
+    assert cr.explain(tmp_path / "a.safetensors", tmp_path / "c.safetensors") == [
+        "metadata keys differ: ['y']", "1 tensors differ, e.g. ['w']"]
+
+
+def test_torch_save_archives_named_after_their_temp_file(tmp_path):
+    import torch
+
+    for name in ("a", "b"):
+        torch.save({"w": torch.arange(3)}, tmp_path / f".{name}.tmp")
+    (line,) = cr.explain(tmp_path / ".a.tmp", tmp_path / ".b.tmp")
+    assert line == "archive folder '.a' vs '.b'; the records themselves are identical"
