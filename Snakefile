@@ -43,6 +43,8 @@ ALL_CORES = os.cpu_count() or 1
 wildcard_constraints:
     shard=r"\d{5}",
 
+localrules: all  # only collects; never worth a cluster job
+
 
 def stage_inputs(name):
     return snakemake_inputs(STAGES[name], BUILT_FILE_BY_FILE)
