@@ -31,13 +31,28 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
     return F.pad(x, (left, right), mode=mode)
 
 
+def _init_conv(conv: nn.Module, fan_in: float) -> nn.Module:
+    """Variance-preserving init (weights ~ N(0, 1 / fan_in), zero bias) before weight norm.
+
+    PyTorch's default conv init shrinks the variance about threefold per layer, so after the ~20
+    layers of the encoder the latents are the biases' constant plus a residue of the input
+    (frame-to-frame std 0.003 against a mean of 0.05 at the defaults): the quantizer and the
+    decoder then see almost no signal and gradients to the encoder vanish.
+    """
+    nn.init.normal_(conv.weight, 0.0, fan_in ** -0.5)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
 class SConv1d(nn.Module):
     """Weight-normalised Conv1d that pads itself so that ``T_out = ceil(T_in / stride)``."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1,
                  dilation: int = 1, causal: bool = False, pad_mode: str = "reflect"):
         super().__init__()
-        self.conv = weight_norm(nn.Conv1d(in_ch, out_ch, kernel_size, stride=stride, dilation=dilation))
+        conv = nn.Conv1d(in_ch, out_ch, kernel_size, stride=stride, dilation=dilation)
+        self.conv = weight_norm(_init_conv(conv, in_ch * kernel_size))
         self.causal = causal
         # Reflection on the left would copy future samples into the past: causal uses zeros.
         self.pad_mode = "constant" if causal and pad_mode == "reflect" else pad_mode
@@ -65,7 +80,9 @@ class SConvTranspose1d(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, causal: bool = False):
         super().__init__()
-        self.convtr = weight_norm(nn.ConvTranspose1d(in_ch, out_ch, kernel_size, stride=stride))
+        convtr = nn.ConvTranspose1d(in_ch, out_ch, kernel_size, stride=stride)
+        # Each output sample sums in_ch * kernel_size / stride input terms.
+        self.convtr = weight_norm(_init_conv(convtr, in_ch * kernel_size / stride))
         self.causal = causal
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
