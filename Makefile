@@ -49,3 +49,23 @@ BASE ?= main
 # What a change does to the results, as markdown (pull requests get the same as a comment).
 report-diff: env
 	scripts/report_diff.sh $(BASE)
+
+# Workflow checks, too slow for `make test` (minutes each; tiny config in workflow/params-tiny.yaml):
+#   make check-rebuild   two `dvc repro` builds in fresh clones of HEAD give byte-identical outputs
+#   make check-parity    `dvc repro` and `snakemake` builds give byte-identical outputs
+#   make test-slurm      a one-node SLURM cluster on this machine runs the workflow (root, Debian)
+#   make report-diff     metrics/params of the workspace against BASE (default main), as Markdown
+.PHONY: check-rebuild check-parity test-slurm report-diff
+BASE ?= main
+
+check-rebuild: env
+	$(BIN)/python scripts/check_rebuild.py --engines dvc dvc
+
+check-parity: env
+	$(BIN)/python scripts/check_rebuild.py --engines dvc snakemake
+
+test-slurm: env
+	scripts/slurm-local.sh
+
+report-diff: env
+	scripts/report_diff.sh $(BASE)
