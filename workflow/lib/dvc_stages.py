@@ -29,6 +29,9 @@ import yaml
 from codec.io import write_text_atomic
 
 STAGE_KEYS = {"cmd", "deps", "params", "outs", "metrics", "plots", "desc"}
+# Top-level sections that only tell DVC how to show results (dvc plots/metrics/params show, artifacts):
+# they change nothing about how a stage runs. Anything else (vars!) is refused.
+DISPLAY_ONLY = {"plots", "metrics", "params", "artifacts", "datasets"}
 _INTERPOLATION = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*\}")
 
 
@@ -104,7 +107,8 @@ def _entries(stage: str, key: str, items: Any) -> list[tuple[str, dict]]:
 def read_dvc_stages(path: str | Path, config: Mapping[str, Any]) -> dict[str, DvcStage]:
     """Every stage of ``path`` (dvc.yaml), in file order, resolved against ``config``."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    extra = set(data) - {"stages"}
+    # Top-level `plots` only say how DVC draws files that stages already declare: nothing to run.
+    extra = set(data) - {"stages", "plots"}
     if extra:
         raise DvcTranslationError(f"{path}: top-level {sorted(extra)} are not translated to Snakemake")
     stages = {}
