@@ -29,7 +29,7 @@ def test_interpolation_takes_scalars_from_config():
 
 
 def test_stages_outs_metrics_plots_and_persist(tmp_path):
-    path = write_dvc(tmp_path, {"stages": {"s": {
+    path = write_dvc(tmp_path, {"plots": [{"rd": {"x": "kbps", "y": {"m.json": "snr"}}}], "stages": {"s": {
         "cmd": "run --in ${prepare.corpus}",
         "deps": ["${prepare.corpus}", "code.py"],
         "params": ["seed", "prepare"],
