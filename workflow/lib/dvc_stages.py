@@ -107,8 +107,7 @@ def _entries(stage: str, key: str, items: Any) -> list[tuple[str, dict]]:
 def read_dvc_stages(path: str | Path, config: Mapping[str, Any]) -> dict[str, DvcStage]:
     """Every stage of ``path`` (dvc.yaml), in file order, resolved against ``config``."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    # Top-level `plots` only say how DVC draws files that stages already declare: nothing to run.
-    extra = set(data) - {"stages", "plots"}
+    extra = set(data) - {"stages"} - DISPLAY_ONLY
     if extra:
         raise DvcTranslationError(f"{path}: top-level {sorted(extra)} are not translated to Snakemake")
     stages = {}
