@@ -9,6 +9,7 @@ Files are ``step-00001234.pt`` (the state *after* that many steps) and ``best.pt
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import random
 import re
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from codec.io import atomic_path
+from codec.io import write_bytes_atomic
 
 FORMAT = "telucodec-train-checkpoint"
 VERSION = 1
@@ -110,8 +111,11 @@ def _feed(h: "hashlib._Hash", obj: Any) -> None:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (plain values only) atomically to ``path``, with format marker and digest."""
     payload = {"format": FORMAT, "version": VERSION, "state": state, "digest": state_digest(state)}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Into memory first: torch.save names the zip's root folder after the file it writes, and the
+    # temporary file's random name would make two identical checkpoints differ byte for byte.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
     return Path(path)
 
 

@@ -12,14 +12,15 @@ Format (written by the ``seed_codebooks`` and ``train`` stages, read by ``train`
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from codec.io import atomic_path
+from codec.io import write_bytes_atomic
 from codec.model import Codec, codec_from_config
 
 CONFIG_KEY = "config"
@@ -34,9 +35,26 @@ def save_codec_weights(path: str | Path, state_dict: dict[str, torch.Tensor], co
     """Write ``state_dict`` and ``config`` atomically to ``path`` (safetensors)."""
     tensors = {name: t.detach().cpu().contiguous().clone() for name, t in state_dict.items()}
     metadata = {**(extra_metadata or {}), CONFIG_KEY: json.dumps(config, sort_keys=True)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_bytes_atomic(path, _sorted_header(save(tensors, metadata=metadata)))
     return Path(path)
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its JSON header's keys sorted.
+
+    The writer emits the header's keys (tensor entries and metadata) in a per-process random order,
+    so equal weights gave different bytes and DVC hashes from run to run. Tensor offsets are relative
+    to the data block, so reordering the header moves nothing; the header keeps its padded length.
+    """
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    for entry in header.values():
+        if isinstance(entry, dict) and "dtype" not in entry:  # __metadata__
+            header["__metadata__"] = dict(sorted(entry.items()))
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(text) > length:
+        raise ValueError("safetensors header grew when sorted")  # cannot happen: same keys and values
+    return data[:8] + text.ljust(length, b" ") + data[8 + length:]
 
 
 def read_codec_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, str]]:

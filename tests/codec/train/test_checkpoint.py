@@ -92,3 +92,10 @@ def test_listing_pruning_and_moving_aside(tmp_path):
     assert sorted(p.name for p in moved) == ["best.pt", "step-00000008.pt", "step-00000010.pt"]
     assert ckpt.latest_checkpoint(tmp_path) is None
     assert ckpt.load_checkpoint(tmp_path / ckpt.STALE_DIR / "step-00000010.pt") == {"step": 10}
+
+
+def test_same_state_gives_identical_checkpoint_bytes(tmp_path):
+    state = {"model": {"w": torch.arange(6.0)}, "step": 3}
+    ckpt.save_checkpoint(tmp_path / "a.pt", state)
+    ckpt.save_checkpoint(tmp_path / "b.pt", state)  # another temporary file name on the way
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

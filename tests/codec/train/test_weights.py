@@ -36,3 +36,24 @@ def test_unusable_files_are_refused_with_a_reason(tiny_init, tmp_path):
     save_file(tensors, str(wrong), metadata={"config": json.dumps(bigger)})
     with pytest.raises(WeightsError, match="do not fit the codec config"):
         load_codec(wrong)
+
+
+def test_equal_weights_give_identical_bytes_in_separate_processes(tmp_path):
+    """The safetensors writer orders its header keys at random per process; ours sorts them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from codec.train.weights import save_codec_weights;"
+        "t = {f'w{i}': torch.full((3,), float(i)) for i in range(12)};"
+        "save_codec_weights(sys.argv[1], t, {'model': {}, 'quantizer': {}, 'sample_rate': 16000},"
+        " {f'k{i}': str(i) for i in range(12)})"
+    )
+    for name in ("a", "b", "c"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True)
+    data = [(tmp_path / n).read_bytes() for n in ("a", "b", "c")]
+    assert data[0] == data[1] == data[2]
+    from codec.train.weights import read_codec_weights
+
+    tensors, config, metadata = read_codec_weights(tmp_path / "a")
+    assert torch.equal(tensors["w7"], torch.full((3,), 7.0)) and metadata["k11"] == "11"
