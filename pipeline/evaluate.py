@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", required=True, help="folder of rate-distortion CSVs (DVC plots)")
     parser.add_argument("--out-dir", required=True, help="per-utterance scores, figures and example audio")
     parser.add_argument("--html", required=True, help="the report page")
+    parser.add_argument("--timings", default="reports/timings/evaluate.json",
+                        help="real-time factors (not a DVC output: they differ from run to run)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
@@ -39,12 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     except (WeightsError, EvaluationError) as exc:
         raise SystemExit(f"error: evaluate: {exc}") from None
     doc = write_report(evaluation, ReportPaths(Path(args.metrics), Path(args.plots), Path(args.out_dir),
-                                               Path(args.html)))
+                                               Path(args.html), Path(args.timings)))
     best = f"q{evaluation.levels[-1]}"
     test = doc["test"]["codec"][best]
     print(f"evaluate: {doc['test']['utterances']} test utterances; codec {best} ({test['kbps']:g} kbps): "
           f"SNR {test['snr_db']:+.2f} dB, mel {test['mel_distance']:.3f}, PESQ {test['pesq_wb'] or float('nan'):.2f}; "
-          f"encode x{doc['speed']['encode_rtf']:.1f}, decode x{doc['speed']['decode_rtf']:.1f} real time "
+          f"encode x{evaluation.timing.rtf()[0]:.1f}, decode x{evaluation.timing.rtf()[1]:.1f} real time "
           f"on {evaluation.device} -> {args.html}")
 
 

@@ -84,10 +84,11 @@ def example_block(title: str, spectrogram: str, players: list[tuple[str, str]]) 
             f"{escape(title)}\"><table class=\"players\"><tbody>{rows}</tbody></table>")
 
 
-def render_page(info: dict[str, str], sections: list[str], speed: dict[str, Any]) -> str:
-    """The full page: ``info`` (label -> text) on top, then the per-set ``sections`` (HTML)."""
+def render_page(info: dict[str, str], sections: list[str], timings_href: str) -> str:
+    """The full page: ``info`` (label -> text) on top, then the per-set ``sections`` (HTML).
+
+    Speed figures are linked (``timings_href``), not embedded, so the page is identical across rebuilds."""
     facts = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in info.items())
-    speed_rows = "".join(f"<tr><td>{escape(k)}</td><td>{_number(v)}</td></tr>" for k, v in speed.items())
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -99,8 +100,9 @@ def render_page(info: dict[str, str], sections: list[str], speed: dict[str, Any]
 <h1>TeluCodec evaluation</h1>
 <table class="info"><tbody>{facts}</tbody></table>
 <h2>Speed</h2>
-<p class="note">Real-time factor = seconds of audio per second of compute (encode and decode with every level).</p>
-<table class="speed"><tbody>{speed_rows}</tbody></table>
+<p class="note">Encode and decode real-time factors (seconds of audio per second of compute, every level) of
+this run are in <a href="{escape(timings_href)}">{escape(timings_href)}</a>: they depend on the machine, so
+they are kept out of the reproducible outputs.</p>
 <p class="note">↑ higher is better, ↓ lower is better. Ratios in dB; distances are 0 for identical signals.
 Definitions: <code>codec/metrics.py</code> and the README. Means skip failed scores (counted in the last column).</p>
 {''.join(sections)}

@@ -45,11 +45,12 @@ class ReportPaths:
     plots: Path  # folder of rate-distortion CSVs (DVC plots)
     out_dir: Path  # per-utterance scores, run info, figures, example audio
     html: Path  # the page
+    timings: Path  # real-time factors: machine-dependent, so outside the reproducible outputs
 
 
 def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
     """Write every output; returns the metrics document."""
-    doc = metrics_summary(evaluation.sets, *evaluation.timing.rtf(), evaluation.timing.audio_seconds)
+    doc = metrics_summary(evaluation.sets)
     with replaced_dir(paths.plots) as plots:
         for result in evaluation.sets:
             for system, rows in rate_distortion(result, doc[result.name]).items():
@@ -59,8 +60,14 @@ def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
         write_json_atomic(out / "run.json", finite_json(run_info(evaluation)))
         sections = [_write_set(result, doc[result.name], evaluation.sample_rate, out,
                                _relative(paths.out_dir, paths.html.parent)) for result in evaluation.sets]
-    write_text_atomic(paths.html, html.render_page(_page_info(evaluation), sections, doc["speed"]))
+    write_text_atomic(paths.html, html.render_page(_page_info(evaluation), sections,
+                                                   _relative(paths.timings, paths.html.parent)))
     write_json_atomic(paths.metrics, doc)
+    timing = evaluation.timing
+    encode_rtf, decode_rtf = timing.rtf()
+    write_json_atomic(paths.timings, {"device": evaluation.device, "encode_rtf": encode_rtf, "decode_rtf": decode_rtf,
+                                      "audio_seconds": timing.audio_seconds, "encode_seconds": timing.encode_seconds,
+                                      "decode_seconds": timing.decode_seconds})
     return doc
 
 
@@ -101,15 +108,12 @@ def run_info(evaluation: Evaluation) -> dict[str, Any]:
             "score_failures": dict(sorted(failures.items())),
             "entropy_bits_per_level": M.entropy_bits(result.counts).tolist() if result.counts is not None else [],
         }
-    timing = evaluation.timing
     return {
         "model": evaluation.model, "device": evaluation.device, "torch": torch.__version__,
         "sample_rate": evaluation.sample_rate, "frame_rate": evaluation.frame_rate,
         "codebook_size": evaluation.codebook_size, "num_levels": evaluation.num_levels, "levels": evaluation.levels,
         "opus": evaluation.opus, "opus_available": evaluation.opus_available,
         "unavailable_corpora": evaluation.unavailable, "sets": sets,
-        "timing": {"audio_seconds": timing.audio_seconds, "encode_seconds": timing.encode_seconds,
-                   "decode_seconds": timing.decode_seconds},
     }
 
 

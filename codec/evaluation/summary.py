@@ -6,7 +6,6 @@ Layout (keys are stable across runs so ``dvc metrics diff`` lines up)::
     <set>.codec.q<n>.{kbps, entropy_kbps, <metric>..., stoi_failed, pesq_wb_failed}
     <set>.opus.<k>kbps.{kbps, <metric>..., stoi_failed, pesq_wb_failed}
     <set>.quantizer.{nominal_kbps, entropy_kbps, perplexity.l<ii>, used_fraction.l<ii>}
-    speed.{encode_rtf, decode_rtf, audio_seconds}
 
 ``<set>`` is ``test`` or an extra corpus' name. Means skip NaN scores (their count is the
 ``*_failed`` entry); a mean over no value is ``null``.
@@ -62,12 +61,12 @@ def set_summary(result: SetResult) -> dict[str, Any]:
     return out
 
 
-def metrics_summary(sets: list[SetResult], encode_rtf: float, decode_rtf: float,
-                    audio_seconds: float) -> dict[str, Any]:
-    """The whole ``metrics.json`` document (NaN and inf become null: JSON has neither)."""
-    doc: dict[str, Any] = {s.name: set_summary(s) for s in sets}
-    doc["speed"] = {"encode_rtf": encode_rtf, "decode_rtf": decode_rtf, "audio_seconds": audio_seconds}
-    return finite_json(doc)
+def metrics_summary(sets: list[SetResult]) -> dict[str, Any]:
+    """The whole ``metrics.json`` document (NaN and inf become null: JSON has neither).
+
+    No timings: they differ from run to run and would break byte-identical rebuilds; the real-time
+    factors go to their own file (:class:`codec.evaluation.report.ReportPaths` ``timings``)."""
+    return finite_json({s.name: set_summary(s) for s in sets})
 
 
 def finite_json(value: Any) -> Any:

@@ -38,7 +38,7 @@ def report(tiny_codec_file, tmp_path_factory):
                             unavailable={"gone": "corpus directory x does not exist"})
     root = tmp_path_factory.mktemp("report")
     paths = ReportPaths(root / "reports" / "metrics.json", root / "reports" / "rd", root / "reports" / "eval",
-                        root / "reports" / "index.html")
+                        root / "reports" / "index.html", root / "reports" / "timings" / "evaluate.json")
     doc = write_report(evaluation, paths)
     return paths, doc, evaluation
 
@@ -46,7 +46,10 @@ def report(tiny_codec_file, tmp_path_factory):
 def test_metrics_plots_and_utterance_table_agree(report):
     paths, doc, evaluation = report
     on_disk = json.loads(paths.metrics.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
-    assert on_disk == doc and set(doc) == {"test", "extra-1", "speed"}
+    assert on_disk == doc and set(doc) == {"test", "extra-1"}
+    timings = json.loads(paths.timings.read_text())
+    assert timings["encode_seconds"] >= 0 and timings["audio_seconds"] > 0
+    assert 'href="timings/evaluate.json"' in paths.html.read_text()
     systems = {"codec", "opus"} if HAS_OPUS else {"codec"}
     assert sorted(p.name for p in paths.plots.iterdir()) == sorted(f"{s}_{x}.csv" for s in ("test", "extra-1")
                                                                    for x in systems)

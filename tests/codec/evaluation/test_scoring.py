@@ -80,7 +80,7 @@ def test_a_failing_opus_round_trip_gives_nan_rows_and_keeps_the_codec(codec):
     assert all(math.isnan(v) for v in rows[OPUS].values.values()) and rows[OPUS].errors == ["opus: round trip failed"]
     assert math.isfinite(rows[CODEC].values["snr_db"])
     assert len(result.opus_errors) == 1 and "false failed" in result.opus_errors[0]
-    summary = metrics_summary([result], 1.0, 1.0, 1.0)
+    summary = metrics_summary([result])
     assert summary["test"]["opus"]["6kbps"]["snr_db"] is None
     assert summary["test"]["opus"]["6kbps"]["pesq_wb_failed"] == 1
 
@@ -88,7 +88,7 @@ def test_a_failing_opus_round_trip_gives_nan_rows_and_keeps_the_codec(codec):
 def test_summary_layout_means_and_failures(codec):
     result = evaluate_set(codec, _set(2), [1, 4], [], None, torch.device("cpu"), Timing())
     result.rows[0].values["pesq_wb"] = math.nan  # as when PESQ finds no utterance
-    doc = metrics_summary([result], 12.5, math.inf, 3.0)
+    doc = metrics_summary([result])
     test = doc["test"]
     assert test["utterances"] == 2 and set(test) == {"utterances", "seconds", "codec", "quantizer"}
     q1 = test["codec"]["q1"]
@@ -99,7 +99,7 @@ def test_summary_layout_means_and_failures(codec):
     assert test["codec"]["q4"]["entropy_kbps"] == pytest.approx(test["quantizer"]["entropy_kbps"])
     assert sorted(test["quantizer"]["perplexity"]) == ["l00", "l01", "l02", "l03"]
     assert all(0 < v <= 1 for v in test["quantizer"]["used_fraction"].values())
-    assert doc["speed"] == {"encode_rtf": 12.5, "decode_rtf": None, "audio_seconds": 3.0}
+    assert set(doc) == {"test"}  # no timings: metrics.json must be identical across rebuilds
 
 
 def test_score_batches_like_single_calls():
