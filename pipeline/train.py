@@ -13,7 +13,9 @@ import contextlib
 from pathlib import Path
 
 from codec.train import CheckpointError, TrainingDiverged, WeightsError, train
+from codec.io import write_json_atomic
 from codec.train.checkpoint import latest_checkpoint
+from codec.train.loop import timings_dict
 from codec.train.distributed import launched_rank
 from pipeline.params import load_params
 
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoints", required=True, help="checkpoint folder (persistent; resumed from)")
     parser.add_argument("--out", required=True, help="final weights + config (safetensors)")
     parser.add_argument("--live", required=True, help="dvclive folder: metrics, plots and summary.json")
+    parser.add_argument("--timings", default="reports/timings/train.json",
+                        help="examples/s and wall time (not a DVC output: they differ from run to run)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     except (TrainingDiverged, CheckpointError, WeightsError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: train: {exc}") from None
     if launched_rank() == 0:
+        write_json_atomic(args.timings, timings_dict(result))
         best = "none" if result.best_value is None else f"{result.best_value:.3f} at step {result.best_step}"
         print(f"train: {result.step} steps ({result.bad_steps} skipped) in {result.seconds:.0f} s, "
               f"{result.examples_per_second:.1f} examples/s; valid SNR {result.valid['snr_db']:+.2f} dB, "

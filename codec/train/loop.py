@@ -359,7 +359,6 @@ class _Trainer:
                                        if "/" not in k[3:]})
                         to_log["train/lr"] = self.opt.param_groups[0]["lr"]
                         to_log["train/bad_steps"] = float(self.bad_steps)
-                        to_log["train/examples_per_second"] = bar.examples_per_second
                 improved = False
                 if self.step % cfg.validate_every == 0 or self.step == cfg.steps:
                     last_valid = self.validate()
@@ -456,15 +455,19 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
 
 
 def summary_dict(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
-    """The run's final figures as plain JSON values."""
+    """The run's final figures as plain JSON values; no timings (see :func:`timings_dict`), so that a
+    rebuild writes the same bytes."""
     return {
         "steps": result.step,
         "resumed_from": result.resumed_from,
         "bad_steps": result.bad_steps,
         "best": {"metric": cfg.best_metric, "value": result.best_value, "step": result.best_step},
         "valid": result.valid,
-        "examples_per_second": result.examples_per_second,
-        "data_wait_fraction": result.data_wait_fraction,
-        "seconds": result.seconds,
         "weights": None if result.output is None else str(result.output),
     }
+
+
+def timings_dict(result: TrainResult) -> dict[str, Any]:
+    """The run's speed: machine-dependent, kept apart from the reproducible outputs."""
+    return {"examples_per_second": result.examples_per_second, "data_wait_fraction": result.data_wait_fraction,
+            "seconds": result.seconds, "steps": result.step}

@@ -60,6 +60,9 @@ def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
     assert codec.quantizer.num_levels == 2
     summary = json.loads((tmp_path / "reports" / "train" / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["best"]["metric"] == "snr_db"
+    assert "seconds" not in summary and "examples_per_second" not in summary  # timings apart: see below
+    timings = json.loads((tmp_path / "reports" / "timings" / "train.json").read_text())
+    assert timings["examples_per_second"] > 0 and timings["steps"] == 4
     live = json.loads((tmp_path / "reports" / "train" / "metrics.json").read_text())
     assert "snr_db" in live["valid"] and "total" in live["train"]["loss"]
     assert not (tmp_path / "dvc.yaml").exists() and not (tmp_path / "reports" / "train" / "dvc.yaml").exists()
