@@ -44,12 +44,6 @@ bench: env
 clean-env:
 	rm -rf $(VENV)
 
-BASE ?= main
-.PHONY: report-diff
-# What a change does to the results, as markdown (pull requests get the same as a comment).
-report-diff: env
-	scripts/report_diff.sh $(BASE)
-
 # Workflow checks, too slow for `make test` (minutes each; tiny config in workflow/params-tiny.yaml):
 #   make check-rebuild   two `dvc repro` builds in fresh clones of HEAD give byte-identical outputs
 #   make check-parity    `dvc repro` and `snakemake` builds give byte-identical outputs
