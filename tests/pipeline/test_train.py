@@ -1,6 +1,7 @@
 """The `train` stage CLI: trains, logs with dvclive, resumes, and fails cleanly on bad input."""
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -75,3 +76,13 @@ def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
     assert torch.equal(load_codec(tmp_path / "models" / "codec.safetensors").decoder.output_scale,
                        codec.decoder.output_scale)
 
+
+    # `dvc repro -f` / `snakemake --forcerun` delete the logs but not the persistent checkpoints:
+    # the finished run is trained again, so its plots exist again, and the weights are the same.
+    shutil.rmtree(tmp_path / "reports" / "train")
+    forced = _wait(_cli(repo_root, tmp_path))
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "reports" / "train" / "plots" / "metrics").is_dir()
+    assert (tmp_path / "models" / "checkpoints" / "stale" / "step-00000004.pt").is_file()
+    assert torch.equal(load_codec(tmp_path / "models" / "codec.safetensors").decoder.output_scale,
+                       codec.decoder.output_scale)
