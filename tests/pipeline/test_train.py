@@ -1,8 +1,8 @@
 """The `train` stage CLI: trains, logs with dvclive, resumes, and fails cleanly on bad input."""
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 
