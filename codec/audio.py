@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Iterator, Literal, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -81,6 +81,51 @@ def decode(path: str | Path) -> Decoded:
     if subtype in ("FLOAT", "DOUBLE") and not np.isfinite(samples).all():
         raise AudioRejected("non-finite", "NaN or infinite samples")
     return Decoded(samples, int(rate))
+
+
+class AudioStream(NamedTuple):
+    """A file read block by block: its rate and the mono float32 pieces at the target rate."""
+
+    source_rate: int
+    pieces: Iterator[np.ndarray]
+
+
+def stream_mono(path: str | Path, sample_rate: int, block_seconds: float = 10.0,
+                quality: Literal["HQ", "VHQ"] = "HQ") -> AudioStream:
+    """Read ``path`` in blocks, downmixed, resampled to ``sample_rate`` (soxr, streaming) and clipped.
+
+    Memory stays that of one block whatever the file's length; the samples equal
+    ``clip(resample(to_mono(decode(path).samples), ...))`` up to the resampler's streaming rounding
+    (exactly when no resampling is needed). Raises :class:`AudioRejected` (``unreadable``) when the
+    file cannot be opened; non-finite samples raise ``non-finite`` while streaming.
+    """
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        raise AudioRejected("unreadable", _one_line(exc)) from None
+    source_rate = int(f.samplerate)
+
+    def pieces() -> Iterator[np.ndarray]:
+        stream = None if source_rate == sample_rate else soxr.ResampleStream(
+            source_rate, sample_rate, 1, dtype="float32", quality=quality)
+        with f:
+            blocksize = max(1, int(block_seconds * source_rate))
+            blocks = f.blocks(blocksize=blocksize, dtype="float32", always_2d=True)
+            while True:
+                try:
+                    block = next(blocks, None)
+                except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+                    raise AudioRejected("unreadable", _one_line(exc)) from None
+                if block is None:
+                    break
+                if not np.isfinite(block).all():
+                    raise AudioRejected("non-finite", "NaN or infinite samples")
+                mono = to_mono(block)
+                yield clip(mono if stream is None else stream.resample_chunk(mono))
+            if stream is not None:
+                yield clip(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+
+    return AudioStream(source_rate, pieces())
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

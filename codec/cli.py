@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from codec.audio import AudioRejected, clip, decode, resample, to_mono
+from codec.audio import AudioRejected, clip, stream_mono
 from codec.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
 from codec.io import atomic_path, write_bytes_atomic
 
@@ -98,16 +98,24 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 def _encode(args: argparse.Namespace) -> int:
     # torch is imported only by the commands that run the model: `info` and --help start in a blink.
-    from codec.streaming import encode_waveform
+    from codec.streaming import encode_stream
 
     model = _load_model(args)
     codec = model.codec
-    x, source_rate = _read_audio(Path(args.input), codec.sample_rate)
     n_q = _levels(codec, args.kbps, args.levels)
-    codes = encode_waveform(codec, x, n_q, _chunk_frames(args.chunk_seconds, codec.frame_rate)).numpy()
-    data = build_bitstream(codes, model_id=model.model_id_bytes, sample_rate=codec.sample_rate,
+    path = Path(args.input)
+    try:
+        # Read, resampled and encoded chunk by chunk: memory stays flat however long the file is.
+        audio = stream_mono(path, codec.sample_rate, args.chunk_seconds, RESAMPLE_QUALITY)
+        codes, num_samples = encode_stream(codec, audio.pieces, n_q,
+                                           _chunk_frames(args.chunk_seconds, codec.frame_rate))
+    except AudioRejected as exc:
+        raise CliError(f"{path}: {exc}") from None
+    except ValueError:
+        raise CliError(f"{path}: no audio: no sample left at {codec.sample_rate} Hz") from None
+    data = build_bitstream(codes.numpy(), model_id=model.model_id_bytes, sample_rate=codec.sample_rate,
                            hop_length=codec.hop_length, codebook_size=int(codec.quantizer.codebook_size),
-                           num_samples=x.shape[0], source_rate=source_rate,
+                           num_samples=num_samples, source_rate=audio.source_rate,
                            probabilities=model.probabilities if args.entropy else None)
     write_bytes_atomic(args.output, data)
     h = parse_bitstream(data).header
@@ -204,18 +212,6 @@ def _check_model(h: Header, model, source: str) -> None:
     if got != want or h.num_levels > codec.num_levels:
         raise BitstreamError(f"{source}: stream (rate, hop, codebook) {got} with {h.num_levels} levels does not "
                              f"fit the model's {want} with {codec.num_levels} levels")
-
-
-def _read_audio(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Any audio file -> (mono float32 at ``sample_rate`` in [-1, 1], source rate): the data stage's steps."""
-    try:
-        decoded = decode(path)
-    except AudioRejected as exc:
-        raise CliError(f"{path}: {exc}") from None
-    x = clip(resample(to_mono(decoded.samples), decoded.sample_rate, sample_rate, RESAMPLE_QUALITY))
-    if x.shape[0] == 0:
-        raise CliError(f"{path}: too short: no sample left at {sample_rate} Hz")
-    return np.ascontiguousarray(x, dtype=np.float32), decoded.sample_rate
 
 
 def _levels(codec, kbps: float | None, levels: int | None) -> int:

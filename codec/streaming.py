@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -115,6 +115,44 @@ def encode_waveform(codec: Codec, x: np.ndarray | torch.Tensor, n_q: int, chunk_
         codes = codec.encode(x[lo * hop: hi * hop][None, None], n_q)
         pieces.append(codes[0, :, first - lo: end - lo])
     return torch.cat(pieces, dim=1)
+
+
+def encode_stream(codec: Codec, pieces: Iterable[np.ndarray], n_q: int, chunk_frames: int,
+                  context: int | None = None) -> tuple[torch.Tensor, int]:
+    """Like :func:`encode_waveform`, over a waveform arriving as consecutive ``pieces`` of any size.
+
+    Returns ``(codes [n_q, F], num_samples)``. A chunk is encoded as soon as the samples after its
+    right context have arrived, over exactly the window :func:`encode_waveform` uses, so the codes
+    are identical; only one chunk plus its contexts and one piece are held in memory.
+    """
+    hop = codec.hop_length
+    context = receptive_context(codec).encoder_frames if context is None else context
+    buffer = torch.zeros(0)
+    offset = 0  # index in the whole waveform of buffer[0]
+    first, codes = 0, []
+
+    def encode_chunk(end: int, hi: int) -> None:
+        nonlocal first
+        lo = max(0, first - context)
+        window = buffer[lo * hop - offset: hi * hop - offset]
+        codes.append(codec.encode(window[None, None], n_q)[0, :, first - lo: end - lo])
+        first = end
+
+    for piece in pieces:
+        buffer = torch.cat([buffer, torch.as_tensor(piece, dtype=torch.float32).reshape(-1)])
+        # More samples after the chunk's right context: the window is whole, and not the last one.
+        while offset + buffer.shape[0] > (first + chunk_frames + context) * hop:
+            encode_chunk(first + chunk_frames, first + chunk_frames + context)
+            drop = max(0, first - context) * hop - offset
+            buffer, offset = buffer[drop:], offset + drop
+    total = offset + buffer.shape[0]
+    if total == 0:
+        raise ValueError("expected a non-empty mono waveform, got no samples")
+    num_frames = -(-total // hop)
+    while first < num_frames:
+        end = min(first + chunk_frames, num_frames)
+        encode_chunk(end, min(num_frames, end + context))
+    return torch.cat(codes, dim=1), total
 
 
 def decode_codes(codec: Codec, codes: np.ndarray | torch.Tensor, num_samples: int, chunk_frames: int,

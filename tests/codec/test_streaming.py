@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from codec.streaming import chunk_spans, decode_codes, encode_waveform, receptive_context
+from codec.streaming import chunk_spans, decode_codes, encode_stream, encode_waveform, receptive_context
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -70,3 +70,16 @@ def test_bad_arguments():
     with pytest.raises(ValueError):
         chunk_spans(10, 0)
     assert chunk_spans(10, 4) == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_encode_stream_equals_encode_waveform_for_any_piece_sizes(tiny_codec):
+    rng = np.random.default_rng(3)
+    hop = tiny_codec.hop_length
+    for length in (7, hop, 3 * hop + 5, 40 * hop + 17):
+        x = (0.3 * rng.standard_normal(length)).astype(np.float32)
+        whole = encode_waveform(tiny_codec, x, 2, chunk_frames=4)
+        cuts = np.sort(rng.choice(np.arange(1, length), size=min(5, length - 1), replace=False))
+        streamed, num_samples = encode_stream(tiny_codec, np.split(x, cuts), 2, chunk_frames=4)
+        assert num_samples == length and torch.equal(streamed, whole)
+    with pytest.raises(ValueError, match="no samples"):
+        encode_stream(tiny_codec, iter([]), 2, chunk_frames=4)
