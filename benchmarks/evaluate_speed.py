@@ -28,7 +28,7 @@ from codec.evaluation.run import pick_device  # noqa: E402
 from codec.evaluation.scoring import Timing, evaluate_set  # noqa: E402
 from codec.evaluation.sets import EvalSet, EvalUtterance  # noqa: E402
 from codec.model import build_codec  # noqa: E402
-from codec.train.weights import load_codec  # noqa: E402
+from codec.weights import load_codec  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
 

@@ -27,7 +27,7 @@ from codec.model import build_codec  # noqa: E402
 from codec.train.data import CropBatchSampler, CropDataset, build_loader, index_split  # noqa: E402
 from codec.train.loop import train  # noqa: E402
 from codec.train.synthetic import write_synthetic_shards  # noqa: E402
-from codec.train.weights import save_codec_weights  # noqa: E402
+from codec.weights import save_codec_weights  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
 

@@ -2,7 +2,7 @@
 
 Contents (written by :func:`export_codec`, read by :func:`load_export`):
 
-* tensors: ``Codec.state_dict()`` exactly as in a training weights file (``codec/train/weights.py``),
+* tensors: ``Codec.state_dict()`` exactly as in a training weights file (``codec/weights.py``),
   plus ``entropy.probabilities`` ``[num_levels, codebook_size]`` float64: per-level code
   distributions for the range coder, from the quantizer's EMA ``cluster_usage`` mixed with a
   little uniform mass so that no code has zero probability, and capped at
@@ -30,7 +30,7 @@ import torch
 
 from codec.bitstream import MAX_SYMBOL_PROBABILITY, MODEL_ID_BYTES, BitstreamError, check_distributions
 from codec.model import Codec, codec_from_config
-from codec.train.weights import WeightsError, read_codec_weights, save_codec_weights
+from codec.weights import WeightsError, read_codec_weights, save_codec_weights
 
 EXPORT_FORMAT = "telucodec-export"
 EXPORT_VERSION = 1

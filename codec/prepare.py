@@ -85,6 +85,13 @@ class PrepareConfig:
             raise ValueError("; ".join(problems))
 
 
+    def audio_options(self, sample_rate: int) -> AudioOptions:
+        """The per-file clean-up these settings ask for, targeting ``sample_rate`` (also used by evaluate)."""
+        return AudioOptions(sample_rate=sample_rate, trim_silence=self.trim_silence, trim_top_db=self.trim_top_db,
+                            min_seconds=self.min_seconds, max_seconds=self.max_seconds,
+                            quality=self.resample_quality, silence_dbfs=self.silence_dbfs)
+
+
 class PrepareError(RuntimeError):
     """The stage cannot produce a usable dataset (nothing usable, missing or mismatched parts)."""
 
@@ -247,15 +254,7 @@ def _process_batch(paths: list[str], opts: AudioOptions) -> list[_FileResult]:
 def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: list[int]) -> list[ShardSummary]:
     out_dir = Path(out_dir)
     plan = make_plan(cfg, sample_rate)
-    opts = AudioOptions(
-        sample_rate=sample_rate,
-        trim_silence=cfg.trim_silence,
-        trim_top_db=cfg.trim_top_db,
-        min_seconds=cfg.min_seconds,
-        max_seconds=cfg.max_seconds,
-        quality=cfg.resample_quality,
-        silence_dbfs=cfg.silence_dbfs,
-    )
+    opts = cfg.audio_options(sample_rate)
     members = {shard: plan.shard_utterances(shard, cfg.num_shards) for shard in shards}
     # A worker process only pays off with a few dozen files to share out.
     workers = max(1, min(cfg.workers or _cpu_count(), math.ceil(sum(map(len, members.values())) / MIN_FILES_PER_WORKER)))

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from codec.evaluation import EvaluationError, cleaning_options
+from codec.evaluation import EvaluationError
 from codec.evaluation.report import ReportPaths, write_report
 from codec.evaluation.run import run_evaluation
-from codec.train.weights import WeightsError, load_codec
+from codec.weights import WeightsError, load_codec
 from pipeline.params import load_params
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         codec = load_codec(args.model)
         evaluation = run_evaluation(codec, params.evaluate, args.shards,
-                                    cleaning_options(params.prepare, codec.sample_rate), model_name=args.model)
+                                    params.prepare.audio_options(codec.sample_rate), model_name=args.model)
     except (WeightsError, EvaluationError) as exc:
         raise SystemExit(f"error: evaluate: {exc}") from None
     doc = write_report(evaluation, ReportPaths(Path(args.metrics), Path(args.plots), Path(args.out_dir),

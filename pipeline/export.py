@@ -13,7 +13,7 @@ from pathlib import Path
 
 from codec.export import export_codec
 from codec.io import write_json_atomic
-from codec.train.weights import WeightsError, load_codec
+from codec.weights import WeightsError, load_codec
 from pipeline.params import load_params
 
 EXPORT_NAME = "telucodec.safetensors"

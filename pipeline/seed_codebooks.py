@@ -15,7 +15,7 @@ from codec.config import to_dict
 from codec.io import write_json_atomic
 from codec.model import build_codec
 from codec.seeding import seed_codebooks
-from codec.train.weights import save_codec_weights
+from codec.weights import save_codec_weights
 from pipeline.params import load_params
 
 

@@ -7,6 +7,6 @@ opusenc/opusdec round trip), ``scoring`` (codec runs, metrics per utterance, tim
 """
 
 from codec.evaluation.config import EvaluateConfig, ExtraCorpus
-from codec.evaluation.sets import EvaluationError, cleaning_options
+from codec.evaluation.sets import EvaluationError
 
-__all__ = ["EvaluateConfig", "EvaluationError", "ExtraCorpus", "cleaning_options"]
+__all__ = ["EvaluateConfig", "EvaluationError", "ExtraCorpus"]

@@ -16,7 +16,6 @@ import numpy as np
 from codec.audio import AudioOptions, AudioRejected, pcm16_to_float, process_file, resample
 from codec.corpora import CorpusError, read_corpus
 from codec.evaluation.config import ExtraCorpus
-from codec.prepare import PrepareConfig
 from codec.shards import iter_segments, read_table, split_files
 
 TEST = "test"
@@ -43,13 +42,6 @@ class EvalSet:
     available: int  # utterances (segments) or source files there were before the cap
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"id", "reason"}: rejected inputs
     unavailable: str | None = None  # why the whole set was skipped (missing corpus), else None
-
-
-def cleaning_options(prepare: PrepareConfig, sample_rate: int) -> AudioOptions:
-    """The audio clean-up ``prepare`` applies, targeting ``sample_rate`` (the codec's rate)."""
-    return AudioOptions(sample_rate=sample_rate, trim_silence=prepare.trim_silence, trim_top_db=prepare.trim_top_db,
-                        min_seconds=prepare.min_seconds, max_seconds=prepare.max_seconds,
-                        quality=prepare.resample_quality, silence_dbfs=prepare.silence_dbfs)
 
 
 def spread(count: int, limit: int) -> list[int]:

@@ -40,7 +40,7 @@ from codec.train.distributed import DistInfo, any_true, average_gradients, from_
 from codec.train.progress import TrainProgress
 from codec.train.schedule import lr_factor
 from codec.train.validation import validate
-from codec.train.weights import load_codec, save_codec_weights
+from codec.weights import load_codec, save_codec_weights
 
 BatchHook = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -422,7 +422,7 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
           checkpoints: str | Path, seed: int, out: str | Path | None = None,
           logger: MetricsLogger | None = None, summary_path: str | Path | None = None, progress: bool = True,
           batch_hook: BatchHook | None = None) -> TrainResult:
-    """Train the codec in ``init`` (a weights file, see :mod:`codec.train.weights`) on ``shards``.
+    """Train the codec in ``init`` (a weights file, see :mod:`codec.weights`) on ``shards``.
 
     Resumes from the latest checkpoint of the same run in ``checkpoints``. Single process, or
     one process per GPU under ``torchrun`` (only rank 0 logs and writes files). Writes the final
@@ -430,7 +430,7 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
     ``batch_hook(step, batch)`` may replace a batch before the step (augmentation, fault injection).
     Raises :class:`TrainingDiverged` after ``max_bad_steps`` non-finite steps in a row,
     :class:`codec.train.checkpoint.CheckpointError` for an unusable checkpoint and
-    :class:`codec.train.weights.WeightsError` for an unusable init file.
+    :class:`codec.weights.WeightsError` for an unusable init file.
     """
     info = setup_distributed(cfg.device)
     deterministic_before = torch.are_deterministic_algorithms_enabled()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,6 +12,7 @@ import torch
 from codec.export import ExportConfig, export_codec
 from codec.model import Codec, ModelConfig, build_codec
 from codec.quantization import QuantizerConfig
+from codec.weights import save_codec_weights
 
 SAMPLE_RATE = 16000
 TINY_MODEL = ModelConfig(channels=4, latent_dim=16, n_residual_layers=1)  # hop 320: 50 frames/s
@@ -75,3 +78,13 @@ def speech_wav(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_init(tmp_path_factory) -> Path:
+    """A 2-level, 16-entry codec whose codebooks are seeded from the first training batch."""
+    torch.manual_seed(0)
+    codec = build_codec(ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
+                        QuantizerConfig(num_levels=2, codebook_size=16), SAMPLE_RATE)
+    path = tmp_path_factory.mktemp("init") / "seed.safetensors"
+    return save_codec_weights(path, codec.state_dict(), codec.config, {"stage": "test"})

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from codec.bitstream import MAX_SYMBOL_PROBABILITY
 from codec.export import (PROBABILITIES_KEY, ExportConfig, ExportError, code_distributions, content_hash,
                           export_codec, load_export)
-from codec.train.weights import save_codec_weights
+from codec.weights import save_codec_weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -13,7 +13,7 @@ import yaml
 from codec.model import ModelConfig, build_codec
 from codec.quantization import QuantizerConfig
 from codec.train.synthetic import write_synthetic_shards
-from codec.train.weights import save_codec_weights
+from codec.weights import save_codec_weights
 from pipeline.evaluate import main
 
 HAS_OPUS = shutil.which("opusenc") is not None and shutil.which("opusdec") is not None

@@ -10,7 +10,7 @@ import torch
 from codec.export import load_export
 from codec.model import ModelConfig, build_codec
 from codec.quantization import QuantizerConfig
-from codec.train.weights import save_codec_weights
+from codec.weights import save_codec_weights
 from pipeline.export import main as export_main
 
 

@@ -12,7 +12,7 @@ import yaml
 from codec.model import ModelConfig, build_codec
 from codec.quantization import QuantizerConfig
 from codec.train.synthetic import write_synthetic_shards
-from codec.train.weights import load_codec, save_codec_weights
+from codec.weights import load_codec, save_codec_weights
 
 TINY_LOSS = {"stft_fft_sizes": [64, 128], "mel_fft_sizes": [64, 128], "mel_n_mels": 16,
              "discriminator": {"channels": 2, "fft_sizes": [64, 128], "dilations": [1]}}

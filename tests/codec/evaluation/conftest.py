@@ -2,7 +2,7 @@
 
 import pytest
 
-from codec.train.weights import save_codec_weights
+from codec.weights import save_codec_weights
 from tests.codec.evaluation.support import tiny_codec
 
 

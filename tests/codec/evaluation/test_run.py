@@ -5,9 +5,9 @@ import torch
 
 from codec.evaluation.config import EvaluateConfig, ExtraCorpus
 from codec.evaluation.run import pick_device, run_evaluation
-from codec.evaluation.sets import EvaluationError, cleaning_options
+from codec.evaluation.sets import EvaluationError
 from codec.prepare import PrepareConfig
-from codec.train.weights import load_codec
+from codec.weights import load_codec
 
 
 def test_without_opus_tools_the_codec_is_still_scored(tiny_codec_file, tiny_shards, tmp_path, monkeypatch):
@@ -15,7 +15,7 @@ def test_without_opus_tools_the_codec_is_still_scored(tiny_codec_file, tiny_shar
     messages = []
     cfg = EvaluateConfig(levels=[2, 9], opus_kbps=[6], max_utterances=1, examples=0, device="cpu",
                          extra_corpora=[ExtraCorpus("absent", str(tmp_path / "none"))])
-    cleaning = cleaning_options(PrepareConfig("x"), 8000)  # its rate is replaced by the codec's
+    cleaning = PrepareConfig("x").audio_options(8000)  # its rate is replaced by the codec's
     evaluation = run_evaluation(load_codec(tiny_codec_file), cfg, tiny_shards, cleaning, model_name="tiny",
                                 log=messages.append)
     assert not evaluation.opus_available and evaluation.opus.startswith("skipped: opusenc and opusdec not found")

@@ -13,7 +13,7 @@ from codec.evaluation.scoring import (CODEC, METRICS, OPUS, System, Timing, eval
                                       opus_system, score)
 from codec.evaluation.sets import EvalSet, EvalUtterance
 from codec.evaluation.summary import finite_json, metrics_summary
-from codec.train.weights import load_codec
+from codec.weights import load_codec
 from tests.codec.evaluation.support import RATE, speechlike
 
 

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from codec.audio import AudioOptions
 from codec.evaluation.config import EvaluateConfig, ExtraCorpus
-from codec.evaluation.sets import EvaluationError, cleaning_options, load_extra_corpus, load_test_split, spread
+from codec.evaluation.sets import EvaluationError, load_extra_corpus, load_test_split, spread
 from codec.prepare import PrepareConfig
 from codec.shards import iter_segments, split_files
 from codec.train.synthetic import write_synthetic_shards
@@ -57,7 +57,7 @@ def test_extra_corpus_is_cleaned_like_prepare_and_lists_rejects(tmp_path):
     write_speechlike_corpus(tmp_path / "corpus", speakers=2, utterances=2, seconds=1.0, sample_rate=22050)
     sf.write(tmp_path / "corpus" / "spk00" / "quiet.wav", np.zeros(22050, np.float32), 22050)
     (tmp_path / "corpus" / "spk01" / "broken.wav").write_bytes(b"RIFF0000WAVE")
-    options = cleaning_options(PrepareConfig(corpus="unused"), 16000)
+    options = PrepareConfig(corpus="unused").audio_options(16000)
     assert isinstance(options, AudioOptions) and options.sample_rate == 16000
     result = load_extra_corpus(ExtraCorpus("mine", str(tmp_path / "corpus"), "folder", 0), options)
     assert result.unavailable is None and result.available == 6
@@ -73,7 +73,7 @@ def test_extra_corpus_is_cleaned_like_prepare_and_lists_rejects(tmp_path):
 
 
 def test_a_missing_extra_corpus_is_skipped_with_the_reason(tmp_path):
-    result = load_extra_corpus(ExtraCorpus("gone", str(tmp_path / "nowhere")), cleaning_options(PrepareConfig("x"), 16000))
+    result = load_extra_corpus(ExtraCorpus("gone", str(tmp_path / "nowhere")), PrepareConfig("x").audio_options(16000))
     assert result.utterances == [] and "does not exist" in result.unavailable
 
 
@@ -91,6 +91,6 @@ def test_config_rejects_bad_values_and_clips_levels():
 @pytest.mark.skipif(not os.path.isdir(SHARED_CORPUS), reason=f"real corpus not found at {SHARED_CORPUS}")
 def test_the_shared_telugu_corpus_reads_as_an_extra_corpus():
     result = load_extra_corpus(ExtraCorpus("chai-bisket", SHARED_CORPUS, "ulca", 2),
-                               cleaning_options(PrepareConfig("x"), 16000))
+                               PrepareConfig("x").audio_options(16000))
     assert result.available > 100 and len(result.utterances) == 2
     assert all(u.audio.shape[0] > 8000 and np.abs(u.audio).max() <= 1.0 for u in result.utterances)

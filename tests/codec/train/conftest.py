@@ -10,11 +10,8 @@ import torch
 
 from codec.discriminator import DiscriminatorConfig
 from codec.losses import LossConfig
-from codec.model import ModelConfig, build_codec
-from codec.quantization import QuantizerConfig
 from codec.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
 from codec.train.synthetic import write_synthetic_shards
-from codec.train.weights import save_codec_weights
 
 SAMPLE_RATE = 16000
 
@@ -37,16 +34,6 @@ def tiny_train(**overrides) -> TrainConfig:
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory) -> Path:
     return write_synthetic_shards(tmp_path_factory.mktemp("shards"), sample_rate=SAMPLE_RATE)
-
-
-@pytest.fixture(scope="session")
-def tiny_init(tmp_path_factory) -> Path:
-    """A 2-level, 16-entry codec whose codebooks are seeded from the first training batch."""
-    torch.manual_seed(0)
-    codec = build_codec(ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
-                        QuantizerConfig(num_levels=2, codebook_size=16), SAMPLE_RATE)
-    path = tmp_path_factory.mktemp("init") / "seed.safetensors"
-    return save_codec_weights(path, codec.state_dict(), codec.config, {"stage": "test"})
 
 
 @pytest.fixture

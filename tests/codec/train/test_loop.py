@@ -7,7 +7,7 @@ import torch
 
 from codec.train import checkpoint as ckpt
 from codec.train.loop import TrainingDiverged
-from codec.train.weights import load_codec, read_codec_weights
+from codec.weights import load_codec, read_codec_weights
 
 
 class Recorder:

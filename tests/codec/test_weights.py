@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from codec.train.weights import WeightsError, load_codec, read_codec_weights, save_codec_weights
+from codec.weights import WeightsError, load_codec, read_codec_weights, save_codec_weights
 
 
 def test_round_trip_rebuilds_the_same_codec(tiny_init, tmp_path):
@@ -44,7 +44,7 @@ def test_equal_weights_give_identical_bytes_in_separate_processes(tmp_path):
     import sys
 
     code = (
-        "import sys, torch; from codec.train.weights import save_codec_weights;"
+        "import sys, torch; from codec.weights import save_codec_weights;"
         "t = {f'w{i}': torch.full((3,), float(i)) for i in range(12)};"
         "save_codec_weights(sys.argv[1], t, {'model': {}, 'quantizer': {}, 'sample_rate': 16000},"
         " {f'k{i}': str(i) for i in range(12)})"
@@ -53,7 +53,7 @@ def test_equal_weights_give_identical_bytes_in_separate_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True)
     data = [(tmp_path / n).read_bytes() for n in ("a", "b", "c")]
     assert data[0] == data[1] == data[2]
-    from codec.train.weights import read_codec_weights
+    from codec.weights import read_codec_weights
 
     tensors, config, metadata = read_codec_weights(tmp_path / "a")
     assert torch.equal(tensors["w7"], torch.full((3,), 7.0)) and metadata["k11"] == "11"
