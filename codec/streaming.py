@@ -105,25 +105,18 @@ def encode_waveform(codec: Codec, x: np.ndarray | torch.Tensor, n_q: int, chunk_
     x = torch.as_tensor(x, dtype=torch.float32)
     if x.dim() != 1 or x.shape[0] == 0:
         raise ValueError(f"expected a non-empty mono waveform [T], got shape {tuple(x.shape)}")
-    hop = codec.hop_length
-    num_frames = -(-x.shape[0] // hop)
-    context = receptive_context(codec).encoder_frames if context is None else context
-    pieces = []
-    for first, end in chunk_spans(num_frames, chunk_frames):
-        lo, hi = max(0, first - context), min(num_frames, end + context)
-        # The last window ends at T, not at a hop multiple: Codec.encode pads it as it pads the whole signal.
-        codes = codec.encode(x[lo * hop: hi * hop][None, None], n_q)
-        pieces.append(codes[0, :, first - lo: end - lo])
-    return torch.cat(pieces, dim=1)
+    return encode_stream(codec, [x], n_q, chunk_frames, context)[0]
 
 
 def encode_stream(codec: Codec, pieces: Iterable[np.ndarray], n_q: int, chunk_frames: int,
                   context: int | None = None) -> tuple[torch.Tensor, int]:
     """Like :func:`encode_waveform`, over a waveform arriving as consecutive ``pieces`` of any size.
 
-    Returns ``(codes [n_q, F], num_samples)``. A chunk is encoded as soon as the samples after its
-    right context have arrived, over exactly the window :func:`encode_waveform` uses, so the codes
-    are identical; only one chunk plus its contexts and one piece are held in memory.
+    Returns ``(codes [n_q, F], num_samples)``. Chunk ``[first, end)`` is encoded over frames
+    ``[first - context, end + context)`` (clipped to the signal), as soon as the samples after that
+    window have arrived; the last window ends at the last sample and ``Codec.encode`` pads it as it
+    pads a whole signal. So the codes do not depend on how the waveform was cut into pieces, and only
+    one chunk plus its contexts and one piece are held in memory.
     """
     hop = codec.hop_length
     context = receptive_context(codec).encoder_frames if context is None else context
