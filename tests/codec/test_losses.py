@@ -6,7 +6,7 @@ import torch
 from codec.discriminator import DiscriminatorConfig, MultiScaleSTFTDiscriminator
 from codec.losses import (CodecLoss, LossConfig, MultiResolutionSTFTLoss, MultiScaleMelLoss,
                           combine_generator_losses, discriminator_adversarial_loss, feature_matching_loss,
-                          generator_adversarial_loss)
+                          generator_adversarial_loss, waveform_cosine_loss)
 
 SR = 16000
 
@@ -24,7 +24,7 @@ def _small_cfg(**kw):
 def test_identical_signals_give_zero_reconstruction_losses():
     x = _noise()
     out = CodecLoss(_small_cfg(), SR).generator_loss(x, x.clone(), torch.tensor(0.0))
-    for name in ("waveform_l1", "spectral_convergence", "log_magnitude", "mel"):
+    for name in ("waveform_l1", "waveform_cosine", "spectral_convergence", "log_magnitude", "mel"):
         assert out.breakdown[name].item() == pytest.approx(0.0, abs=1e-6), name
     assert out.total.item() == pytest.approx(0.0, abs=1e-6)
 
@@ -40,6 +40,34 @@ def test_known_gain(gain):
     assert MultiScaleMelLoss(SR, [256, 512], 32)(y, x).item() == pytest.approx(abs(math.log(gain)), rel=1e-3)
     out = CodecLoss(_small_cfg(), SR).generator_loss(x, y, torch.tensor(0.0))
     assert out.breakdown["waveform_l1"].item() == pytest.approx(abs(gain - 1.0) * x.abs().mean().item(), rel=1e-5)
+
+
+def test_waveform_cosine_on_known_signals():
+    t = torch.arange(1600) / SR
+    sine = torch.sin(2 * math.pi * 250 * t).view(1, 1, -1)  # 25 whole periods
+    cosine = torch.cos(2 * math.pi * 250 * t).view(1, 1, -1)
+    assert waveform_cosine_loss(3.0 * sine + 0.2, sine).item() == pytest.approx(0.0, abs=1e-6)  # gain and DC ignored
+    assert waveform_cosine_loss(-sine, sine).item() == pytest.approx(2.0, abs=1e-6)
+    assert waveform_cosine_loss(cosine, sine).item() == pytest.approx(1.0, abs=1e-4)  # 90 degrees out of phase
+    # averaged over examples: one aligned, one inverted
+    both = waveform_cosine_loss(torch.cat([sine, -sine]), torch.cat([sine, sine]))
+    assert both.item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_waveform_cosine_turns_the_output_where_l1_shrinks_it():
+    # Early in training the output is uncorrelated with the target. L1's gradient then points along
+    # the output itself (a descent step makes it quieter); the cosine's gradient is orthogonal to it
+    # (a step changes its direction, not its level) and has a component towards the target.
+    x = _noise(0)
+    y = _noise(1).requires_grad_(True)
+    (l1_grad,) = torch.autograd.grad(torch.nn.functional.l1_loss(y, x), y)
+    (cos_grad,) = torch.autograd.grad(waveform_cosine_loss(y, x), y)
+    yc = y.detach()
+    assert (l1_grad * yc).sum() > 0.5 * l1_grad.norm() * yc.norm()
+    assert abs((cos_grad * (yc - yc.mean(-1, keepdim=True))).sum()) < 1e-4 * cos_grad.norm() * yc.norm()
+    assert (-cos_grad * x).sum() > 0  # descending it correlates the output with the target
+    assert waveform_cosine_loss(y.detach() - 0.1 * cos_grad / cos_grad.norm() * yc.norm(), x) < \
+        waveform_cosine_loss(y.detach(), x)
 
 
 def test_spectral_convergence_is_scale_invariant_and_asymmetric():
