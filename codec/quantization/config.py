@@ -16,6 +16,9 @@ class QuantizerConfig:
     dead_code_threshold: float = 0.1  # entries used less than this fraction of uniform usage are replaced
     dropout: bool = True  # train with a random number of levels per batch
     dropout_min_levels: int = 1
+    # Share of the training steps that draw their number of levels; the others train all of them.
+    # With 1.0 the last level would train on 1 step in num_levels only and lag behind the first ones.
+    dropout_probability: float = 0.5
     # At most this many dead entries per level are replaced per step: the replacement frames travel in
     # a fixed-size buffer (one all-reduce per step, no host sync to count the dead entries first).
     dead_code_max_per_step: int = 256
@@ -29,6 +32,7 @@ class QuantizerConfig:
             (self.commitment_weight >= 0.0, "commitment_weight must be >= 0"),
             (0.0 <= self.dead_code_threshold < 1.0, "dead_code_threshold must be in [0, 1)"),
             (1 <= self.dropout_min_levels <= self.num_levels, "dropout_min_levels must be in [1, num_levels]"),
+            (0.0 <= self.dropout_probability <= 1.0, "dropout_probability must be in [0, 1]"),
             (self.dead_code_max_per_step >= 1, "dead_code_max_per_step must be >= 1"),
         ]
         for ok, message in checks:

@@ -344,8 +344,8 @@ class ResidualVectorQuantizer(nn.Module):
     def forward(self, x: Tensor, n_q: int | None = None) -> QuantizerOutput:
         """Quantize ``x [B, D, T]`` with ``n_q`` levels.
 
-        ``n_q=None``: all levels, or in training with ``config.dropout`` a number drawn uniformly
-        in ``[dropout_min_levels, num_levels]``. In training mode the codebooks are updated.
+        ``n_q=None``: all levels, or in training with ``config.dropout``, on a share
+        ``dropout_probability`` of the steps, a number drawn uniformly in ``[dropout_min_levels, num_levels]``. In training mode the codebooks are updated.
         No host-device sync happens here once the codebooks are seeded.
         """
         frames, shape = self._frames(x)
@@ -398,9 +398,12 @@ class ResidualVectorQuantizer(nn.Module):
         if n_q is not None:
             return self._check_levels(n_q)
         if self.training and self.config.dropout:
-            # CPU generator: the draw needs no device sync, and equal seeds give equal draws on all ranks.
+            # CPU generator: the draws need no device sync, and equal seeds give equal draws on all ranks.
+            # Both are drawn at every step, so the sequence does not depend on the probability's outcomes.
+            drop = float(torch.rand((), generator=self._dropout_generator)) < self.config.dropout_probability
             low = self.config.dropout_min_levels
-            return int(torch.randint(low, self.num_levels + 1, (1,), generator=self._dropout_generator))
+            drawn = int(torch.randint(low, self.num_levels + 1, (1,), generator=self._dropout_generator))
+            return drawn if drop else self.num_levels
         return self.num_levels
 
     def _frames(self, x: Tensor) -> tuple[Tensor, tuple[int, int, int]]:

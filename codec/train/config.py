@@ -58,7 +58,7 @@ class TrainConfig:
     max_bad_steps: int = 10  # this many non-finite steps in a row stop the run
     log_every: int = 10
     validate_every: int = 250
-    valid_segment_seconds: float = 1.0
+    valid_segment_seconds: float = 4.0  # 64 x 4 s = 12,800 frames: enough to measure the use of 1,024 entries
     valid_max_examples: int = 64  # fixed crops from the valid split, the same at every validation
     valid_batch_size: int = 16
     checkpoint_every: int = 250

@@ -242,13 +242,26 @@ def test_bitrate_arithmetic():
 
 def test_quantizer_dropout_draws_every_level_count_in_range():
     torch.manual_seed(0)
-    quantizer = make_quantizer(dim=4, num_levels=5, codebook_size=8, dropout=True, dropout_min_levels=2).train()
+    quantizer = make_quantizer(dim=4, num_levels=5, codebook_size=8, dropout=True, dropout_min_levels=2,
+                               dropout_probability=1.0).train()
     x = torch.randn(1, 4, 8)
     drawn = [quantizer(x).codes.shape[1] for _ in range(80)]
     assert set(drawn) == {2, 3, 4, 5}
     assert quantizer(x, n_q=1).codes.shape[1] == 1  # an explicit n_q wins over dropout
     quantizer.eval()
     assert {quantizer(x).codes.shape[1] for _ in range(5)} == {5}
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.5])
+def test_dropout_probability_is_the_share_of_steps_that_drop_levels(probability):
+    # The last level trains on every step without dropout and on 1 / num_levels of the dropout steps.
+    quantizer = make_quantizer(dim=4, num_levels=4, codebook_size=8, dropout=True,
+                               dropout_probability=probability).train()
+    x = torch.randn(1, 4, 8)
+    drawn = [quantizer(x).stats.n_q for _ in range(400)]
+    full = drawn.count(4) / len(drawn)
+    assert full == pytest.approx(1 - probability + probability / 4, abs=0.06)
+    assert set(drawn) == ({1, 2, 3, 4} if probability else {4})
 
 
 def test_dropout_draws_depend_only_on_the_seed():
@@ -353,6 +366,7 @@ def test_bad_inputs_raise_clear_errors():
 
 @pytest.mark.parametrize("field, value", [("decay", 1.0), ("codebook_size", 1), ("dropout_min_levels", 0),
                                           ("dropout_min_levels", 13), ("epsilon", 0.0),
+                                          ("dropout_probability", 1.5),
                                           ("dead_code_max_per_step", 0)])
 def test_config_rejects_bad_values(field, value):
     data = dataclasses.asdict(QuantizerConfig())
