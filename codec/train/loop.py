@@ -168,6 +168,9 @@ class _Trainer:
         self.consecutive_bad = 0
         self.best: dict[str, Any] | None = None
         self.resumed_from: int | None = None
+        # Everything logged so far, as (step, {name: value}). Checkpoints carry it, so a resumed run
+        # replays it into a fresh logger: DVC deletes the logs of a crashed stage, not its checkpoints.
+        self.log_history: list[tuple[int, dict[str, float]]] = []
         self.fingerprint = run_fingerprint(cfg, loss_cfg, seed, init, shards)
         self._resume()
 
@@ -217,6 +220,7 @@ class _Trainer:
                      "batch_size": self.cfg.batch_size, "seed": self.seed},
             "guard": {"bad_steps": self.bad_steps, "consecutive_bad": self.consecutive_bad},
             "best": self.best,
+            "log_history": self.log_history,
             "train_config": to_dict(self.cfg),
             "loss_config": to_dict(self.loss_cfg),
         }
@@ -241,6 +245,7 @@ class _Trainer:
             self.bad_steps = int(state["guard"]["bad_steps"])
             self.consecutive_bad = int(state["guard"]["consecutive_bad"])
             self.best = state["best"]
+            self.log_history = [(int(step), dict(row)) for step, row in state["log_history"]]
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ckpt.CheckpointError(f"{path}: does not fit this run's model or optimizers: {exc}") from None
         self.resumed_from = self.step
@@ -323,6 +328,8 @@ class _Trainer:
         # step on: the first one pays for the loader's start-up and warm-up allocations.
         timed_steps, step_seconds, waited, first = 0, 0.0, 0.0, True
         last_valid: dict[str, float] = {}
+        for step, row in self.log_history:  # a resumed run: its logs so far, as they were written
+            self._emit(step, row)
         try:
             batches = iter(self.loader) if self.step < cfg.steps else iter(())
             while self.step < cfg.steps:
@@ -365,8 +372,8 @@ class _Trainer:
                     improved = self._update_best(last_valid)
                     bar.snr_db = last_valid["snr_db"]
                     to_log.update({f"valid/{k}": v for k, v in last_valid.items()})
+                self._log(to_log)  # before the save: a checkpoint carries its own step's logs
                 self._save(best=improved)
-                self._log(to_log)
                 bar.update(self.step, None if metrics is None else metrics["loss/total"])
         finally:
             bar.close()
@@ -398,11 +405,18 @@ class _Trainer:
         return better
 
     def _log(self, metrics: dict[str, float]) -> None:
-        if self.logger is None or not metrics:
+        if not metrics:
             return
-        self.logger.step = self.step
-        for name, value in metrics.items():
-            self.logger.log_metric(name, float(value))
+        row = {name: float(value) for name, value in metrics.items()}
+        self.log_history.append((self.step, row))
+        self._emit(self.step, row)
+
+    def _emit(self, step: int, row: dict[str, float]) -> None:
+        if self.logger is None:
+            return
+        self.logger.step = step
+        for name, value in row.items():
+            self.logger.log_metric(name, value)
         self.logger.next_step()
 
     def _export(self, out: Path) -> Path:
@@ -424,7 +438,8 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
           batch_hook: BatchHook | None = None) -> TrainResult:
     """Train the codec in ``init`` (a weights file, see :mod:`codec.weights`) on ``shards``.
 
-    Resumes from the latest checkpoint of the same run in ``checkpoints``. Single process, or
+    Resumes from the latest checkpoint of the same run in ``checkpoints``, first replaying into ``logger``
+    what the run had logged up to that checkpoint: the logs end as an uninterrupted run's. Single process, or
     one process per GPU under ``torchrun`` (only rank 0 logs and writes files). Writes the final
     weights to ``out`` and a summary JSON to ``summary_path`` when given.
     ``batch_hook(step, batch)`` may replace a batch before the step (augmentation, fault injection).

@@ -70,7 +70,8 @@ def test_training_lowers_the_validation_loss_and_writes_outputs(tiny):
 def test_killed_and_resumed_run_ends_bit_identical(tiny):
     cfg = tiny.train(steps=7, checkpoint_every=2, validate_every=3)
     loss = tiny.loss(adversarial_start_step=3)  # the discriminator and its optimizer are in the state too
-    straight = tiny.run(cfg, loss, name="straight")
+    straight_log, resumed_log = Recorder(), Recorder()
+    straight = tiny.run(cfg, loss, name="straight", logger=straight_log)
 
     def kill_at_5(step, batch):
         if step == 5:
@@ -78,17 +79,21 @@ def test_killed_and_resumed_run_ends_bit_identical(tiny):
         return batch
 
     with pytest.raises(Killed):
-        tiny.run(cfg, loss, name="resumed", batch_hook=kill_at_5)
+        tiny.run(cfg, loss, name="resumed", batch_hook=kill_at_5, logger=Recorder())
     folder = tiny.path / "resumed" / "checkpoints"
     assert ckpt.latest_checkpoint(folder).name == "step-00000004.pt"
     # Resume with a data-loader worker process this time: the data must not depend on it.
     resumed = tiny.run(tiny.train(steps=7, checkpoint_every=2, validate_every=3, num_workers=1), loss,
-                       name="resumed")
+                       name="resumed", logger=resumed_log)
     assert resumed.resumed_from == 4 and resumed.step == 7
+    # The logs too: steps 1-4 replayed from the checkpoint, then 5-7 as they come (a fresh logger, as
+    # under DVC, which deletes a crashed stage's logs but keeps its persistent checkpoints).
+    assert resumed_log.rows == straight_log.rows and sorted(resumed_log.rows) == list(range(1, 8))
     _assert_same(straight.model_state, resumed.model_state)
     a = _final_state(tiny.path / "straight" / "checkpoints", 7)
     b = _final_state(folder, 7)
-    for key in ("codec", "discriminator", "optimizer", "disc_optimizer", "rng", "generators", "best", "guard"):
+    for key in ("codec", "discriminator", "optimizer", "disc_optimizer", "rng", "generators", "best", "guard",
+                "log_history"):
         _assert_same(a[key], b[key], key)
 
 
