@@ -7,7 +7,6 @@ weight-normalised 2D convolutions: dilated in time, strided by 2 in frequency.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -15,24 +14,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from codec.loss_config import DiscriminatorConfig
 from codec.mel import stft
-
-
-@dataclass(frozen=True)
-class DiscriminatorConfig:
-    """Sized for CPU runs; on a GPU EnCodec uses ``channels: 32``."""
-
-    channels: int = 16  # filters of every 2D convolution
-    fft_sizes: list[int] = field(default_factory=lambda: [1024, 2048, 512])  # hop = n_fft / 4, Hann window
-    kernel_size: tuple[int, int] = (3, 9)  # (time, frequency)
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 4])  # in time, one strided conv each
-    negative_slope: float = 0.2  # LeakyReLU
-
-    def __post_init__(self) -> None:
-        if self.channels < 1 or not self.fft_sizes or any(n < 4 for n in self.fft_sizes):
-            raise ValueError("discriminator needs channels >= 1 and FFT sizes >= 4")
-        if any(k < 1 or k % 2 == 0 for k in self.kernel_size):
-            raise ValueError(f"discriminator kernel sizes must be odd, got {self.kernel_size}")
 
 
 class DiscriminatorOutput(NamedTuple):

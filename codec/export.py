@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from codec.bitstream import MAX_SYMBOL_PROBABILITY, MODEL_ID_BYTES, BitstreamError, check_distributions
+from codec.export_config import ExportConfig
 from codec.model import Codec, codec_from_config
 from codec.weights import WeightsError, read_codec_weights, save_codec_weights
 
@@ -39,17 +40,6 @@ PROBABILITIES_KEY = "entropy.probabilities"
 
 class ExportError(ValueError):
     """An export file is missing, not an export, of another version, modified, or unusable."""
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """``export:`` section of params.yaml."""
-
-    uniform_mix: float = 0.01  # weight of the uniform distribution mixed into each level's EMA usage
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.uniform_mix <= 1.0:
-            raise ValueError("uniform_mix must be in (0, 1]: it is what keeps every code probability above 0")
 
 
 @dataclass(frozen=True)

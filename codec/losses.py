@@ -8,48 +8,17 @@ Waveforms are ``[B, 1, T]``; every loss is a scalar tensor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codec.discriminator import DiscriminatorConfig, MultiScaleSTFTDiscriminator
+from codec.discriminator import MultiScaleSTFTDiscriminator
+from codec.loss_config import AdversarialLoss, LossConfig
 from codec.mel import MelSpectrogram, magnitude, stft
 
-AdversarialLoss = Literal["hinge", "lsgan"]
 _POWER_FLOOR = 1e-10  # magnitudes below 1e-5 count as 1e-5 inside logs
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights and settings of every loss term (the commitment loss is weighted in QuantizerConfig)."""
-
-    waveform_l1_weight: float = 0.1
-    waveform_cosine_weight: float = 10.0  # the term that aligns the waveform's phase (waveform_cosine_loss)
-    spectral_convergence_weight: float = 1.0
-    log_magnitude_weight: float = 1.0
-    stft_fft_sizes: list[int] = field(default_factory=lambda: [512, 1024, 2048])  # hop = n_fft / 4, Hann
-    mel_weight: float = 1.0
-    mel_fft_sizes: list[int] = field(default_factory=lambda: [256, 512, 1024, 2048])  # hop = n_fft / 4
-    mel_n_mels: int = 64
-    adversarial_weight: float = 1.0
-    feature_matching_weight: float = 2.0
-    adversarial_start_step: int = 1000  # generator step at which the discriminator joins in
-    adversarial_loss: AdversarialLoss = "hinge"
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
-
-    def __post_init__(self) -> None:
-        weights = ("waveform_l1_weight", "waveform_cosine_weight", "spectral_convergence_weight", "log_magnitude_weight", "mel_weight",
-                   "adversarial_weight", "feature_matching_weight")
-        for name in weights:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.adversarial_start_step < 0:
-            raise ValueError("adversarial_start_step must be >= 0")
-        if not self.stft_fft_sizes or not self.mel_fft_sizes or self.mel_n_mels < 1:
-            raise ValueError("need at least one STFT size, one mel size and one mel band")
 
 
 class LossOutput(NamedTuple):

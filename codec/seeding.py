@@ -8,7 +8,6 @@ level on the residuals the levels before it leave puts every entry where frames 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,20 +16,8 @@ import torch
 
 from codec.model import Codec
 from codec.quantization.kmeans import LevelFit, fit_residual_codebooks
+from codec.seeding_config import SeedCodebooksConfig
 from codec.train.data import CropBatchSampler, CropDataset, index_split
-
-
-@dataclass(frozen=True)
-class SeedCodebooksConfig:
-    num_frames: int = 20000  # latent frames fitted; must be well above codebook_size
-    crop_seconds: float = 2.0  # length of the random training crops fed to the encoder
-    batch_size: int = 16  # crops per encoder forward
-    minibatch_threshold: int = 50000  # MiniBatchKMeans above this many frames, Lloyd's KMeans below
-    max_iter: int = 100  # k-means iterations per level
-
-    def __post_init__(self) -> None:
-        if self.num_frames < 1 or self.crop_seconds <= 0 or self.batch_size < 1 or self.max_iter < 1:
-            raise ValueError("num_frames, crop_seconds, batch_size and max_iter must be positive")
 
 
 class SeedReport(NamedTuple):

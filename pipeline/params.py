@@ -2,6 +2,8 @@
 
 ``load_params()`` rejects unknown keys, missing keys and wrong types with the dotted
 path of the culprit, so ``dvc exp run -S train.lrr=1`` fails before any work starts.
+The section classes come from torch-free modules: importing this one (every stage CLI, the
+Snakefile at parse time) loads neither torch nor scikit-learn (tests/pipeline/test_params.py).
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import yaml
 
 from codec.config import ConfigError, from_dict
 from codec.evaluation.config import EvaluateConfig
-from codec.export import ExportConfig
-from codec.losses import LossConfig
+from codec.export_config import ExportConfig
+from codec.loss_config import LossConfig
 from codec.model.config import ModelConfig
 from codec.prepare import PrepareConfig
 from codec.quantization.config import QuantizerConfig
-from codec.seeding import SeedCodebooksConfig
+from codec.seeding_config import SeedCodebooksConfig
 from codec.synth import SynthConfig
 from codec.train.config import TrainConfig
 

@@ -32,3 +32,12 @@ def test_wrong_type_is_rejected(repo_root):
         assert "params.seed" in str(exc)
     else:
         raise AssertionError("a string seed was accepted")
+
+
+def test_import_loads_neither_torch_nor_sklearn(repo_root):
+    # Every stage CLI and the Snakefile (at parse time) import pipeline.params: reading params.yaml
+    # must not cost the seconds torch and scikit-learn take to import.
+    code = "import sys, pipeline.params; print(' '.join(m for m in ('torch', 'sklearn') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == []

@@ -1,0 +1,20 @@
+"""Settings of the export (the portable codec file): the ``export:`` section of params.yaml.
+
+Kept apart from codec.export (torch) so that pipeline.params can read params.yaml without
+importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``export:`` section of params.yaml."""
+
+    uniform_mix: float = 0.01  # weight of the uniform distribution mixed into each level's EMA usage
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.uniform_mix <= 1.0:
+            raise ValueError("uniform_mix must be in (0, 1]: it is what keeps every code probability above 0")
