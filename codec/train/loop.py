@@ -257,10 +257,12 @@ class _Trainer:
         if latest is None:
             return None
         state = ckpt.load_checkpoint(latest)
-        if state.get("fingerprint") == self.fingerprint:
+        # Without its log history (written by older versions) a resumed run could not rebuild its logs.
+        if state.get("fingerprint") == self.fingerprint and "log_history" in state:
             return latest
         moved = ckpt.move_aside(self.checkpoints)
-        print(f"note: {latest} belongs to a run with other parameters, init or data; starting afresh "
+        print(f"note: {latest} belongs to a run with other parameters, init or data (or to an older version "
+              f"without a log history); starting afresh "
               f"(moved {len(moved)} old checkpoint file(s) to {self.checkpoints / ckpt.STALE_DIR})", file=sys.stderr)
         return None
 

@@ -150,6 +150,20 @@ def test_checkpoints_of_another_run_are_set_aside(tiny, capsys):
     assert (tiny.path / "shared" / "checkpoints" / ckpt.STALE_DIR / "step-00000002.pt").is_file()
 
 
+def test_a_checkpoint_without_a_log_history_is_set_aside(tiny, capsys):
+    # Written by an older version: resuming from it could not rebuild the run's logs.
+    cfg = tiny.train(steps=2, checkpoint_every=2, validate_every=2)
+    tiny.run(cfg, name="old")
+    path = ckpt.checkpoint_path(tiny.path / "old" / "checkpoints", 2)
+    state = ckpt.load_checkpoint(path)
+    del state["log_history"]
+    ckpt.save_checkpoint(path, state)
+    result = tiny.run(cfg, name="old")
+    assert result.resumed_from is None and result.step == 2
+    assert "older version" in capsys.readouterr().err
+    assert (tiny.path / "old" / "checkpoints" / ckpt.STALE_DIR / "step-00000002.pt").is_file()
+
+
 def test_a_corrupt_latest_checkpoint_stops_the_run_with_its_name(tiny):
     cfg = tiny.train(steps=2, checkpoint_every=2, validate_every=2)
     tiny.run(cfg, name="corrupt")
