@@ -226,13 +226,14 @@ class _Trainer:
         }
 
     def _resume(self) -> None:
-        path = None
+        path, state = None, None
         if self.info.is_main:
-            path = self._pick_resume_checkpoint()
+            path, state = self._pick_resume_checkpoint()
         path = from_rank0(None if path is None else str(path), self.info)
         if path is None:
             return
-        state = ckpt.load_checkpoint(path)
+        if state is None:  # the other ranks read it too; the main rank already has it
+            state = ckpt.load_checkpoint(path)
         try:
             self.codec.load_state_dict(state["codec"])
             self.disc.load_state_dict(state["discriminator"])
@@ -250,21 +251,21 @@ class _Trainer:
             raise ckpt.CheckpointError(f"{path}: does not fit this run's model or optimizers: {exc}") from None
         self.resumed_from = self.step
 
-    def _pick_resume_checkpoint(self) -> Path | None:
-        """The latest checkpoint of this very run. Checkpoints of another run (other parameters,
-        init or data) are moved to ``<checkpoints>/stale/`` with a note, and the run starts afresh."""
+    def _pick_resume_checkpoint(self) -> tuple[Path | None, dict[str, Any] | None]:
+        """The latest checkpoint of this very run and its state. Checkpoints of another run (other
+        parameters, init or data) are moved to ``<checkpoints>/stale/`` with a note, and the run starts afresh."""
         latest = ckpt.latest_checkpoint(self.checkpoints)
         if latest is None:
-            return None
+            return None, None
         state = ckpt.load_checkpoint(latest)
         # Without its log history (written by older versions) a resumed run could not rebuild its logs.
         if state.get("fingerprint") == self.fingerprint and "log_history" in state:
-            return latest
+            return latest, state
         moved = ckpt.move_aside(self.checkpoints)
         print(f"note: {latest} belongs to a run with other parameters, init or data (or to an older version "
               f"without a log history); starting afresh "
               f"(moved {len(moved)} old checkpoint file(s) to {self.checkpoints / ckpt.STALE_DIR})", file=sys.stderr)
-        return None
+        return None, None
 
     def _save(self, best: bool) -> None:
         if not self.info.is_main:
