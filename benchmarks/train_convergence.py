@@ -29,14 +29,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from codec.config import ConfigError  # noqa: E402
 from codec.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from pipeline.params import Params, params_from_dict  # noqa: E402
 
 USED_FLOOR = 0.5  # lowest acceptable fraction of a level's entries used over a validation pass
 
 
-def write_params(base: Path, overrides: list[str], out: Path) -> Path:
-    """``base`` with dotted ``key=value`` overrides (values parsed as YAML), validated by the params loader."""
+def write_params(base: Path, overrides: list[str], out: Path) -> Params:
+    """``base`` with dotted ``key=value`` overrides (values parsed as YAML), validated by the params loader
+    (unknown keys and wrong types stop here, before anything is written), written to ``out``."""
     data = yaml.safe_load(base.read_text())
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -48,12 +50,13 @@ def write_params(base: Path, overrides: list[str], out: Path) -> Path:
             if not isinstance(parent.get(part), dict):
                 raise SystemExit(f"error: --set {key}: {part!r} is not a params section")
             parent = parent[part]
-        if leaf not in parent:
-            raise SystemExit(f"error: --set {key}: no such parameter")
         parent[leaf] = yaml.safe_load(value)
+    try:
+        params = params_from_dict(data)
+    except ConfigError as exc:
+        raise SystemExit(f"error: --set: {exc}") from None
     write_text_atomic(out, yaml.safe_dump(data, sort_keys=False))
-    load_params(out)  # unknown keys, wrong types: refused here, before any stage runs
-    return out
+    return params
 
 
 def run_stage(args: list[str], done: Path | None = None) -> None:
@@ -151,8 +154,8 @@ def main() -> None:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     overrides = [f"prepare.corpus={args.corpus.resolve()}", f"prepare.format={args.format}", *args.set]
-    params_path = write_params(args.params, overrides, work / "params.yaml")
-    params = load_params(params_path)
+    params_path = work / "params.yaml"
+    params = write_params(args.params, overrides, params_path)
     p = ["--params", str(params_path)]
     shards, seed, live = work / "shards", work / "seed.safetensors", work / "train"
     run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(work / "stats.json"),
