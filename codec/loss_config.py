@@ -48,8 +48,8 @@ class LossConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
     def __post_init__(self) -> None:
-        weights = ("waveform_l1_weight", "waveform_cosine_weight", "spectral_convergence_weight", "log_magnitude_weight", "mel_weight",
-                   "adversarial_weight", "feature_matching_weight")
+        weights = ("waveform_l1_weight", "waveform_cosine_weight", "spectral_convergence_weight",
+                   "log_magnitude_weight", "mel_weight", "adversarial_weight", "feature_matching_weight")
         for name in weights:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")

@@ -345,7 +345,8 @@ class ResidualVectorQuantizer(nn.Module):
         """Quantize ``x [B, D, T]`` with ``n_q`` levels.
 
         ``n_q=None``: all levels, or in training with ``config.dropout``, on a share
-        ``dropout_probability`` of the steps, a number drawn uniformly in ``[dropout_min_levels, num_levels]``. In training mode the codebooks are updated.
+        ``dropout_probability`` of the steps, a number drawn uniformly in
+        ``[dropout_min_levels, num_levels]``. In training mode the codebooks are updated.
         No host-device sync happens here once the codebooks are seeded.
         """
         frames, shape = self._frames(x)
