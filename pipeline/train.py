@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from pathlib import Path
 
 from codec.train import CheckpointError, TrainingDiverged, WeightsError, train
 from codec.io import write_json_atomic
+from codec.train.checkpoint import list_checkpoints, move_aside
 from codec.train.loop import timings_dict
 from codec.train.distributed import launched_rank
 from pipeline.params import load_params
@@ -32,11 +34,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
 
+    finished = list_checkpoints(args.checkpoints)[-1:]
+    if (finished and finished[0][0] >= params.train.steps and not (Path(args.live) / "metrics.json").exists()
+            and int(os.environ.get("WORLD_SIZE", "1")) == 1):
+        # A finished run whose logs were deleted: DVC or Snakemake re-runs the stage because a dependency
+        # (the training code) changed or a rerun was forced. Train again: replaying the finished run
+        # would hand back weights from the old code (on CPU a forced rerun ends the same anyway).
+        move_aside(args.checkpoints)
     live = contextlib.nullcontext()
     if launched_rank() == 0:
         from dvclive import Live
 
-        # Always a fresh log: a resumed run replays its history from the checkpoint. Never touch dvc.yaml
+        # Always a fresh log: a resumed (crashed) run replays its history from the checkpoint. Never touch dvc.yaml
         # nor save a DVC experiment: the stage may run under Snakemake.
         live = Live(dir=args.live, resume=False, save_dvc_exp=False, dvcyaml=None)
     try:
