@@ -17,64 +17,15 @@ there. Re-running resumes: finished stage outputs in ``--work`` are kept and tra
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from stage_runs import ROOT, load_yaml, read_series, run_stage, set_dotted, write_params  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from codec.config import ConfigError  # noqa: E402
-from codec.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
-from pipeline.params import Params, params_from_dict  # noqa: E402
+from codec.io import atomic_path, write_json_atomic  # noqa: E402
 
 USED_FLOOR = 0.5  # lowest acceptable fraction of a level's entries used over a validation pass
-
-
-def write_params(base: Path, overrides: list[str], out: Path) -> Params:
-    """``base`` with dotted ``key=value`` overrides (values parsed as YAML), validated by the params loader
-    (unknown keys and wrong types stop here, before anything is written), written to ``out``."""
-    data = yaml.safe_load(base.read_text())
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"error: --set {item!r}: expected key=value")
-        *sections, leaf = key.split(".")
-        parent = data
-        for part in sections:
-            if not isinstance(parent.get(part), dict):
-                raise SystemExit(f"error: --set {key}: {part!r} is not a params section")
-            parent = parent[part]
-        parent[leaf] = yaml.safe_load(value)
-    try:
-        params = params_from_dict(data)
-    except ConfigError as exc:
-        raise SystemExit(f"error: --set: {exc}") from None
-    write_text_atomic(out, yaml.safe_dump(data, sort_keys=False))
-    return params
-
-
-def run_stage(args: list[str], done: Path | None = None) -> None:
-    if done is not None and done.exists():
-        print(f"kept {done}")
-        return
-    print("$ python -m " + " ".join(args), flush=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", *args], check=True, cwd=ROOT, env=env)
-
-
-def read_series(plots: Path, name: str) -> dict[int, float]:
-    """One dvclive plot series (``<plots>/<name>.tsv``: step, value) as {step: value}."""
-    path = plots / f"{name}.tsv"
-    if not path.is_file():
-        return {}
-    with path.open() as f:
-        return {int(row["step"]): float(row[name.split("/")[-1]]) for row in csv.DictReader(f, delimiter="\t")}
 
 
 def validations(plots: Path, levels: int) -> list[dict[str, float]]:
@@ -155,7 +106,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     overrides = [f"prepare.corpus={args.corpus.resolve()}", f"prepare.format={args.format}", *args.set]
     params_path = work / "params.yaml"
-    params = write_params(args.params, overrides, params_path)
+    params = write_params(set_dotted(load_yaml(args.params), overrides), params_path, "--set")
     p = ["--params", str(params_path)]
     shards, seed, live = work / "shards", work / "seed.safetensors", work / "train"
     run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(work / "stats.json"),

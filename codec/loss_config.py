@@ -10,23 +10,45 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 AdversarialLoss = Literal["hinge", "lsgan"]
+DiscriminatorKind = Literal["msstft", "mpd", "mrd"]
 
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
-    """Sized for CPU runs; on a GPU EnCodec uses ``channels: 32``."""
+    """Which sub-discriminators judge the output, and their sizes (for CPU runs; see codec.discriminator).
 
-    channels: int = 16  # filters of every 2D convolution
-    fft_sizes: list[int] = field(default_factory=lambda: [1024, 2048, 512])  # hop = n_fft / 4, Hann window
-    kernel_size: tuple[int, int] = (3, 9)  # (time, frequency)
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 4])  # in time, one strided conv each
+    ``msstft``: EnCodec's multi-scale STFT discriminator (one per ``fft_sizes``); ``mpd``: HiFi-GAN's
+    multi-period discriminator (one per ``periods``); ``mrd``: DAC's multi-band multi-resolution STFT
+    discriminator (one per ``band_fft_sizes``, each band of ``bands`` with its own convolutions).
+    DAC's 16 kHz model uses ``[mpd, mrd]`` with periods 2, 3, 5, 7, 11, FFT sizes 2048, 1024, 512, 32 channels
+    and period-discriminator widths 32, 128, 512, 1024.
+    """
+
+    kinds: list[DiscriminatorKind] = field(default_factory=lambda: ["msstft"])
+    channels: int = 16  # filters of every 2D convolution of msstft and mrd
+    fft_sizes: list[int] = field(default_factory=lambda: [1024, 2048, 512])  # msstft; hop = n_fft / 4, Hann
+    kernel_size: tuple[int, int] = (3, 9)  # (time, frequency), msstft and mrd
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4])  # msstft: in time, one strided conv each
     negative_slope: float = 0.2  # LeakyReLU
+    periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # mpd
+    period_channels: list[int] = field(default_factory=lambda: [16, 64, 256, 512])  # mpd widths, stride 3 each
+    band_fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])  # mrd; hop = n_fft / 4
+    bands: list[tuple[float, float]] = field(default_factory=lambda: [
+        (0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)])  # mrd: fractions of the bins
 
     def __post_init__(self) -> None:
-        if self.channels < 1 or not self.fft_sizes or any(n < 4 for n in self.fft_sizes):
+        if not self.kinds or len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"discriminator kinds must be a non-empty list without repeats, got {self.kinds}")
+        if self.channels < 1 or not self.fft_sizes or any(n < 4 for n in self.fft_sizes + self.band_fft_sizes):
             raise ValueError("discriminator needs channels >= 1 and FFT sizes >= 4")
         if any(k < 1 or k % 2 == 0 for k in self.kernel_size):
             raise ValueError(f"discriminator kernel sizes must be odd, got {self.kernel_size}")
+        if "mpd" in self.kinds and (not self.periods or min(self.periods) < 1 or not self.period_channels
+                                    or min(self.period_channels) < 1):
+            raise ValueError("mpd needs periods >= 1 and channels >= 1")
+        if "mrd" in self.kinds and (not self.band_fft_sizes or not self.bands or any(
+                not 0.0 <= lo < hi <= 1.0 for lo, hi in self.bands)):
+            raise ValueError(f"mrd needs FFT sizes and bands 0 <= lo < hi <= 1, got {self.bands}")
 
 
 @dataclass(frozen=True)
@@ -40,7 +62,7 @@ class LossConfig:
     stft_fft_sizes: list[int] = field(default_factory=lambda: [512, 1024, 2048])  # hop = n_fft / 4, Hann
     mel_weight: float = 1.0
     mel_fft_sizes: list[int] = field(default_factory=lambda: [256, 512, 1024, 2048])  # hop = n_fft / 4
-    mel_n_mels: int = 64
+    mel_n_mels: int | list[int] = 64  # one count for every size, or one per size (DAC: 5, 10, ..., 320)
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 2.0
     adversarial_start_step: int = 1000  # generator step at which the discriminator joins in
@@ -55,5 +77,13 @@ class LossConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.adversarial_start_step < 0:
             raise ValueError("adversarial_start_step must be >= 0")
-        if not self.stft_fft_sizes or not self.mel_fft_sizes or self.mel_n_mels < 1:
+        if not self.stft_fft_sizes or not self.mel_fft_sizes or min(self.mel_bands) < 1:
             raise ValueError("need at least one STFT size, one mel size and one mel band")
+        if isinstance(self.mel_n_mels, list) and len(self.mel_n_mels) != len(self.mel_fft_sizes):
+            raise ValueError(f"mel_n_mels lists {len(self.mel_n_mels)} counts for {len(self.mel_fft_sizes)} mel sizes")
+
+    @property
+    def mel_bands(self) -> list[int]:
+        """Mel bands of each size of ``mel_fft_sizes``."""
+        n = self.mel_n_mels
+        return list(n) if isinstance(n, list) else [n] * len(self.mel_fft_sizes)

@@ -1,6 +1,6 @@
 """Training losses of the codec: reconstruction (waveform L1 and cosine, multi-resolution STFT,
-multi-scale mel), the quantizer's commitment loss, and the adversarial stage (MS-STFT discriminator with
-hinge or least-squares loss and feature matching), all weighted by :class:`LossConfig`.
+multi-scale mel), the quantizer's commitment loss, and the adversarial stage (the discriminators of
+codec.discriminator with hinge or least-squares loss and feature matching), all weighted by :class:`LossConfig`.
 
 Spectral terms are computed in float32 whatever the autocast precision (see codec.mel).
 Waveforms are ``[B, 1, T]``; every loss is a scalar tensor.
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codec.discriminator import MultiScaleSTFTDiscriminator
+from codec.discriminator import Discriminator
 from codec.loss_config import AdversarialLoss, LossConfig
 from codec.mel import MelSpectrogram, magnitude, stft
 
@@ -74,11 +74,15 @@ class MultiResolutionSTFTLoss(nn.Module):
 
 
 class MultiScaleMelLoss(nn.Module):
-    """L1 between log mel magnitudes (clamped at 1e-5), averaged over window sizes."""
+    """L1 between log mel magnitudes (clamped at 1e-5), averaged over window sizes.
 
-    def __init__(self, sample_rate: int, fft_sizes: list[int], n_mels: int):
+    ``n_mels``: one band count for every size, or one per size (DAC pairs windows 32..2048 with 5..320
+    bands: short windows see timing with few bands, long ones the harmonics with many)."""
+
+    def __init__(self, sample_rate: int, fft_sizes: list[int], n_mels: int | list[int]):
         super().__init__()
-        self.mels = nn.ModuleList(MelSpectrogram(sample_rate, n, n // 4, n_mels) for n in fft_sizes)
+        bands = n_mels if isinstance(n_mels, list) else [n_mels] * len(fft_sizes)
+        self.mels = nn.ModuleList(MelSpectrogram(sample_rate, n, max(1, n // 4), m) for n, m in zip(fft_sizes, bands))
 
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         losses = [F.l1_loss(torch.log(mel(reconstruction).clamp_min(1e-5)), torch.log(mel(target).clamp_min(1e-5)))
@@ -157,7 +161,7 @@ class CodecLoss(nn.Module):
         return step >= self.cfg.adversarial_start_step
 
     def generator_loss(self, target: torch.Tensor, reconstruction: torch.Tensor, commitment_loss: torch.Tensor,
-                       step: int = 0, discriminator: MultiScaleSTFTDiscriminator | None = None) -> LossOutput:
+                       step: int = 0, discriminator: Discriminator | None = None) -> LossOutput:
         """Reconstruction + commitment, plus adversarial and feature-matching terms once
         ``step >= adversarial_start_step`` and a discriminator is given. ``[B, 1, T]`` waveforms."""
         if target.shape != reconstruction.shape:
@@ -179,7 +183,7 @@ class CodecLoss(nn.Module):
             terms["feature_matching"] = feature_matching_loss(real.features, fake.features)
         return combine_generator_losses(terms, self.cfg)
 
-    def discriminator_loss(self, discriminator: MultiScaleSTFTDiscriminator, target: torch.Tensor,
+    def discriminator_loss(self, discriminator: Discriminator, target: torch.Tensor,
                            reconstruction: torch.Tensor) -> LossOutput:
         """The discriminator's loss on real ``target`` and detached ``reconstruction``."""
         real = discriminator(target)

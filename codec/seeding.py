@@ -77,7 +77,17 @@ def seed_codebooks(codec: Codec, shards: str | Path, config: SeedCodebooksConfig
     if len(frames) < quantizer.codebook_size:
         raise ValueError(f"the train split gives {len(frames)} latent frames, fewer than the codebook size "
                          f"{quantizer.codebook_size}: use a larger corpus or a smaller codebook")
-    fit = fit_residual_codebooks(frames, quantizer.num_levels, quantizer.codebook_size, seed,
-                                 minibatch_threshold=config.minibatch_threshold, max_iter=config.max_iter)
+    maps = {}
+    if quantizer.projections is not None:  # factorised levels: fit in each level's projected space
+        def project(level: int, residual: np.ndarray) -> np.ndarray:
+            return quantizer.project(level, torch.from_numpy(residual)).numpy()
+
+        def reconstruct(level: int, entries: np.ndarray) -> np.ndarray:
+            return quantizer.reconstruct(level, torch.from_numpy(entries)).numpy()
+
+        maps = {"project": project, "reconstruct": reconstruct}
+    with torch.no_grad():
+        fit = fit_residual_codebooks(frames, quantizer.num_levels, quantizer.codebook_size, seed,
+                                     minibatch_threshold=config.minibatch_threshold, max_iter=config.max_iter, **maps)
     quantizer.load_centroids(torch.from_numpy(fit.centroids))
     return SeedReport(fit.levels, len(frames), num_crops)

@@ -24,10 +24,12 @@ import torch
 from torch import nn
 
 from codec.model import Codec
+from codec.model.activations import Snake1d
 from codec.model.seanet import SConv1d, SConvTranspose1d
+from codec.model.vocos import VocosDecoder
 
 # Modules that act on each time step alone (no temporal reach).
-_POINTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Identity, nn.Dropout)
+_POINTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Identity, nn.Dropout, Snake1d)
 # Used when the reach is unbounded or unknown (an LSTM, a module type this file does not know):
 # chunked output then only approximates the whole-signal output near chunk borders.
 FALLBACK_CONTEXT_FRAMES = 50
@@ -56,6 +58,8 @@ def _reach(module: nn.Module) -> tuple[Fraction, Fraction] | None:
         return Fraction(math.ceil((conv.kernel_size[0] - 1) / stride) + 1), Fraction(1, stride)
     if isinstance(module, _POINTWISE):
         return Fraction(0), Fraction(1)
+    if isinstance(module, VocosDecoder):
+        return Fraction(module.span_frames), Fraction(1, module.hop_length)
     if isinstance(module, nn.Sequential):
         return _chain(module)
     if hasattr(module, "block") and isinstance(module.block, nn.Sequential):  # residual unit: x + block(x)

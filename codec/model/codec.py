@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from codec.config import from_dict, to_dict
 from codec.model.config import ModelConfig
 from codec.model.seanet import SEANetDecoder, SEANetEncoder
+from codec.model.vocos import VocosDecoder
 from codec.quantization import QuantizerStats, ResidualVectorQuantizer
 from codec.quantization.config import QuantizerConfig
 
@@ -101,13 +102,13 @@ class Codec(nn.Module):
 
 
 def build_codec(model_cfg: ModelConfig, quantizer_cfg: QuantizerConfig, sample_rate: int, *, seed: int = 0) -> Codec:
-    """The default SEANet + residual VQ codec; ``Codec.config`` records everything to rebuild it.
+    """SEANet encoder + residual VQ + SEANet or Vocos decoder; ``Codec.config`` records everything to rebuild it.
 
     ``seed`` seeds the quantizer-dropout draws (not needed to rebuild a trained model).
     Weights are initialised from torch's global RNG: call ``torch.manual_seed`` first.
     """
     encoder = SEANetEncoder(model_cfg)
-    decoder = SEANetDecoder(model_cfg)
+    decoder = VocosDecoder(model_cfg) if model_cfg.decoder == "vocos" else SEANetDecoder(model_cfg)
     quantizer = ResidualVectorQuantizer(model_cfg.latent_dim, quantizer_cfg, sample_rate / model_cfg.hop_length, seed=seed)
     config = {"model": to_dict(model_cfg), "quantizer": to_dict(quantizer_cfg), "sample_rate": int(sample_rate)}
     return Codec(encoder, quantizer, decoder, sample_rate, config=config)

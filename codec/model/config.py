@@ -16,6 +16,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+Activation = Literal["elu", "snake"]
+
+
+@dataclass(frozen=True)
+class VocosConfig:
+    """The Vocos decoder (``model.decoder: vocos``): ConvNeXt blocks at the code frame rate, then an
+    inverse-STFT head. The defaults are Vocos's EnCodec-token decoder (dim 384, 1152, 8 layers, n_fft 4 x hop)."""
+
+    dim: int = 384  # channels of the ConvNeXt blocks
+    intermediate_dim: int = 1152  # hidden width of each block's pointwise MLP
+    num_layers: int = 8
+    kernel_size: int = 7  # depthwise convolution, in frames
+    n_fft: int = 0  # iSTFT window; 0 = 4 x hop (Vocos: 1280 for hop 320); hop = the codec's hop
+
+    def __post_init__(self) -> None:
+        if min(self.dim, self.intermediate_dim, self.num_layers) < 1:
+            raise ValueError("vocos: dim, intermediate_dim and num_layers must be >= 1")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"vocos: kernel_size must be odd, got {self.kernel_size}")
+        if self.n_fft < 0 or self.n_fft % 2:
+            raise ValueError(f"vocos: n_fft must be 0 or a positive even number, got {self.n_fft}")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -33,6 +55,9 @@ class ModelConfig:
     pad_mode: Literal["reflect", "constant", "replicate"] = "reflect"  # causal turns reflect into zeros
     output_activation: Literal["tanh", "linear"] = "tanh"  # before the learnable output scale
     output_scale_init: float = 1.0  # initial value of the learnable output gain
+    activation: Activation = "elu"  # of encoder and SEANet decoder: elu (EnCodec) | snake (DAC, learned alpha)
+    decoder: Literal["seanet", "vocos"] = "seanet"  # seanet: transposed convolutions; vocos: ConvNeXt + iSTFT
+    vocos: VocosConfig = field(default_factory=VocosConfig)  # used when decoder is vocos
 
     def __post_init__(self) -> None:
         if self.channels < 1 or self.latent_dim < 1:
@@ -48,6 +73,10 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.output_scale_init <= 0:
             raise ValueError("output_scale_init must be positive")
+        if self.decoder == "vocos" and self.causal:
+            raise ValueError("the vocos decoder is not causal (centred convolutions and iSTFT): use decoder: seanet")
+        if self.decoder == "vocos" and self.vocos.n_fft and self.vocos.n_fft < self.hop_length:
+            raise ValueError(f"vocos.n_fft ({self.vocos.n_fft}) must be at least the hop ({self.hop_length})")
 
     @property
     def hop_length(self) -> int:

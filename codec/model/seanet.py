@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from codec.model.activations import Activation, activation
 from codec.model.config import ModelConfig
 
 
@@ -95,15 +96,16 @@ class SConvTranspose1d(nn.Module):
 
 
 class ResidualUnit(nn.Module):
-    """ELU -> dilated conv (dim -> dim/compress) -> ELU -> 1x1 conv (-> dim), plus identity skip."""
+    """act -> dilated conv (dim -> dim/compress) -> act -> 1x1 conv (-> dim), plus identity skip."""
 
-    def __init__(self, dim: int, kernel_size: int, dilation: int, compress: int, causal: bool, pad_mode: str):
+    def __init__(self, dim: int, kernel_size: int, dilation: int, compress: int, causal: bool, pad_mode: str,
+                 act: Activation = "elu"):
         super().__init__()
         hidden = max(1, dim // compress)
         self.block = nn.Sequential(
-            nn.ELU(),
+            activation(act, dim),
             SConv1d(dim, hidden, kernel_size, dilation=dilation, causal=causal, pad_mode=pad_mode),
-            nn.ELU(),
+            activation(act, hidden),
             SConv1d(hidden, dim, 1, causal=causal, pad_mode=pad_mode),
         )
 
@@ -126,7 +128,8 @@ class SLSTM(nn.Module):
 
 def _residual_stack(dim: int, cfg: ModelConfig) -> list[nn.Module]:
     return [
-        ResidualUnit(dim, cfg.residual_kernel_size, cfg.dilation_base**j, cfg.compress, cfg.causal, cfg.pad_mode)
+        ResidualUnit(dim, cfg.residual_kernel_size, cfg.dilation_base**j, cfg.compress, cfg.causal, cfg.pad_mode,
+                     cfg.activation)
         for j in range(cfg.n_residual_layers)
     ]
 
@@ -143,13 +146,13 @@ class SEANetEncoder(nn.Module):
         for stride in cfg.strides:
             layers += _residual_stack(ch, cfg)
             layers += [
-                nn.ELU(),
+                activation(cfg.activation, ch),
                 SConv1d(ch, ch * 2, 2 * stride, stride=stride, causal=cfg.causal, pad_mode=cfg.pad_mode),
             ]
             ch *= 2
         if cfg.lstm_layers:
             layers.append(SLSTM(ch, cfg.lstm_layers))
-        layers += [nn.ELU(), SConv1d(ch, cfg.latent_dim, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)]
+        layers += [activation(cfg.activation, ch), SConv1d(ch, cfg.latent_dim, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,10 +175,10 @@ class SEANetDecoder(nn.Module):
         if cfg.lstm_layers:
             layers.append(SLSTM(ch, cfg.lstm_layers))
         for stride in reversed(cfg.strides):
-            layers += [nn.ELU(), SConvTranspose1d(ch, ch // 2, 2 * stride, stride, causal=cfg.causal)]
+            layers += [activation(cfg.activation, ch), SConvTranspose1d(ch, ch // 2, 2 * stride, stride, causal=cfg.causal)]
             ch //= 2
             layers += _residual_stack(ch, cfg)
-        layers += [nn.ELU(), SConv1d(ch, 1, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)]
+        layers += [activation(cfg.activation, ch), SConv1d(ch, 1, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)]
         self.model = nn.Sequential(*layers)
         self.output_activation = cfg.output_activation
         self.output_scale = nn.Parameter(torch.tensor(float(cfg.output_scale_init)))

@@ -26,6 +26,10 @@ class QuantizerConfig:
     # At most this many dead entries per level are replaced per step: the replacement frames travel in
     # a fixed-size buffer (one all-reduce per step, no host sync to count the dead entries first).
     dead_code_max_per_step: int = 256
+    # Factorised lookup (DAC, after ViT-VQGAN): each level projects its residual to codebook_dim dimensions,
+    # L2-normalises it and picks the entry of highest cosine similarity; a learned projection maps the entry
+    # back. 0 = look up in the latent space itself (Euclidean distance).
+    codebook_dim: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -38,6 +42,7 @@ class QuantizerConfig:
             (1 <= self.dropout_min_levels <= self.num_levels, "dropout_min_levels must be in [1, num_levels]"),
             (0.0 <= self.dropout_probability <= 1.0, "dropout_probability must be in [0, 1]"),
             (self.dead_code_max_per_step >= 1, "dead_code_max_per_step must be >= 1"),
+            (self.codebook_dim >= 0, "codebook_dim must be >= 0 (0 = no factorisation)"),
         ]
         for ok, message in checks:
             if not ok:

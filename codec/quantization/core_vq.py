@@ -13,6 +13,14 @@ Two rules keep the codec trainable (an earlier version broke both and never lear
 
 The design follows the EMA codebooks of audiocraft and moshi: buffers ``embedding_sum [K, D]``
 and ``cluster_usage [K]``, with the embedding derived from them using Laplace smoothing.
+
+Factorised lookup (``QuantizerConfig.codebook_dim > 0``, DAC after ViT-VQGAN): each level projects its
+residual ``[N, D]`` to ``[N, d]`` with a learned linear map, L2-normalises it and picks the entry of highest
+cosine similarity among L2-normalised entries; a second learned map takes the entry back to ``D``. A few
+dimensions on the unit sphere are far easier to cover with K entries than D = 128 free ones (DAC reports
+nearly full codebook use where plain lookup leaves most entries dead). Both rules above still hold in the
+codebook space: the EMA accumulates the projected *residuals*, and the commitment loss
+``mse(projected residual, entry.detach())`` reaches the encoder (through the projection) and never an entry.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
 
 from codec.quantization import distributed
 from codec.quantization.config import QuantizerConfig
@@ -106,6 +115,10 @@ def _random_rows(num_rows: int, count: int, device: torch.device) -> Tensor:
 class EuclideanCodebook(nn.Module):
     """One codebook of ``K`` entries of dimension ``D`` updated by exponential moving averages.
 
+    With ``normalized`` the entries are L2-normalised when derived (the codebook of a factorised level,
+    whose inputs are unit vectors): the nearest entry by Euclidean distance is then the one of highest
+    cosine similarity, and the EMA mean of the assigned unit vectors gives the direction of their centre.
+
     Buffers (no parameters: the optimiser never touches the codebook):
         embedding_sum ``[K, D]``: EMA of the sum of the encoder residuals assigned to each entry.
         cluster_usage ``[K]``: EMA of the number of residual frames assigned to each entry.
@@ -116,9 +129,10 @@ class EuclideanCodebook(nn.Module):
     """
 
     def __init__(self, dim: int, codebook_size: int, *, decay: float, epsilon: float,
-                 dead_code_threshold: float):
+                 dead_code_threshold: float, normalized: bool = False):
         super().__init__()
         self.dim = dim
+        self.normalized = normalized
         self.codebook_size = codebook_size
         self.decay = decay
         self.epsilon = epsilon
@@ -130,7 +144,7 @@ class EuclideanCodebook(nn.Module):
         self._known_initialized = False
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, codebook_size={self.codebook_size}, decay={self.decay}"
+        return f"dim={self.dim}, codebook_size={self.codebook_size}, decay={self.decay}, normalized={self.normalized}"
 
     def _load_from_state_dict(self, *args, **kwargs):  # noqa: D401 - torch hook
         super()._load_from_state_dict(*args, **kwargs)
@@ -155,8 +169,9 @@ class EuclideanCodebook(nn.Module):
 
     @property
     def embedding(self) -> Tensor:
-        """The entries ``[K, D]``, derived from the EMA buffers (no gradient)."""
-        return self.embedding_sum / self.smoothed_usage()[:, None]
+        """The entries ``[K, D]``, derived from the EMA buffers (no gradient); unit vectors when ``normalized``."""
+        embedding = self.embedding_sum / self.smoothed_usage()[:, None]
+        return F.normalize(embedding, dim=1) if self.normalized else embedding
 
     def assign(self, vectors: Tensor, embedding: Tensor | None = None) -> Tensor:
         """Nearest entry of each row of ``vectors [N, D]`` -> codes ``[N]`` int64 (any one on exact ties).
@@ -267,14 +282,44 @@ class EuclideanCodebook(nn.Module):
         return take.sum()
 
 
+class LevelProjection(nn.Module):
+    """The two learned maps of one factorised level: latent ``[N, D]`` <-> codebook space ``[N, d]``.
+
+    Parameters: ``in_proj`` (D -> d) and ``out_proj`` (d -> D), weight-normalised linear layers (DAC's
+    1x1 convolutions). The projected vectors are L2-normalised, so the codebook compares directions.
+    """
+
+    def __init__(self, dim: int, codebook_dim: int):
+        super().__init__()
+        self.in_proj = weight_norm(nn.Linear(dim, codebook_dim))
+        self.out_proj = weight_norm(nn.Linear(codebook_dim, dim))
+
+    def project(self, residual: Tensor) -> Tensor:
+        """``[N, D]`` -> unit vectors ``[N, d]`` (differentiable)."""
+        return F.normalize(self.in_proj(residual), dim=-1)
+
+    def reconstruct(self, entries: Tensor, vectors: Tensor | None = None) -> Tensor:
+        """Entries ``[N, d]`` -> ``[N, D]``: ``out_proj(entries)``.
+
+        With ``vectors`` (the projected residuals the entries quantize) the gradient w.r.t. the input of
+        ``out_proj`` goes straight through to them, as if ``out_proj`` had been applied to the vectors: the
+        value is unchanged (``vectors - vectors.detach()`` is exactly zero), so the eval forward still
+        equals ``decode(encode(x))`` bit for bit.
+        """
+        out = self.out_proj(entries)
+        if vectors is not None:
+            out = out + F.linear(vectors - vectors.detach(), self.out_proj.weight)
+        return out
+
+
 class _Cascade(NamedTuple):
     """Internal result of running the residual levels (frames layout ``[N, D]``)."""
 
-    quantized_sum: Tensor  # [N, D], no gradient
+    quantized_sum: Tensor  # [N, D]: no gradient (plain lookup), or through the projections (factorised)
     codes: list[Tensor]  # n_q x [N] int64
-    inputs: list[Tensor]  # n_q x [N, D]: residual entering each level (carries the encoder's gradient)
-    commitment: Tensor  # [n_q]: mse(residual_l, entry_l), differentiable w.r.t. the residual only
-    error: Tensor  # [n_q]: cumulative relative quantization error
+    inputs: list[Tensor]  # n_q x [N, d]: what each level's codebook saw (the residual, or its projection)
+    commitment: Tensor  # [n_q]: mse(input_l, entry_l), differentiable w.r.t. the input only
+    error: Tensor  # [n_q]: cumulative relative quantization error in the latent space
 
 
 class ResidualVectorQuantizer(nn.Module):
@@ -282,7 +327,9 @@ class ResidualVectorQuantizer(nn.Module):
 
     ``residual_0 = x``, ``q_l = nearest entry of residual_l``,
     ``residual_{l+1} = residual_l - q_l.detach()``; output ``sum_l q_l`` with a straight-through
-    gradient to ``x``.
+    gradient to ``x``. Factorised (``config.codebook_dim = d > 0``): ``q_l = out_l(nearest unit entry of
+    normalize(in_l(residual_l)))``, with the gradient straight through the lookup into ``in_l`` and the
+    encoder, and into ``out_l`` (parameters ``projections.<l>``).
 
     Args:
         dim: latent dimension D.
@@ -309,11 +356,15 @@ class ResidualVectorQuantizer(nn.Module):
         self.frame_rate = float(frame_rate)
         self.num_levels = config.num_levels
         self.codebook_size = config.codebook_size
+        factorised = config.codebook_dim > 0
+        self.codebook_dim = config.codebook_dim if factorised else dim
         self.codebooks = nn.ModuleList(
-            EuclideanCodebook(dim, config.codebook_size, decay=config.decay, epsilon=config.epsilon,
-                              dead_code_threshold=config.dead_code_threshold)
+            EuclideanCodebook(self.codebook_dim, config.codebook_size, decay=config.decay, epsilon=config.epsilon,
+                              dead_code_threshold=config.dead_code_threshold, normalized=factorised)
             for _ in range(config.num_levels)
         )
+        self.projections = nn.ModuleList(LevelProjection(dim, self.codebook_dim) for _ in range(config.num_levels)) \
+            if factorised else None
         # Threshold 0 disables replacement: then no candidate frames are gathered or reduced.
         self._max_replaced = min(config.dead_code_max_per_step, config.codebook_size) \
             if config.dead_code_threshold > 0 else 0
@@ -331,13 +382,22 @@ class ResidualVectorQuantizer(nn.Module):
         self.codebooks[level].set_codebook(torch.as_tensor(centroids), usage)
 
     def load_centroids(self, centroids) -> None:
-        """Seed the first ``L' <= num_levels`` levels from ``centroids [L', K, D]`` (array or tensor)."""
+        """Seed the first ``L' <= num_levels`` levels from ``centroids [L', K, d]`` (array or tensor;
+        ``d`` is the codebook dimension: D, or ``codebook_dim`` when factorised)."""
         centroids = torch.as_tensor(centroids)
         if centroids.dim() != 3 or centroids.shape[0] > self.num_levels:
-            raise ValueError(f"expected centroids [<= {self.num_levels}, {self.codebook_size}, {self.dim}], "
+            raise ValueError(f"expected centroids [<= {self.num_levels}, {self.codebook_size}, {self.codebook_dim}], "
                              f"got {tuple(centroids.shape)}")
         for level, level_centroids in enumerate(centroids):
             self.set_codebook(level, level_centroids)
+
+    def project(self, level: int, residual: Tensor) -> Tensor:
+        """What level ``level``'s codebook sees of ``residual [N, D]``: itself, or its unit projection ``[N, d]``."""
+        return residual if self.projections is None else self.projections[level].project(residual)
+
+    def reconstruct(self, level: int, entries: Tensor) -> Tensor:
+        """Level ``level``'s entries ``[N, d]`` as latents ``[N, D]`` (the identity without factorisation)."""
+        return entries if self.projections is None else self.projections[level].reconstruct(entries)
 
     # ------------------------------------------------------------------------------- interface
 
@@ -360,8 +420,11 @@ class ResidualVectorQuantizer(nn.Module):
                 counts, replaced = self._code_counts(cascade.codes), frames.new_zeros(n_q, dtype=torch.long)
             # Straight-through estimator: the value is exactly the quantized sum (so eval output
             # equals decode(encode(x)) bit for bit), the gradient w.r.t. x is the identity.
-            # Same estimator as x + (q - x).detach(), without its rounding error.
-            quantized = cascade.quantized_sum + (frames - frames.detach())
+            # Same estimator as x + (q - x).detach(), without its rounding error. Factorised levels
+            # carry their own straight-through path (through the projections) in the sum.
+            quantized = cascade.quantized_sum
+            if self.projections is None:
+                quantized = quantized + (frames - frames.detach())
         stats = self._stats(counts, cascade.error, replaced, n_q)
         return QuantizerOutput(self._latents(quantized, shape), self._codes_tensor(cascade.codes, shape),
                                commitment, stats)
@@ -384,7 +447,7 @@ class ResidualVectorQuantizer(nn.Module):
         quantized_sum = None
         for level in range(n_q):
             # Same order of additions as the forward, so the sums agree exactly.
-            entry = self.codebooks[level].lookup(codes[:, level].reshape(-1))
+            entry = self.reconstruct(level, self.codebooks[level].lookup(codes[:, level].reshape(-1)))
             quantized_sum = entry if quantized_sum is None else quantized_sum + entry
         return self._latents(quantized_sum, (batch, self.dim, length))
 
@@ -429,23 +492,32 @@ class ResidualVectorQuantizer(nn.Module):
     def _cascade(self, frames: Tensor, n_q: int, *, seed_codebooks: bool) -> _Cascade:
         residual = frames
         quantized_sum = None
-        codes, inputs, commitment = [], [], []
-        for codebook in self.codebooks[:n_q]:
+        codes, inputs, commitment, error = [], [], [], []
+        for level, codebook in enumerate(self.codebooks[:n_q]):
+            vectors = self.project(level, residual)
             if seed_codebooks:
-                codebook.initialize_from(residual)
+                codebook.initialize_from(vectors)
             embedding = codebook.embedding
-            level_codes = codebook.assign(residual.detach(), embedding)
+            level_codes = codebook.assign(vectors.detach(), embedding)
             entry = codebook.lookup(level_codes, embedding).detach()
             codes.append(level_codes)
-            inputs.append(residual)
-            quantized_sum = entry if quantized_sum is None else quantized_sum + entry
-            # The entry is a constant: the next level's input keeps the path to the encoder, and
-            # its mean square is this level's commitment loss mse(residual, entry.detach()).
-            residual = residual - entry
-            commitment.append(residual.square().mean())
-        commitment = torch.stack(commitment)
+            inputs.append(vectors)
+            if self.projections is None:
+                # The entry is a constant: the next level's input keeps the path to the encoder, and
+                # its mean square is this level's commitment loss mse(residual, entry.detach()).
+                quantized = entry
+                residual = residual - entry
+                commitment.append(residual.square().mean())
+                error.append(commitment[-1].detach())
+            else:
+                quantized = self.projections[level].reconstruct(entry, vectors)
+                commitment.append((vectors - entry).square().mean())
+                residual = residual - quantized.detach()
+                error.append(residual.detach().square().mean())
+            quantized_sum = quantized if quantized_sum is None else quantized_sum + quantized
         energy = frames.detach().square().sum().clamp_min(torch.finfo(frames.dtype).tiny)
-        return _Cascade(quantized_sum, codes, inputs, commitment, commitment.detach() * frames.numel() / energy)
+        return _Cascade(quantized_sum, codes, inputs, torch.stack(commitment),
+                        torch.stack(error) * frames.numel() / energy)
 
     def _code_counts(self, codes: list[Tensor]) -> Tensor:
         """``[n_q, K]`` float histogram of the codes; one scatter, no sync (unlike bincount on GPU)."""
@@ -464,7 +536,7 @@ class ResidualVectorQuantizer(nn.Module):
         all-reduce per step sums the statistics over ranks and, since the other ranks contribute
         zeros there, broadcasts rank 0's candidates at the same time.
         """
-        n_q, size, dim, max_replaced = len(cascade.codes), self.codebook_size, self.dim, self._max_replaced
+        n_q, size, dim, max_replaced = len(cascade.codes), self.codebook_size, self.codebook_dim, self._max_replaced
         num_frames = cascade.codes[0].shape[0]
         device = cascade.quantized_sum.device
         n_counts, n_sums = n_q * size, n_q * size * dim

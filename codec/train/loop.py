@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from codec.config import to_dict
 from codec.io import write_json_atomic
 from codec.losses import CodecLoss, LossConfig
-from codec.discriminator import MultiScaleSTFTDiscriminator
+from codec.discriminator import Discriminator
 from codec.model import Codec
 from codec.shards import MANIFEST
 from codec.train import checkpoint as ckpt
@@ -154,7 +154,7 @@ class _Trainer:
         self.codec: Codec = load_codec(init, seed=seed).to(self.device)
         self.codec_config = self.codec.config
         self.sample_rate = self.codec.sample_rate
-        self.disc = MultiScaleSTFTDiscriminator(loss_cfg.discriminator).to(self.device)
+        self.disc = Discriminator(loss_cfg.discriminator).to(self.device)
         self.loss = CodecLoss(loss_cfg, self.sample_rate).to(self.device)
         self.codec_params = [p for p in self.codec.parameters() if p.requires_grad]
         self.disc_params = list(self.disc.parameters())

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from codec.discriminator import DiscriminatorConfig, MultiScaleSTFTDiscriminator
+from codec.discriminator import DiscriminatorConfig, Discriminator
 from codec.losses import (CodecLoss, LossConfig, MultiResolutionSTFTLoss, MultiScaleMelLoss,
                           combine_generator_losses, discriminator_adversarial_loss, feature_matching_loss,
                           generator_adversarial_loss, waveform_cosine_loss)
@@ -116,7 +116,7 @@ def test_feature_matching():
 def test_adversarial_terms_start_at_the_configured_step():
     cfg = _small_cfg(adversarial_start_step=5)
     loss = CodecLoss(cfg, SR)
-    disc = MultiScaleSTFTDiscriminator(cfg.discriminator)
+    disc = Discriminator(cfg.discriminator)
     x = _noise()
     y = (0.9 * x).requires_grad_()
     before = loss.generator_loss(x, y, torch.tensor(0.0), step=4, discriminator=disc)

@@ -1,0 +1,323 @@
+"""How good a codec does each training recipe give for the same compute? Side by side with Opus.
+
+    python benchmarks/recipe_budget.py [--corpus ../shared/corpora/chai-bisket-te --format ulca]
+        [--recipes default dac-vocos ...] [--budget-minutes 30 | --budget-steps N]
+        [--work /tmp/telucodec-recipes] [--out docs/recipes] [--extra-corpus DIR [--extra-format F]]
+        [--params params.yaml [more.yaml ...]] [--recipe-dir workflow/recipes] [--max-utterances N]
+
+A recipe is a params override file, ``workflow/recipes/<name>.yaml`` (merged over params.yaml, or over the
+``--params`` files merged in order). For each
+recipe the benchmark runs the pipeline's own stage commands on the corpus: ``prepare`` (once, shared),
+``seed_codebooks``, ``train`` and ``evaluate``. Every recipe gets the same training budget in wall time on
+this machine: a short calibration run of the train stage measures the recipe's seconds per step without
+and with its discriminator, and the step count is the most that fits ``--budget-minutes``
+(``--budget-steps`` fixes the steps instead, for quick checks). The wall time and examples/s actually taken
+are printed and kept.
+
+Each trained codec is scored on the corpus's speaker-disjoint test split at 1.5, 3 and 6 kbps (3, 6 and 12
+levels) with the evaluate stage's metrics, next to Opus at 6, 8 and 12 kbps on the same utterances, and
+its average output spectrum is compared with the input's (narrow peaks, DC, top band:
+``codec.evaluation.spectrum``). The table goes to ``<out>/results.{json,md}`` and
+``<out>/rate_distortion.png``, ``<out>`` being ``--out``/<budget>. Run it when nothing else uses the CPU: two jobs on 2 cores halve each
+other's steps. Re-running resumes: finished stages of a recipe and budget are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from stage_runs import ROOT, load_yaml, merge, run_stage, write_params  # noqa: E402
+
+from codec.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
+
+RECIPES = ROOT / "workflow" / "recipes"
+LEVELS = [3, 6, 12]  # 1.5, 3 and 6 kbps at 50 frames/s x 10 bits
+OPUS_KBPS = [6, 8, 12]
+CALIBRATION_STEPS = 12  # timed steps per calibration run (the first step is not timed)
+METRICS = [("snr_db", "SNR dB", "{:+.2f}"), ("si_snr_db", "SI-SNR dB", "{:+.2f}"),
+           ("mel_distance", "mel dist", "{:.3f}"), ("stoi", "STOI", "{:.3f}"), ("pesq_wb", "PESQ-WB", "{:.2f}"),
+           ("entropy_kbps", "coded kbps", "{:.2f}")]
+
+
+def recipe_names(recipe_dir: Path, requested: list[str] | None) -> list[str]:
+    available = sorted(p.stem for p in recipe_dir.glob("*.yaml"))
+    names = requested or available
+    missing = [n for n in names if n not in available]
+    if missing or not names:
+        raise SystemExit(f"error: no recipe {missing or ''} in {recipe_dir} (have {available})")
+    return names
+
+
+def base_params(args: argparse.Namespace) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for path in args.params:
+        data = merge(data, load_yaml(path))
+    data["prepare"] = {**data["prepare"], "corpus": str(args.corpus.resolve()), "format": args.format}
+    extra = [{"name": re.sub(r"[^A-Za-z0-9_-]", "-", Path(d).resolve().name) or "extra", "path": str(Path(d).resolve()),
+              "format": args.extra_format, "max_utterances": args.max_utterances} for d in args.extra_corpus]
+    data["evaluate"] = {**data["evaluate"], "levels": LEVELS, "opus_kbps": OPUS_KBPS,
+                        "max_utterances": args.max_utterances, "extra_corpora": extra, "examples": 2}
+    return data
+
+
+def recipe_params(base: dict[str, Any], recipe_dir: Path, name: str) -> dict[str, Any]:
+    recipe = load_yaml(recipe_dir / f"{name}.yaml")
+    for section in ("prepare", "sample_rate", "evaluate", "synth"):
+        if section in recipe:
+            raise SystemExit(f"error: recipe {name}: '{section}' is the benchmark's, not a recipe's, to set")
+    return merge(base, recipe)
+
+
+def calibrate(name: str, data: dict[str, Any], shards: Path, seed: Path, work: Path, adversarial: bool) -> float:
+    """Seconds per training step of the recipe (with its discriminator from step 0 when ``adversarial``),
+    from a short run of the train stage in a scratch folder."""
+    key = "adversarial" if adversarial else "generator"
+    done = work / f"calibration-{key}.json"
+    if done.is_file():
+        return json.loads(done.read_text())["seconds_per_step"]
+    scratch = work / f"calibration-{key}"
+    short = merge(data, {"train": {"steps": CALIBRATION_STEPS + 1, "validate_every": 10_000, "checkpoint_every": 10_000,
+                                   "valid_max_examples": 1, "valid_segment_seconds": 0.5},
+                         "loss": {"adversarial_start_step": 0 if adversarial else 10**9}})
+    write_params(short, scratch / "params.yaml", f"recipe {name}")
+    run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed), "--checkpoints", str(scratch / "ckpt"),
+               "--out", str(scratch / "codec.safetensors"), "--live", str(scratch / "live"),
+               "--timings", str(scratch / "timings.json"), "--params", str(scratch / "params.yaml")],
+              log=scratch / "train.log")
+    timings = json.loads((scratch / "timings.json").read_text())
+    seconds = data["train"]["batch_size"] / timings["examples_per_second"]
+    write_json_atomic(done, {"seconds_per_step": seconds, "steps_timed": CALIBRATION_STEPS})
+    return seconds
+
+
+def budget_steps(minutes: float, generator_s: float, adversarial_s: float, adversarial_start: int) -> int:
+    """Most steps (a multiple of 50) whose generator-only steps before ``adversarial_start`` and adversarial
+    steps after it fit ``minutes``."""
+    budget = minutes * 60
+    if adversarial_start * generator_s >= budget:
+        steps = budget / generator_s
+    else:
+        steps = adversarial_start + (budget - adversarial_start * generator_s) / adversarial_s
+    return max(50, int(steps // 50 * 50))
+
+
+def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards: Path, tag: str) -> dict[str, Any]:
+    work = args.work / tag / name
+    work.mkdir(parents=True, exist_ok=True)
+    data = recipe_params(base, args.recipe_dir, name)
+    seed_params = write_params(data, work / "seed-params.yaml", f"recipe {name}")
+    seed = work / "seed.safetensors"
+    run_stage(["pipeline.seed_codebooks", "--shards", str(shards), "--out", str(seed),
+               "--metrics", str(work / "seed_codebooks.json"), "--params", str(work / "seed-params.yaml")],
+              done=seed, log=work / "seed.log")
+    start = seed_params.loss.adversarial_start_step
+    generator_s = calibrate(name, data, shards, seed, work, adversarial=False)
+    adversarial_s = calibrate(name, data, shards, seed, work, adversarial=True)
+    if args.budget_steps:
+        steps = args.budget_steps
+    else:
+        steps = budget_steps(args.budget_minutes, generator_s, adversarial_s, start)
+    every = max(50, steps // 4 // 50 * 50) if steps >= 200 else steps
+    data = merge(data, {"train": {"steps": steps, "validate_every": every, "checkpoint_every": every}})
+    params = write_params(data, work / "params.yaml", f"recipe {name}")
+    p = ["--params", str(work / "params.yaml")]
+    model = work / "codec.safetensors"
+    t0 = time.perf_counter()
+    run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed), "--checkpoints", str(work / "checkpoints"),
+               "--out", str(model), "--live", str(work / "train"), "--timings", str(work / "timings.json"), *p],
+              done=model, log=work / "train.log")
+    if not (work / "train-wall.json").is_file():
+        write_json_atomic(work / "train-wall.json", {"seconds": time.perf_counter() - t0})
+    evaluation = work / "eval"
+    run_stage(["pipeline.evaluate", "--model", str(model), "--shards", str(shards),
+               "--metrics", str(evaluation / "metrics.json"), "--plots", str(evaluation / "rate_distortion"),
+               "--out-dir", str(evaluation / "eval"), "--html", str(evaluation / "index.html"),
+               "--timings", str(evaluation / "timings.json"), *p],
+              done=evaluation / "metrics.json", log=work / "evaluate.log")
+    spectra = work / "spectrum.json"
+    if not spectra.is_file():
+        write_json_atomic(spectra, check_spectrum(model, shards, args.max_utterances))
+    timings = json.loads((work / "timings.json").read_text())
+    disc_share = max(0.0, 1 - generator_s / adversarial_s) if start < steps else 0.0
+    return {
+        "recipe": name, "steps": params.train.steps, "batch_size": params.train.batch_size,
+        "segment_seconds": params.train.segment_seconds, "adversarial_start_step": start,
+        "seconds_per_step": {"generator": generator_s, "adversarial": adversarial_s},
+        "discriminator_share": disc_share,
+        "train_seconds": timings["seconds"], "examples_per_second": timings["examples_per_second"],
+        "train_wall_seconds": json.loads((work / "train-wall.json").read_text())["seconds"],
+        "metrics": json.loads((evaluation / "metrics.json").read_text()),
+        "spectrum": json.loads(spectra.read_text()),
+        "validation": validation_curve(work / "train" / "plots" / "metrics", params.quantizer.num_levels),
+    }
+
+
+def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, Any]:
+    """Average output spectrum at every level against the input's, over the test utterances."""
+    import torch
+
+    from codec.evaluation.sets import load_test_split
+    from codec.evaluation.spectrum import average_power_spectrum, spectrum_check
+    from codec.weights import load_codec
+
+    codec = load_codec(model).eval()
+    test = load_test_split(shards, codec.sample_rate, max_utterances)
+    inputs, outputs = [], []
+    with torch.no_grad(), torch.nn.utils.parametrize.cached():
+        for utt in test.utterances:
+            x = torch.from_numpy(utt.audio).view(1, 1, -1)
+            outputs.append(codec.decode(codec.encode(x))[0, 0, :x.shape[-1]].numpy())
+            inputs.append(utt.audio)
+    found = spectrum_check(average_power_spectrum(inputs), average_power_spectrum(outputs), codec.sample_rate)
+    return found.as_dict()
+
+
+def validation_curve(plots: Path, levels: int) -> list[dict[str, float]]:
+    from stage_runs import read_series
+
+    series = {name: read_series(plots, f"valid/{name}") for name in ("snr_db", "si_snr_db", "mel_distance")}
+    used = [read_series(plots, f"valid/vq/used_fraction/{level:02d}") for level in range(levels)]
+    return [{"step": step, **{k: v.get(step) for k, v in series.items()},
+             "min_used_fraction": min((u[step] for u in used if step in u), default=None)}
+            for step in sorted(series["snr_db"])]
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+def table_rows(results: list[dict[str, Any]], corpus: str) -> list[dict[str, Any]]:
+    """One row per recipe and bitrate, then the Opus rows (from the first recipe's run: same utterances)."""
+    rows = []
+    for r in results:
+        codec = r["metrics"].get(corpus, {}).get("codec", {})
+        for values in sorted(codec.values(), key=lambda v: -v["kbps"]):
+            rows.append({"system": r["recipe"], "kbps": values["kbps"], **{m: values.get(m) for m, *_ in METRICS}})
+    opus = results[0]["metrics"].get(corpus, {}).get("opus", {}) if results else {}
+    for kbps in OPUS_KBPS:
+        values = opus.get(f"{kbps}kbps")
+        if values:
+            rows.append({"system": "Opus", "kbps": values["kbps"], **{m: values.get(m) for m, *_ in METRICS}})
+    return rows
+
+
+def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str:
+    fmt = lambda f, v: "–" if v is None else f.format(v)  # noqa: E731
+    lines = [f"# Recipes at a budget of {tag} of training (this machine)", ""]
+    for corpus in corpora:
+        lines += [f"## `{corpus}`", "", "| system | kbps | " + " | ".join(h for _, h, _ in METRICS) + " |",
+                  "| --- | ---: | " + " | ".join("---:" for _ in METRICS) + " |"]
+        for row in table_rows(results, corpus):
+            lines.append(f"| {row['system']} | {row['kbps']:g} | "
+                         + " | ".join(fmt(f, row[m]) for m, _, f in METRICS) + " |")
+        lines.append("")
+    lines += ["## Training cost and codec health", "",
+              "| recipe | steps | batch x s | s/step (gen / +disc) | disc share | train s | examples/s | "
+              "first / last valid SNR | min level used | spectrum |",
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | --- |"]
+    for r in results:
+        curve = r["validation"]
+        s = r["spectrum"]
+        spectrum = "ok" if s["ok"] else "; ".join(
+            [f"peak {p['frequency_hz']:.0f} Hz +{p['excess_db']:.0f} dB" for p in s["peaks"][:3]]
+            + ([f"DC +{s['dc_excess_db']:.0f} dB"] if s["dc_excess_db"] > 6 else [])
+            + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > 6 else []))
+        sps = r["seconds_per_step"]
+        lines.append(
+            f"| {r['recipe']} | {r['steps']} | {r['batch_size']} x {r['segment_seconds']:g} | "
+            f"{sps['generator']:.3f} / {sps['adversarial']:.3f} | {100 * r['discriminator_share']:.0f}% | "
+            f"{r['train_seconds']:.0f} | {r['examples_per_second']:.1f} | "
+            f"{fmt('{:+.2f}', curve[0]['snr_db'] if curve else None)} / "
+            f"{fmt('{:+.2f}', curve[-1]['snr_db'] if curve else None)} | "
+            f"{fmt('{:.0%}', min((c['min_used_fraction'] for c in curve[1:] or curve), default=None))} | {spectrum} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict[str, Any]], out: Path, tag: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
+    rows = table_rows(results, "test")
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    for ax, (metric, label) in zip(axes, (("pesq_wb", "PESQ-WB (higher is better)"), ("stoi", "STOI (higher)"),
+                                          ("mel_distance", "mel distance (lower)"))):
+        for system in systems:
+            points = sorted((r["kbps"], r[metric]) for r in rows if r["system"] == system and r[metric] is not None)
+            if points:
+                style = "k--s" if system == "Opus" else "-o"
+                ax.plot(*zip(*points), style, label=system)
+        ax.set(title=label, xlabel="kbps")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"test split, {tag} of training per recipe")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "chai-bisket-te")
+    parser.add_argument("--format", default="ulca", help="the corpus's format (prepare.format)")
+    parser.add_argument("--recipes", nargs="+", help="recipe names (default: every file in --recipe-dir)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--budget-minutes", type=float, default=30.0, help="training wall time per recipe")
+    budget.add_argument("--budget-steps", type=int, help="fixed steps per recipe instead (quick checks)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/telucodec-recipes"))
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "recipes")
+    parser.add_argument("--extra-corpus", action="append", default=[], metavar="DIR",
+                        help="also score on this corpus (any folder of WAVs, or a known format)")
+    parser.add_argument("--extra-format", default="auto", help="format of the --extra-corpus folders")
+    parser.add_argument("--max-utterances", type=int, default=0, help="test utterances scored (0 = all)")
+    parser.add_argument("--params", type=Path, nargs="+", default=[ROOT / "params.yaml"],
+                        help="base params files, merged in order (e.g. params.yaml workflow/params-tiny.yaml)")
+    parser.add_argument("--recipe-dir", type=Path, default=RECIPES, help="folder of recipe files")
+    args = parser.parse_args()
+    if not args.corpus.is_dir():
+        raise SystemExit(f"error: {args.corpus}: no such corpus folder")
+    if args.budget_minutes <= 0 or (args.budget_steps is not None and args.budget_steps < 1) or \
+            not math.isfinite(args.budget_minutes):
+        raise SystemExit("error: the budget must be positive")
+    names = recipe_names(args.recipe_dir, args.recipes)
+    args.work = args.work.resolve()
+    base = base_params(args)
+    for name in names:  # every recipe file validates before anything runs
+        write_params(recipe_params(base, args.recipe_dir, name), args.work / "check" / f"{name}.yaml", f"recipe {name}")
+    corpus_work = args.work / "corpus"
+    write_params(base, corpus_work / "params.yaml")
+    shards = corpus_work / "shards"
+    run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(corpus_work / "stats.json"),
+               "--rejected", str(corpus_work / "rejected.csv"), "--params", str(corpus_work / "params.yaml")],
+              done=shards / "manifest.json", log=corpus_work / "prepare.log")
+    tag = f"{args.budget_steps} steps" if args.budget_steps else f"{args.budget_minutes:g} min"
+    results = []
+    for name in names:
+        print(f"== {name} ({tag})", flush=True)
+        results.append(run_recipe(name, base, args, shards, tag.replace(" ", "")))
+        r = results[-1]
+        top = max(r["metrics"]["test"]["codec"].values(), key=lambda v: v["kbps"])
+        q = top
+        print(f"   {r['steps']} steps in {r['train_seconds']:.0f} s ({r['examples_per_second']:.1f} examples/s); "
+              f"{top['kbps']:g} kbps: PESQ {q.get('pesq_wb') or math.nan:.2f}, STOI {q.get('stoi') or math.nan:.3f}, "
+              f"mel {q.get('mel_distance') or math.nan:.3f}; spectrum {'ok' if r['spectrum']['ok'] else 'FLAGGED'}",
+              flush=True)
+    corpora = ["test"] + [c["name"] for c in base["evaluate"]["extra_corpora"]]
+    text = markdown(results, tag, corpora)
+    print("\n" + text)
+    out = args.out / tag.replace(" ", "")
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "results.md", text)
+    write_json_atomic(out / "results.json", {"corpus": args.corpus.name, "budget": tag, "results": results})
+    plot(results, out / "rate_distortion.png", tag)
+    print(f"wrote {out / 'results.md'}, results.json and rate_distortion.png")
+
+
+if __name__ == "__main__":
+    main()

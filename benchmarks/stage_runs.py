@@ -1,0 +1,92 @@
+"""Helpers of the benchmarks that run the pipeline's own stage commands on a corpus outside the DVC workspace:
+params files with overrides (validated like any params file), stage subprocesses, dvclive series."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from codec.config import ConfigError  # noqa: E402
+from codec.io import write_text_atomic  # noqa: E402
+from pipeline.params import Params, params_from_dict  # noqa: E402
+
+
+def set_dotted(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to ``data`` in place; returns it."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --set {item!r}: expected key=value")
+        *sections, leaf = key.split(".")
+        parent = data
+        for part in sections:
+            if not isinstance(parent.get(part), dict):
+                raise SystemExit(f"error: --set {key}: {part!r} is not a params section")
+            parent = parent[part]
+        parent[leaf] = yaml.safe_load(value)
+    return data
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` deep-updated by ``update``: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def write_params(data: dict[str, Any], out: Path, what: str = "params") -> Params:
+    """Validate ``data`` with the params loader (unknown keys and wrong types stop here, before anything
+    is written) and write it to ``out`` as YAML."""
+    try:
+        params = params_from_dict(data)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {what}: {exc}") from None
+    write_text_atomic(out, yaml.safe_dump(data, sort_keys=False))
+    return params
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise SystemExit(f"error: {path}: expected a mapping of params sections")
+    return data
+
+
+def run_stage(args: list[str], done: Path | None = None, log: Path | None = None) -> None:
+    """``python -m <args>`` from the repository root; skipped when ``done`` exists. With ``log`` the
+    output goes to that file (and the file is named when the stage fails)."""
+    if done is not None and done.exists():
+        print(f"kept {done}", flush=True)
+        return
+    print("$ python -m " + " ".join(args), flush=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if log is None:
+        subprocess.run([sys.executable, "-m", *args], check=True, cwd=ROOT, env=env)
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as f:
+        code = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT
+                              ).returncode
+    if code:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise SystemExit(f"error: {args[0]} failed (exit {code}); last lines of {log}:\n" + "\n".join(tail))
+
+
+def read_series(plots: Path, name: str) -> dict[int, float]:
+    """One dvclive plot series (``<plots>/<name>.tsv``: step, value) as {step: value}."""
+    path = plots / f"{name}.tsv"
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        return {int(row["step"]): float(row[name.split("/")[-1]]) for row in csv.DictReader(f, delimiter="\t")}

@@ -1,0 +1,92 @@
+"""Long-term spectra of a codec's output against its input, and the artefacts they show (pure functions).
+
+A decoder built from transposed convolutions prints tones at multiples of ``sample_rate / s`` for the
+products ``s`` of its strides (2 kHz, 4 kHz, 6 kHz at 16 kHz with strides 8, 4, 2), and a free output
+bias or DC bin drifts to an offset: both hide in the mean of SNR or PESQ but stand out in the average
+spectrum. :func:`spectrum_check` compares the average power spectra of output and input bin by bin
+(the *excess*, in dB) and reports narrow peaks of the excess, the excess at DC and near Nyquist.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+N_FFT = 1024  # 15.6 Hz bins at 16 kHz: narrow enough to resolve a tone from its neighbours
+
+
+def average_power_spectrum(signals: Sequence[np.ndarray], n_fft: int = N_FFT) -> np.ndarray:
+    """Mean power spectrum over every frame of every signal (Welch: Hann window, hop ``n_fft / 2``),
+    ``[n_fft // 2 + 1]`` float64. Signals shorter than a frame are zero-padded to one frame."""
+    window = np.hanning(n_fft + 1)[:-1]  # periodic Hann
+    hop = n_fft // 2
+    total, count = np.zeros(n_fft // 2 + 1), 0
+    for signal in signals:
+        x = np.asarray(signal, dtype=np.float64).reshape(-1)
+        if x.size < n_fft:
+            x = np.pad(x, (0, n_fft - x.size))
+        frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+        total += (np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2).sum(axis=0)
+        count += frames.shape[0]
+    if count == 0:
+        raise ValueError("no signal to average")
+    return total / count
+
+
+class Peak(NamedTuple):
+    frequency_hz: float
+    excess_db: float  # output over input at the peak, minus the median excess around it
+
+
+class SpectrumCheck(NamedTuple):
+    """What :func:`spectrum_check` found; ``ok`` is False when any artefact passes its limit."""
+
+    peaks: list[Peak]  # narrow peaks of the output's excess over the input, strongest first
+    dc_excess_db: float  # mean excess in the bins under ``dc_hz``
+    nyquist_excess_db: float  # mean excess in the top ``top_hz`` below Nyquist
+    level_excess_db: float  # median excess over the speech band, 100 Hz - 4 kHz (the overall level difference)
+    ok: bool
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "dc_excess_db": self.dc_excess_db, "nyquist_excess_db": self.nyquist_excess_db,
+                "level_excess_db": self.level_excess_db,
+                "peaks": [{"frequency_hz": p.frequency_hz, "excess_db": p.excess_db} for p in self.peaks]}
+
+
+def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, *, peak_db: float = 6.0,
+                   neighbourhood_hz: float = 250.0, dc_hz: float = 40.0, top_hz: float = 500.0,
+                   band_db: float = 6.0, floor_db: float = -100.0) -> SpectrumCheck:
+    """Compare the average power spectra ``reference`` (input) and ``output`` (``[n_fft // 2 + 1]`` each).
+
+    The excess is ``10 log10(output / reference)`` per bin, both floored at ``floor_db`` below the
+    reference's strongest bin. A *narrow peak* is a local maximum of the excess that stands more than
+    ``peak_db`` above the median excess within ``neighbourhood_hz`` on either side (a tone the input does not
+    have, or a much stronger one). DC and the top band fail when their mean excess passes ``band_db``
+    (the overall level, the median excess over 100 Hz - 4 kHz where speech has its energy, is subtracted
+    first, so a quieter or louder output is no artefact).
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    output = np.asarray(output, dtype=np.float64)
+    if reference.shape != output.shape or reference.ndim != 1 or reference.size < 8:
+        raise ValueError(f"spectra must be 1-D of equal length >= 8, got {reference.shape} and {output.shape}")
+    floor = reference.max() * 10 ** (floor_db / 10) if reference.max() > 0 else 1e-30
+    excess = 10 * np.log10(np.maximum(output, floor) / np.maximum(reference, floor))
+    bins = reference.size
+    hz_per_bin = sample_rate / 2 / (bins - 1)
+    frequencies = np.arange(bins) * hz_per_bin
+    speech = (frequencies >= 100.0) & (frequencies <= min(4000.0, sample_rate / 2))
+    median = float(np.median(excess[speech] if speech.any() else excess))
+    half = max(2, int(round(neighbourhood_hz / hz_per_bin)))
+    peaks = []
+    for k in range(1, bins - 1):
+        lo, hi = max(0, k - half), min(bins, k + half + 1)
+        if excess[k] < excess[k - 1] or excess[k] < excess[k + 1]:
+            continue
+        local = float(np.median(excess[lo:hi]))
+        if excess[k] - local > peak_db:
+            peaks.append(Peak(float(frequencies[k]), float(excess[k] - local)))
+    peaks.sort(key=lambda p: -p.excess_db)
+    dc = float(excess[frequencies < max(dc_hz, hz_per_bin)].mean()) - median
+    top = float(excess[frequencies > sample_rate / 2 - max(top_hz, hz_per_bin)].mean()) - median
+    return SpectrumCheck(peaks, dc, top, median, ok=not peaks and dc <= band_db and top <= band_db)

@@ -1,0 +1,138 @@
+"""Vocos decoder: ConvNeXt blocks at the code frame rate and an inverse-STFT head (Siuzdak, 2023).
+
+Shapes: latents ``[B, D, F]`` -> waveform ``[B, 1, F * hop]``.
+
+Why it suits a codec trained on little compute: all the learned layers run at the frame rate (50 Hz),
+where a wide 1x1 layer is one large matrix product, instead of at 400 Hz .. 16 kHz like a SEANet
+decoder's; and the waveform comes from an iSTFT, not from transposed convolutions, whose overlapping
+kernels print tones at multiples of ``sample_rate / stride product`` into the output until a long
+adversarial training irons them out. Each frame predicts the log-magnitude and the phase of one
+``n_fft``-sample STFT frame; the frames overlap-add with a Hann window at the codec's hop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from codec.model.config import ModelConfig, VocosConfig
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv (``kernel_size`` frames) -> LayerNorm -> Linear -> GELU -> Linear, scaled, plus skip.
+
+    ``[B, C, F] -> [B, C, F]``. The layer scale starts at ``1 / num_layers`` so the stack starts close to
+    the identity (Vocos's choice) and gradients reach the first blocks at once.
+    """
+
+    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).transpose(1, 2)  # [B, F, C]
+        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y))))
+        return x + (self.gamma * y).transpose(1, 2)
+
+
+class ISTFTHead(nn.Module):
+    """Features ``[B, F, C]`` -> waveform ``[B, 1, F * hop]`` through an inverse STFT with "same" padding.
+
+    A linear layer gives per frame ``n_fft // 2 + 1`` log-magnitudes and as many phases; the
+    spectrum ``exp(m) * (cos p + i sin p)`` is inverted frame by frame (irfft), windowed, overlap-added
+    and divided by the summed squared window, then ``(n_fft - hop) / 2`` samples are trimmed on each
+    side so that frame ``f`` is centred on samples ``[f * hop, (f + 1) * hop)`` (what the encoder saw).
+    The DC bin is held at zero: the input audio is DC-free (``prepare`` removes it) and no loss term
+    sees a constant offset well, so a free DC bin drifts (a measured +25 dB at DC in an earlier decoder).
+    The log-magnitude is capped at ``ln(n_fft)``, above a full-scale sine's peak, so an early step
+    cannot blow up the output.
+    """
+
+    def __init__(self, dim: int, n_fft: int, hop_length: int):
+        super().__init__()
+        if (n_fft - hop_length) % 2:
+            raise ValueError(f"n_fft - hop must be even for a centred iSTFT, got {n_fft} and {hop_length}")
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.out = nn.Linear(dim, n_fft + 2)
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        bins = n_fft // 2 + 1
+        dc_mask = torch.ones(bins)
+        dc_mask[0] = 0.0
+        self.register_buffer("dc_mask", dc_mask, persistent=False)
+        self.max_log_magnitude = math.log(n_fft)
+
+    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, F, C]`` -> complex spectrum ``[B, n_fft // 2 + 1, F]`` (DC bin zero)."""
+        log_mag, phase = self.out(x).transpose(1, 2).float().chunk(2, dim=1)  # [B, bins, F] each
+        mag = torch.exp(log_mag.clamp(max=self.max_log_magnitude)) * self.dc_mask[:, None]
+        return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return istft_same(self.spectrum(x), self.n_fft, self.hop_length, self.window)
+
+
+def istft_same(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor) -> torch.Tensor:
+    """Inverse STFT of ``spec [B, n_fft // 2 + 1, F]`` -> ``[B, 1, F * hop_length]`` with "same" padding.
+
+    ``torch.istft`` only trims ``n_fft / 2`` (``center=True``), which fails the window-overlap check at the
+    edges for a "same" layout; this is the overlap-add written out (as in Vocos), in float32.
+    """
+    frames = spec.shape[-1]
+    pad = (n_fft - hop_length) // 2
+    with torch.autocast(device_type=spec.device.type, enabled=False):
+        chunks = torch.fft.irfft(spec, n_fft, dim=1) * window[None, :, None]  # [B, n_fft, F]
+        length = (frames - 1) * hop_length + n_fft
+        y = F.fold(chunks, output_size=(1, length), kernel_size=(1, n_fft), stride=(1, hop_length))
+        envelope = F.fold(window.square()[None, :, None].expand(1, n_fft, frames), output_size=(1, length),
+                          kernel_size=(1, n_fft), stride=(1, hop_length))
+        y = y[:, 0, 0, pad:length - pad] / envelope[:, 0, 0, pad:length - pad].clamp_min(1e-11)
+    return y.unsqueeze(1)
+
+
+class VocosDecoder(nn.Module):
+    """Latents ``[B, latent_dim, F]`` -> waveform ``[B, 1, F * hop_length]``.
+
+    Embedding conv (``kernel_size`` frames) and LayerNorm, ``num_layers`` ConvNeXt blocks, LayerNorm,
+    then the :class:`ISTFTHead` with window ``n_fft`` (default 4 x hop) and the codec's hop.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        vocos: VocosConfig = cfg.vocos
+        self.dimension = cfg.latent_dim
+        self.hop_length = cfg.hop_length
+        self.embed = nn.Conv1d(cfg.latent_dim, vocos.dim, vocos.kernel_size, padding=vocos.kernel_size // 2)
+        self.norm = nn.LayerNorm(vocos.dim, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            ConvNeXtBlock(vocos.dim, vocos.intermediate_dim, vocos.kernel_size, 1.0 / vocos.num_layers)
+            for _ in range(vocos.num_layers))
+        self.final_norm = nn.LayerNorm(vocos.dim, eps=1e-6)
+        self.head = ISTFTHead(vocos.dim, vocos.n_fft or 4 * cfg.hop_length, cfg.hop_length)
+        self.apply(_init_weights)
+
+    @property
+    def span_frames(self) -> int:
+        """Frames an output sample can depend on, end to end: ``kernel_size - 1`` per convolution (the
+        embedding and one per block) plus the iSTFT frames overlapping a sample (``ceil(n_fft / hop)``)."""
+        convs = 1 + len(self.blocks)
+        return convs * (self.embed.kernel_size[0] - 1) + -(-self.head.n_fft // self.hop_length)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.final_norm(x.transpose(1, 2)))
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Vocos's init: truncated normal (std 0.02) weights, zero biases, for every conv and linear layer."""
+    if isinstance(module, (nn.Conv1d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)

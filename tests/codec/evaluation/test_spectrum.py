@@ -1,0 +1,72 @@
+"""The spectrum check: average spectra, and artefacts found (tones, DC, top band) or not (level changes)."""
+
+import numpy as np
+import pytest
+
+from codec.evaluation.spectrum import average_power_spectrum, spectrum_check
+
+RATE = 16000
+
+
+def speech_like(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
+    """Pink-ish noise with a harmonic series, nothing under 60 Hz: a broad spectrum like speech's long-term
+    average after prepare's DC removal."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    hz = np.arange(n // 2 + 1) * RATE / n
+    spectrum = np.fft.rfft(rng.standard_normal(n)) / np.maximum(1.0, hz / 50.0) ** 0.5 * (hz >= 60)
+    t = np.arange(n) / RATE
+    phase = 2 * np.pi * np.cumsum(200 * (1 + 0.05 * np.sin(2 * np.pi * t))) / RATE  # f0 gliding around 200 Hz
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 8))
+    x = 0.05 * np.fft.irfft(spectrum, n) + 0.3 * harmonics
+    x -= x.mean()
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def check(inputs, outputs, **kw):
+    return spectrum_check(average_power_spectrum(inputs), average_power_spectrum(outputs), RATE, **kw)
+
+
+def test_average_spectrum_of_a_tone_peaks_at_its_bin():
+    t = np.arange(RATE) / RATE
+    spectrum = average_power_spectrum([np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 1000 * t[:500])])
+    assert spectrum.shape == (513,)
+    assert np.argmax(spectrum) == round(1000 / (RATE / 1024))
+
+
+def test_identical_and_rescaled_outputs_pass():
+    signals = [speech_like(seed=s) for s in range(3)]
+    same = check(signals, signals)
+    assert same.ok and same.peaks == [] and same.dc_excess_db == 0 and same.level_excess_db == 0
+    quieter = check(signals, [0.5 * s for s in signals])
+    assert quieter.ok and quieter.level_excess_db == pytest.approx(-6.02, abs=0.01)
+    assert abs(quieter.dc_excess_db) < 0.01 and abs(quieter.nyquist_excess_db) < 0.01
+
+
+@pytest.mark.parametrize("tone_hz", [110.0, 2000.0, 6000.0])
+def test_a_tone_the_input_lacks_is_flagged_at_its_frequency(tone_hz):
+    signals = [speech_like(seed=s) for s in range(3)]
+    t = np.arange(signals[0].size) / RATE
+    tone = 0.02 * np.sin(2 * np.pi * tone_hz * t)
+    found = check(signals, [s + tone for s in signals])
+    assert not found.ok
+    assert abs(found.peaks[0].frequency_hz - tone_hz) <= RATE / 1024
+    assert found.peaks[0].excess_db > 6
+
+
+def test_dc_offset_and_excess_near_nyquist_are_flagged():
+    rng = np.random.default_rng(1)
+    signals = [speech_like(seed=s) for s in range(3)]
+    offset = check(signals, [s + 0.02 for s in signals])
+    assert not offset.ok and offset.dc_excess_db > 6 and offset.nyquist_excess_db < 1
+    hiss = np.fft.irfft(np.where(np.arange(signals[0].size // 2 + 1) > 0.95 * signals[0].size // 2,
+                                 np.fft.rfft(rng.standard_normal(signals[0].size)), 0), signals[0].size)
+    top = check(signals, [s + 0.05 * hiss.astype(np.float32) for s in signals])
+    assert not top.ok and top.nyquist_excess_db > 6 and abs(top.dc_excess_db) < 1
+
+
+def test_bad_spectra_are_refused():
+    with pytest.raises(ValueError):
+        spectrum_check(np.ones(10), np.ones(12), RATE)
+    with pytest.raises(ValueError):
+        average_power_spectrum([])
