@@ -25,22 +25,23 @@ other's steps. Re-running resumes: finished stages of a recipe and budget are ke
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from stage_runs import ROOT, load_yaml, merge, run_stage, write_params  # noqa: E402
 
 from codec.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
 
 RECIPES = ROOT / "workflow" / "recipes"
+SEED_SECTIONS = ("seed", "sample_rate", "model", "quantizer", "seed_codebooks")  # what seed_codebooks reads
 LEVELS = [3, 6, 12]  # 1.5, 3 and 6 kbps at 50 frames/s x 10 bits
 OPUS_KBPS = [6, 8, 12]
-CALIBRATION_STEPS = 12  # timed steps per calibration run (the first step is not timed)
 METRICS = [("snr_db", "SNR dB", "{:+.2f}"), ("si_snr_db", "SI-SNR dB", "{:+.2f}"),
            ("mel_distance", "mel dist", "{:.3f}"), ("stoi", "STOI", "{:.3f}"), ("pesq_wb", "PESQ-WB", "{:.2f}"),
            ("entropy_kbps", "coded kbps", "{:.2f}")]
@@ -75,7 +76,8 @@ def recipe_params(base: dict[str, Any], recipe_dir: Path, name: str) -> dict[str
     return merge(base, recipe)
 
 
-def calibrate(name: str, data: dict[str, Any], shards: Path, seed: Path, work: Path, adversarial: bool) -> float:
+def calibrate(name: str, data: dict[str, Any], shards: Path, seed: Callable[[], Path], work: Path,
+              adversarial: bool, steps: int) -> float:
     """Seconds per training step of the recipe (with its discriminator from step 0 when ``adversarial``),
     from a short run of the train stage in a scratch folder."""
     key = "adversarial" if adversarial else "generator"
@@ -83,17 +85,17 @@ def calibrate(name: str, data: dict[str, Any], shards: Path, seed: Path, work: P
     if done.is_file():
         return json.loads(done.read_text())["seconds_per_step"]
     scratch = work / f"calibration-{key}"
-    short = merge(data, {"train": {"steps": CALIBRATION_STEPS + 1, "validate_every": 10_000, "checkpoint_every": 10_000,
+    short = merge(data, {"train": {"steps": steps + 1, "validate_every": 10_000, "checkpoint_every": 10_000,
                                    "valid_max_examples": 1, "valid_segment_seconds": 0.5},
                          "loss": {"adversarial_start_step": 0 if adversarial else 10**9}})
     write_params(short, scratch / "params.yaml", f"recipe {name}")
-    run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed), "--checkpoints", str(scratch / "ckpt"),
+    run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed()), "--checkpoints", str(scratch / "ckpt"),
                "--out", str(scratch / "codec.safetensors"), "--live", str(scratch / "live"),
                "--timings", str(scratch / "timings.json"), "--params", str(scratch / "params.yaml")],
               log=scratch / "train.log")
     timings = json.loads((scratch / "timings.json").read_text())
     seconds = data["train"]["batch_size"] / timings["examples_per_second"]
-    write_json_atomic(done, {"seconds_per_step": seconds, "steps_timed": CALIBRATION_STEPS})
+    write_json_atomic(done, {"seconds_per_step": seconds, "steps_timed": steps})
     return seconds
 
 
@@ -113,23 +115,36 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     work.mkdir(parents=True, exist_ok=True)
     data = recipe_params(base, args.recipe_dir, name)
     seed_params = write_params(data, work / "seed-params.yaml", f"recipe {name}")
-    seed = work / "seed.safetensors"
-    run_stage(["pipeline.seed_codebooks", "--shards", str(shards), "--out", str(seed),
-               "--metrics", str(work / "seed_codebooks.json"), "--params", str(work / "seed-params.yaml")],
-              done=seed, log=work / "seed.log")
+    # Recipes that differ only in training share their seed: keyed by what seed_codebooks reads.
+    key = hashlib.sha256(json.dumps({k: data[k] for k in SEED_SECTIONS}, sort_keys=True).encode()).hexdigest()[:16]
+    seed = args.work / "seeds" / f"{key}.safetensors"
+    model = work / "codec.safetensors"
+
+    def ensure_seed() -> Path:
+        run_stage(["pipeline.seed_codebooks", "--shards", str(shards), "--out", str(seed),
+                   "--metrics", str(seed.with_suffix(".json")), "--params", str(work / "seed-params.yaml")],
+                  done=seed, log=seed.with_suffix(".log"))
+        return seed
+
     start = seed_params.loss.adversarial_start_step
-    generator_s = calibrate(name, data, shards, seed, work, adversarial=False)
-    adversarial_s = calibrate(name, data, shards, seed, work, adversarial=True)
+    generator_s = calibrate(name, data, shards, ensure_seed, work, adversarial=False, steps=args.calibration_steps)
     if args.budget_steps:
         steps = args.budget_steps
+        adversarial = start < steps
     else:
-        steps = budget_steps(args.budget_minutes, generator_s, adversarial_s, start)
+        adversarial = start < args.budget_minutes * 60 / generator_s
+    # The discriminator's cost is measured only where it takes part within the budget.
+    adversarial_s = calibrate(name, data, shards, ensure_seed, work, adversarial=True,
+                              steps=args.calibration_steps) if adversarial else None
+    if not args.budget_steps:
+        steps = budget_steps(args.budget_minutes, generator_s, adversarial_s or generator_s, start)
     every = max(50, steps // 4 // 50 * 50) if steps >= 200 else steps
     data = merge(data, {"train": {"steps": steps, "validate_every": every, "checkpoint_every": every}})
     params = write_params(data, work / "params.yaml", f"recipe {name}")
     p = ["--params", str(work / "params.yaml")]
-    model = work / "codec.safetensors"
     t0 = time.perf_counter()
+    if not model.is_file():
+        ensure_seed()
     run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed), "--checkpoints", str(work / "checkpoints"),
                "--out", str(model), "--live", str(work / "train"), "--timings", str(work / "timings.json"), *p],
               done=model, log=work / "train.log")
@@ -145,13 +160,14 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     if not spectra.is_file():
         write_json_atomic(spectra, check_spectrum(model, shards, args.max_utterances))
     timings = json.loads((work / "timings.json").read_text())
-    disc_share = max(0.0, 1 - generator_s / adversarial_s) if start < steps else 0.0
+    disc_share = max(0.0, 1 - generator_s / adversarial_s) if adversarial_s and start < steps else 0.0
     return {
         "recipe": name, "steps": params.train.steps, "batch_size": params.train.batch_size,
         "segment_seconds": params.train.segment_seconds, "adversarial_start_step": start,
         "seconds_per_step": {"generator": generator_s, "adversarial": adversarial_s},
         "discriminator_share": disc_share,
         "train_seconds": timings["seconds"], "examples_per_second": timings["examples_per_second"],
+        "data_wait_fraction": timings["data_wait_fraction"], "peak_gpu_memory_bytes": timings.get("peak_gpu_memory_bytes"),
         "train_wall_seconds": json.loads((work / "train-wall.json").read_text())["seconds"],
         "metrics": json.loads((evaluation / "metrics.json").read_text()),
         "spectrum": json.loads(spectra.read_text()),
@@ -217,9 +233,9 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
                          + " | ".join(fmt(f, row[m]) for m, _, f in METRICS) + " |")
         lines.append("")
     lines += ["## Training cost and codec health", "",
-              "| recipe | steps | batch x s | s/step (gen / +disc) | disc share | train s | examples/s | "
+              "| recipe | steps | batch x s | s/step (gen / +disc) | disc share | train s | examples/s | data wait | "
               "first / last valid SNR | min level used | spectrum |",
-              "| --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | --- |"]
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for r in results:
         curve = r["validation"]
         s = r["spectrum"]
@@ -228,10 +244,11 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
             + ([f"DC +{s['dc_excess_db']:.0f} dB"] if s["dc_excess_db"] > 6 else [])
             + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > 6 else []))
         sps = r["seconds_per_step"]
+        with_disc = "–" if sps["adversarial"] is None else f"{sps['adversarial']:.3f}"
         lines.append(
             f"| {r['recipe']} | {r['steps']} | {r['batch_size']} x {r['segment_seconds']:g} | "
-            f"{sps['generator']:.3f} / {sps['adversarial']:.3f} | {100 * r['discriminator_share']:.0f}% | "
-            f"{r['train_seconds']:.0f} | {r['examples_per_second']:.1f} | "
+            f"{sps['generator']:.3f} / {with_disc} | {100 * r['discriminator_share']:.0f}% | "
+            f"{r['train_seconds']:.0f} | {r['examples_per_second']:.1f} | {100 * r['data_wait_fraction']:.1f}% | "
             f"{fmt('{:+.2f}', curve[0]['snr_db'] if curve else None)} / "
             f"{fmt('{:+.2f}', curve[-1]['snr_db'] if curve else None)} | "
             f"{fmt('{:.0%}', min((c['min_used_fraction'] for c in curve[1:] or curve), default=None))} | {spectrum} |")
@@ -279,12 +296,14 @@ def main() -> None:
     parser.add_argument("--params", type=Path, nargs="+", default=[ROOT / "params.yaml"],
                         help="base params files, merged in order (e.g. params.yaml workflow/params-tiny.yaml)")
     parser.add_argument("--recipe-dir", type=Path, default=RECIPES, help="folder of recipe files")
+    parser.add_argument("--calibration-steps", type=int, default=24,
+                        help="timed steps of each calibration run (the first, untimed step comes on top)")
     args = parser.parse_args()
     if not args.corpus.is_dir():
         raise SystemExit(f"error: {args.corpus}: no such corpus folder")
     if args.budget_minutes <= 0 or (args.budget_steps is not None and args.budget_steps < 1) or \
-            not math.isfinite(args.budget_minutes):
-        raise SystemExit("error: the budget must be positive")
+            not math.isfinite(args.budget_minutes) or args.calibration_steps < 1:
+        raise SystemExit("error: the budget and the calibration steps must be positive")
     names = recipe_names(args.recipe_dir, args.recipes)
     args.work = args.work.resolve()
     base = base_params(args)
@@ -303,10 +322,9 @@ def main() -> None:
         results.append(run_recipe(name, base, args, shards, tag.replace(" ", "")))
         r = results[-1]
         top = max(r["metrics"]["test"]["codec"].values(), key=lambda v: v["kbps"])
-        q = top
         print(f"   {r['steps']} steps in {r['train_seconds']:.0f} s ({r['examples_per_second']:.1f} examples/s); "
-              f"{top['kbps']:g} kbps: PESQ {q.get('pesq_wb') or math.nan:.2f}, STOI {q.get('stoi') or math.nan:.3f}, "
-              f"mel {q.get('mel_distance') or math.nan:.3f}; spectrum {'ok' if r['spectrum']['ok'] else 'FLAGGED'}",
+              f"{top['kbps']:g} kbps: PESQ {top['pesq_wb'] or math.nan:.2f}, STOI {top['stoi'] or math.nan:.3f}, "
+              f"mel {top['mel_distance'] or math.nan:.3f}; spectrum {'ok' if r['spectrum']['ok'] else 'FLAGGED'}",
               flush=True)
     corpora = ["test"] + [c["name"] for c in base["evaluate"]["extra_corpora"]]
     text = markdown(results, tag, corpora)

@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
 
 from codec.config import ConfigError  # noqa: E402
 from codec.io import write_text_atomic  # noqa: E402
-from pipeline.params import Params, params_from_dict  # noqa: E402
+from pipeline.params import Params, merge_params as merge, params_from_dict  # noqa: E402
 
 
 def set_dotted(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -35,14 +35,6 @@ def set_dotted(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
             parent = parent[part]
         parent[leaf] = yaml.safe_load(value)
     return data
-
-
-def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``base`` deep-updated by ``update``: mappings merge key by key, anything else (lists too) replaces."""
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def write_params(data: dict[str, Any], out: Path, what: str = "params") -> Params:

@@ -44,6 +44,17 @@ class Params:
     evaluate: EvaluateConfig
 
 
+def merge_params(base: Any, override: Any) -> Any:
+    """``override`` over ``base`` (both parsed params mappings): mappings merge key by key, anything else (lists
+    too) is replaced, as Snakemake merges a ``--configfile``. How recipe and override files apply to params.yaml."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge_params(base[key], value) if key in base else value
+        return merged
+    return override
+
+
 def params_from_dict(data: Any) -> Params:
     """Validate an already-parsed mapping (Snakemake's ``config``) as :class:`Params`."""
     return from_dict(Params, data, "params")

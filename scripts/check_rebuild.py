@@ -35,6 +35,9 @@ from typing import Any, NamedTuple
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from pipeline.params import merge_params  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("dvc_stages", REPO / "workflow" / "lib" / "dvc_stages.py")
 dvc_stages = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(dvc_stages)
@@ -44,16 +47,6 @@ class Build(NamedTuple):
     engine: str  # dvc | snakemake
     root: Path
     seconds: float
-
-
-def merge(base: Any, override: Any) -> Any:
-    """``override`` over ``base``: mappings merge key by key, anything else (lists too) is replaced."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = merge(base[key], value) if key in base else value
-        return merged
-    return override
 
 
 # Snakemake marks each directory() output with this empty file; it is no pipeline output.
@@ -159,7 +152,7 @@ def build(engine: str, root: Path, overrides: Path | None, cores: int, log) -> B
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(root)], check=True)
     if engine == "dvc":
         if overrides:
-            params = merge(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
+            params = merge_params(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
                            yaml.safe_load(overrides.read_text(encoding="utf-8")))
             (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
         cmd = ["dvc", "repro"]
@@ -208,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = yaml.safe_load((builds[0].root / "params.yaml").read_text(encoding="utf-8"))
     if overrides and builds[0].engine != "dvc":
-        config = merge(config, yaml.safe_load(overrides.read_text(encoding="utf-8")))
+        config = merge_params(config, yaml.safe_load(overrides.read_text(encoding="utf-8")))
     stages = dvc_stages.read_dvc_stages(builds[0].root / "dvc.yaml", config)
     outputs = [path for stage in stages.values() for path in stage.out_paths]
     differences = 0

@@ -29,7 +29,8 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """In a process group: several ranks, or one started by ``torchrun`` (which then runs the DDP code path)."""
+        return self.world_size > 1 or self.owns_group
 
 
 def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
@@ -56,7 +57,9 @@ def setup_distributed(device_kind: str = "auto") -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_kind, local_rank)
-    if world <= 1:
+    # torchrun marks its processes with TORCHELASTIC_RUN_ID: they form a group even alone, so that
+    # `torchrun --nproc_per_node 1` exercises the DDP code path (wrapper, collectives) on one GPU.
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         return DistInfo(0, 1, 0, device, owns_group=False)
     if device.type == "cuda":
         torch.cuda.set_device(device)

@@ -71,6 +71,7 @@ class TrainResult:
     examples_per_second: float  # of training steps (all ranks; validation and checkpoints excluded), this session
     data_wait_fraction: float  # of that step time spent waiting for a batch
     seconds: float
+    peak_gpu_memory_bytes: int | None = None  # torch.cuda.max_memory_allocated over the run (CUDA only)
     model_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)  # final codec weights (CPU)
 
 
@@ -390,6 +391,7 @@ class _Trainer:
             best_value=None if self.best is None else self.best["value"], valid=last_valid, output=output,
             examples_per_second=timed_steps * examples_per_step / step_seconds if step_seconds > 0 else 0.0,
             data_wait_fraction=waited / step_seconds if step_seconds > 0 else 0.0, seconds=seconds,
+            peak_gpu_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             model_state={k: v.detach().cpu().clone() for k, v in self.codec.state_dict().items()},
         )
 
@@ -488,4 +490,4 @@ def summary_dict(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
 def timings_dict(result: TrainResult) -> dict[str, Any]:
     """The run's speed: machine-dependent, kept apart from the reproducible outputs."""
     return {"examples_per_second": result.examples_per_second, "data_wait_fraction": result.data_wait_fraction,
-            "seconds": result.seconds, "steps": result.step}
+            "seconds": result.seconds, "steps": result.step, "peak_gpu_memory_bytes": result.peak_gpu_memory_bytes}

@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 from snakemake.utils import update_config
 
+from pipeline.params import merge_params
+
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("check_rebuild", ROOT / "scripts" / "check_rebuild.py")
 cr = importlib.util.module_from_spec(_spec)
@@ -16,13 +18,15 @@ _spec.loader.exec_module(cr)
 
 
 def test_merge_is_snakemakes_configfile_merge():
+    """The merge check_rebuild, the recipe benchmark and recipe_overrides apply (pipeline.params)."""
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     overrides = yaml.safe_load((ROOT / "workflow" / "params-tiny.yaml").read_text(encoding="utf-8"))
     overrides["train"]["optimizer"] = {"betas": [0.5, 0.6]}  # a nested list: replaced, not merged
     overrides["new_section"] = {"x": 1}
     expected = copy.deepcopy(base)
     update_config(expected, overrides)
-    merged = cr.merge(base, overrides)
+    assert cr.merge_params is merge_params
+    merged = merge_params(base, overrides)
     assert merged == expected
     assert merged["train"]["optimizer"]["lr"] == base["train"]["optimizer"]["lr"]
     assert merged["train"]["optimizer"]["betas"] == [0.5, 0.6]

@@ -1,0 +1,93 @@
+"""The GPU check in one command: the CUDA-only code paths, then the GPU recipe trained for a few minutes and scored.
+
+    benchmarks/gpu_check.sh [--corpus DIR --format F] [--minutes 5] [--work DIR] [--wheels DIR]
+
+1. Code paths: ``torchrun --standalone --nproc_per_node 1 -m pipeline.train`` of the ``gpu`` recipe for
+   ``--paths-steps`` steps with bf16 autocast and ``torch.compile``: one process in a process group, so the
+   DDP wrapper and the collectives run as on many GPUs. Without CUDA (the CPU fallback) the same run goes
+   through gloo, in float32 and uncompiled, and says so.
+2. ``recipe_budget.py --recipes gpu --budget-minutes M``: calibration, training for M minutes, evaluation.
+3. Prints examples/s, the share of step time spent waiting for data, peak GPU memory and the metrics table.
+
+Sized for 8 minutes on one H100/H200 (``--minutes 5``); other arguments go to recipe_budget.py as they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from recipe_budget import RECIPES, base_params, recipe_params  # noqa: E402
+from stage_runs import ROOT, merge, run_stage, write_params  # noqa: E402
+
+
+def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
+    """A short torchrun training of the gpu recipe (bf16 + compile on CUDA); returns its timings."""
+    work = args.work / "paths"
+    base = base_params(argparse.Namespace(params=args.params, corpus=args.corpus, format=args.format,
+                                          extra_corpus=[], extra_format="auto", max_utterances=1))
+    corpus = args.work / "corpus"
+    write_params(base, corpus / "params.yaml")
+    shards = corpus / "shards"
+    run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(corpus / "stats.json"), "--rejected",
+               str(corpus / "rejected.csv"), "--params", str(corpus / "params.yaml")], done=shards / "manifest.json",
+              log=corpus / "prepare.log")
+    data = merge(recipe_params(base, args.recipe_dir, args.recipe),
+                 {"train": {"steps": args.paths_steps, "validate_every": args.paths_steps, "bf16": True,
+                            "compile": cuda, "checkpoint_every": args.paths_steps, "valid_max_examples": 4}})
+    write_params(data, work / "params.yaml", f"recipe {args.recipe}")
+    p = ["--params", str(work / "params.yaml")]
+    run_stage(["pipeline.seed_codebooks", "--shards", str(shards), "--out", str(work / "seed.safetensors"),
+               "--metrics", str(work / "seed.json"), *p], done=work / "seed.safetensors", log=work / "seed.log")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+               "-m", "pipeline.train", "--shards", str(shards), "--init", str(work / "seed.safetensors"),
+               "--checkpoints", str(work / "checkpoints"), "--out", str(work / "codec.safetensors"),
+               "--live", str(work / "train"), "--timings", str(work / "timings.json"), *p]
+    print("$ " + " ".join(command[2:]), flush=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(command, check=True, cwd=ROOT, env=env)
+    return json.loads((work / "timings.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "chai-bisket-te")
+    parser.add_argument("--format", default="ulca")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget of the gpu recipe")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/telucodec-gpu-check"))
+    parser.add_argument("--recipe", default="gpu")
+    parser.add_argument("--recipe-dir", type=Path, default=RECIPES)
+    parser.add_argument("--params", type=Path, nargs="+", default=[ROOT / "params.yaml"])
+    parser.add_argument("--paths-steps", type=int, default=20, help="steps of the code-path run")
+    args, rest = parser.parse_known_args()
+    args.work = args.work.resolve()
+    import torch
+
+    cuda = torch.cuda.is_available()
+    device = torch.cuda.get_device_name(0) if cuda else "no CUDA device: CPU fallback (gloo, float32, uncompiled)"
+    print(f"gpu_check: torch {torch.__version__}, {device}", flush=True)
+    paths = check_code_paths(args, cuda)
+    print(f"code paths: torchrun x1 (DDP), bf16 {'on' if cuda else 'off (CPU)'}, compile {'on' if cuda else 'off'}: "
+          f"{paths['steps']} steps, {paths['examples_per_second']:.1f} examples/s", flush=True)
+
+    budget = ["--budget-minutes", f"{args.minutes:g}"] if "--budget-steps" not in rest else []
+    out = args.work / "results"
+    command = [sys.executable, str(ROOT / "benchmarks" / "recipe_budget.py"), "--corpus", str(args.corpus),
+               "--format", args.format, "--recipes", args.recipe, "--recipe-dir", str(args.recipe_dir),
+               "--params", *map(str, args.params), "--work", str(args.work), "--out", str(out), *budget, *rest]
+    subprocess.run(command, check=True, cwd=ROOT)
+    (folder,) = [p for p in out.iterdir() if (p / "results.json").is_file()]
+    (result,) = json.loads((folder / "results.json").read_text())["results"]
+    peak = result["peak_gpu_memory_bytes"]
+    print(f"\ngpu recipe: {result['steps']} steps in {result['train_seconds']:.0f} s, "
+          f"{result['examples_per_second']:.1f} examples/s, data wait {100 * result['data_wait_fraction']:.1f}% of "
+          f"step time, peak GPU memory {'n/a (CPU)' if peak is None else f'{peak / 2**30:.2f} GiB'}")
+    print((folder / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""benchmarks/recipe_budget.py end to end at a tiny budget on the embedded corpus (eSpeak NG Telugu)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "recipe_budget.py"
+
+# Every new building block at toy size: Vocos decoder, Snake, factorised lookup, DAC's mel scales and
+# discriminators (from step 2, so both calibration runs and the adversarial steps of training run).
+TOY_RECIPE = {
+    "model": {"activation": "snake", "decoder": "vocos", "vocos": {"dim": 16, "intermediate_dim": 32, "num_layers": 1}},
+    "quantizer": {"codebook_dim": 4},
+    "loss": {"mel_weight": 15.0, "mel_fft_sizes": [32, 64, 128, 256], "mel_n_mels": [5, 10, 20, 40],
+             "adversarial_start_step": 2,
+             "discriminator": {"kinds": ["mpd", "mrd"], "channels": 2, "periods": [2, 3], "period_channels": [2, 4],
+                               "band_fft_sizes": [256]}},
+    "train": {"best_metric": "mel_distance"},
+}
+
+
+def run_benchmark(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+def test_tiny_budget_run_scores_every_recipe_beside_opus_and_resumes(embedded_corpus, tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    shutil.copy(ROOT / "workflow" / "recipes" / "today.yaml", recipes / "today.yaml")
+    (recipes / "toy.yaml").write_text(yaml.safe_dump(TOY_RECIPE))
+    extra = tmp_path / "held-out"
+    extra.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        t = np.arange(24000) / 24000
+        sf.write(extra / f"clip{i}.wav", 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size),
+                 24000)
+    args = ["--corpus", str(embedded_corpus), "--format", "ulca", "--params", str(ROOT / "params.yaml"),
+            str(ROOT / "workflow" / "params-tiny.yaml"), "--recipe-dir", str(recipes), "--budget-steps", "4",
+            "--calibration-steps", "2", "--max-utterances", "2", "--work", str(tmp_path / "work"),
+            "--out", str(tmp_path / "out"), "--extra-corpus", str(extra)]
+    first = run_benchmark(args)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    out = tmp_path / "out" / "4steps"
+    doc = json.loads((out / "results.json").read_text())
+    assert [r["recipe"] for r in doc["results"]] == ["today", "toy"]
+    opus = shutil.which("opusenc") is not None
+    for result in doc["results"]:
+        assert result["steps"] == 4 and result["seconds_per_step"]["generator"] > 0
+        for corpus in ("test", "held-out"):
+            metrics = result["metrics"][corpus]
+            assert sorted(metrics["codec"]) == ["q3", "q4"]  # 1.5 kbps and the tiny model's 4 levels
+            assert all(metrics["codec"][q]["pesq_wb"] is not None for q in metrics["codec"])
+            assert (sorted(metrics.get("opus", {})) == ["12kbps", "6kbps", "8kbps"]) == opus
+        assert set(result["spectrum"]) >= {"ok", "peaks", "dc_excess_db", "nyquist_excess_db"}
+    toy = doc["results"][1]
+    assert toy["discriminator_share"] > 0 and toy["adversarial_start_step"] == 2
+    table = (out / "results.md").read_text()
+    assert "| toy | 1.2 |" in table and "| today | 0.9 |" in table  # 4 and 3 levels of 6 bits at 50 frames/s and ("| Opus | 6 |" in table) == opus
+    assert "held-out" in table
+    assert (out / "rate_distortion.png").stat().st_size > 1000
+
+    again = run_benchmark(args)  # finished work is kept: nothing trains or scores again
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "$ python -m pipeline.train" not in again.stdout and "$ python -m pipeline.evaluate" not in again.stdout
+    assert json.loads((out / "results.json").read_text()) == doc
+
+
+def test_bad_recipes_and_budgets_are_refused_before_any_work(embedded_corpus, tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "typo.yaml").write_text("train: {stpes: 10}\n")
+    (recipes / "corpus.yaml").write_text("prepare: {max_seconds: 3}\n")
+    base = ["--corpus", str(embedded_corpus), "--format", "ulca", "--recipe-dir", str(recipes),
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    typo = run_benchmark(base + ["--recipes", "typo"])
+    assert typo.returncode != 0 and "stpes" in typo.stderr
+    corpus = run_benchmark(base + ["--recipes", "corpus"])
+    assert corpus.returncode != 0 and "'prepare' is the benchmark's" in corpus.stderr
+    missing = run_benchmark(base + ["--recipes", "nope"])
+    assert missing.returncode != 0 and "no recipe" in missing.stderr
+    budget = run_benchmark(base + ["--recipes", "typo", "--budget-minutes", "0"])
+    assert budget.returncode != 0 and "must be positive" in budget.stderr
+    assert not (tmp_path / "work" / "corpus" / "shards").exists()
