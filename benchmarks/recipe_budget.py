@@ -1,7 +1,7 @@
 """How good a codec does each training recipe give for the same compute? Side by side with Opus.
 
     python benchmarks/recipe_budget.py [--corpus ../shared/corpora/chai-bisket-te --format ulca]
-        [--recipes default dac-vocos ...] [--budget-minutes 30 | --budget-steps N]
+        [--recipes today cpu ...] [--budget-minutes 30 | --budget-steps N]
         [--work /tmp/telucodec-recipes] [--out docs/recipes] [--extra-corpus DIR [--extra-format F]]
         [--params params.yaml [more.yaml ...]] [--recipe-dir workflow/recipes] [--max-utterances N]
 

@@ -5,8 +5,10 @@
     telucodec info speech.tcq [--json]
 
 The model is an export (`python -m pipeline.export`): --model, else $TELUCODEC_MODEL, else
-models/telucodec.safetensors. Exit status: 0 on success, 1 on bad input (unreadable audio,
-corrupted or foreign bitstream, unusable model), 2 on a usage error.
+models/telucodec.safetensors in the current folder. Exit status: 0 on success, 1 on bad input (missing or
+unreadable audio, corrupted or foreign bitstream, unusable model), 2 on a usage error (an option out of
+range included), 130 on Ctrl-C and 143 on SIGTERM (the partial output removed), 141 when the reader of
+stdout goes away (`telucodec info x.tcq | head -1`), like other Unix tools.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,6 +28,7 @@ import soxr
 
 from codec.audio import AudioRejected, clip, stream_mono
 from codec.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
+from codec.interrupts import exit_cleanly
 from codec.io import atomic_path, write_bytes_atomic
 
 MODEL_ENV = "TELUCODEC_MODEL"
@@ -33,17 +37,28 @@ DEFAULT_CHUNK_SECONDS = 20.0
 RESAMPLE_QUALITY = "HQ"  # soxr preset, as the data stage's default
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 MAX_OUTPUT_RATE = 768_000
+MAX_CHUNK_SECONDS = 3600.0  # a chunk is held in memory whole (16 kHz: 230 MB of float32 per hour)
+MAX_THREADS = 1024
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat big | head -1`
 
 
 class CliError(Exception):
     """A user-facing failure: printed as ``error: <message>``, exit status 1."""
 
 
+@exit_cleanly("telucodec")
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (``telucodec``); returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
+    except BrokenPipeError:
+        # The reader left (`| head -1`): stop quietly. Point stdout at /dev/null so the interpreter's final
+        # flush of what is still buffered cannot fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (CliError, BitstreamError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -60,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("input", help="audio file (wav, flac, ogg, mp3...)")
     enc.add_argument("output", help=".tcq file to write (atomically)")
     rate = enc.add_mutually_exclusive_group()
-    rate.add_argument("--kbps", type=float, help="target nominal bitrate: the most levels that fit (default: all)")
-    rate.add_argument("--levels", type=int, help="number of quantizer levels to send (default: all)")
+    rate.add_argument("--kbps", type=_positive_float(math.inf),
+                      help="target nominal bitrate: the most levels that fit (default: all)")
+    rate.add_argument("--levels", type=_integer(1, 1 << 16), help="number of quantizer levels to send (default: all)")
     enc.add_argument("--entropy", action=argparse.BooleanOptionalAction, default=True,
                      help="range-code the codes with the model's code distributions (default: on)")
     _common_options(enc)
@@ -71,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Decode a .tcq bitstream to mono audio at the codec's rate (or --rate).")
     dec.add_argument("input", help=".tcq file")
     dec.add_argument("output", help="audio file to write (atomically); the format follows the suffix (.wav, .flac)")
-    dec.add_argument("--rate", type=int, help="resample the output to this rate in Hz (soxr)")
+    dec.add_argument("--rate", type=_integer(1, MAX_OUTPUT_RATE), help="resample the output to this rate in Hz (soxr)")
     dec.add_argument("--subtype", choices=OUTPUT_SUBTYPES, default="PCM_16",
                      help="sample format of the output (default: PCM_16; FLOAT keeps the decoder's exact values)")
     _common_options(dec)
@@ -89,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
-    parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
-                        help="audio processed per chunk, bounding memory (default: %(default)s)")
-    parser.add_argument("--threads", type=_non_negative, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--chunk-seconds", type=_positive_float(MAX_CHUNK_SECONDS), default=DEFAULT_CHUNK_SECONDS,
+                        help="audio processed per chunk, bounding memory (default: %(default)s, at most "
+                             f"{MAX_CHUNK_SECONDS:g})")
+    parser.add_argument("--threads", type=_integer(0, MAX_THREADS), default=0,
+                        help="torch CPU threads (default: 0, torch's choice)")
 
 
 # ------------------------------------------------------------------------------------ commands
@@ -100,10 +118,10 @@ def _encode(args: argparse.Namespace) -> int:
     # torch is imported only by the commands that run the model: `info` and --help start in a blink.
     from codec.streaming import encode_stream
 
+    path = _input_file(args.input)
     model = _load_model(args)
     codec = model.codec
     n_q = _levels(codec, args.kbps, args.levels)
-    path = Path(args.input)
     try:
         # Read, resampled and encoded chunk by chunk: memory stays flat however long the file is.
         audio = stream_mono(path, codec.sample_rate, args.chunk_seconds, RESAMPLE_QUALITY)
@@ -128,14 +146,15 @@ def _encode(args: argparse.Namespace) -> int:
 def _decode(args: argparse.Namespace) -> int:
     from codec.streaming import decode_codes
 
-    if args.rate is not None and not 1 <= args.rate <= MAX_OUTPUT_RATE:
-        raise CliError(f"--rate must be in [1, {MAX_OUTPUT_RATE}] Hz, got {args.rate}")
-    stream = read_bitstream(args.input)
+    stream = read_bitstream(_input_file(args.input))
     model = _load_model(args)
     codec = model.codec
     h = stream.header
     _check_model(h, model, args.input)
-    codes = stream.codes(model.probabilities)
+    try:
+        codes = stream.codes(model.probabilities)
+    except BitstreamError as exc:
+        raise BitstreamError(f"{args.input}: {exc}") from None
     rate = codec.sample_rate if args.rate is None else args.rate
     pieces = decode_codes(codec, codes, h.num_samples, _chunk_frames(args.chunk_seconds, codec.frame_rate))
     written = _write_audio(Path(args.output), pieces, codec.sample_rate, rate, args.subtype)
@@ -145,7 +164,7 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    h = read_bitstream(args.input).header
+    h = read_bitstream(_input_file(args.input)).header
     fields = header_summary(h)
     if args.json:
         print(json.dumps(fields, indent=2))
@@ -191,10 +210,13 @@ def _load_model(args: argparse.Namespace):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    path = Path(args.model or os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
+    source, path = ("--model", Path(args.model)) if args.model else \
+        (f"${MODEL_ENV}", Path(os.environ[MODEL_ENV])) if os.environ.get(MODEL_ENV) else \
+        ("the default, relative to the current folder", Path(DEFAULT_MODEL))
     if not path.is_file():
-        raise CliError(f"model {path} not found: pass --model or set ${MODEL_ENV} "
-                       "(export one with `python -m pipeline.export`)")
+        raise CliError(f"model {path} not found (looked for {path.absolute()}, from {source}): pass --model PATH "
+                       f"or set ${MODEL_ENV} to an export (`python -m pipeline.export` or `dvc repro export` "
+                       "writes models/telucodec.safetensors in the project folder)")
     try:
         return load_export(path)
     except ExportError as exc:
@@ -229,16 +251,42 @@ def _levels(codec, kbps: float | None, levels: int | None) -> int:
     return min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (a usage error, status 2, otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value}")
+        return value
+    return parse
+
+
+def _positive_float(high: float) -> Callable[[str], float]:
+    """argparse type: a finite number in (0, high] (``inf`` and ``nan`` are usage errors)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(f"expected a finite number in (0, {high:g}], got {text}")
+        return value
+    return parse
+
+
+def _input_file(name: str) -> Path:
+    path = Path(name)
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
+    if path.is_dir():
+        raise CliError(f"{path}: is a folder, not a file")
+    return path
 
 
 def _chunk_frames(seconds: float, frame_rate: float) -> int:
-    if not seconds > 0:
-        raise CliError(f"--chunk-seconds must be positive, got {seconds}")
     return max(1, round(seconds * frame_rate))
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, TypeV
 from codec.audio import SILENCE_PEAK_DBFS, AudioOptions, AudioRejected, Segment, process_file
 from codec.config import to_dict
 from codec.corpora import Utterance, detect_format, read_corpus
+from codec.interrupts import ignore_in_worker
 from codec.io import write_json_atomic, write_text_atomic
 from codec.shards import SCHEMA_VERSION, MANIFEST, SegmentRow, ShardWriter, part_path, shard_path
 from codec.splits import SPLITS, assign_splits, stable_hash
@@ -357,7 +358,7 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     # fork starts workers in milliseconds (spawn would re-import numpy in each); forking
     # before any Parquet writer exists keeps Arrow's threads out of the children.
     context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_in_worker) as pool:
         pool.submit(int).result()  # the fork context starts every worker on the first submit
         yield pool
 

@@ -15,10 +15,12 @@ import torch
 from codec.evaluation import EvaluationError
 from codec.evaluation.report import ReportPaths, write_report
 from codec.evaluation.run import run_evaluation
+from codec.interrupts import exit_cleanly
 from codec.weights import WeightsError, load_codec
 from pipeline.params import load_params
 
 
+@exit_cleanly("evaluate")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="trained codec weights + config (safetensors)")

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from codec.export import export_codec
+from codec.interrupts import exit_cleanly
 from codec.io import write_json_atomic
 from codec.weights import WeightsError, load_codec
 from pipeline.params import load_params
@@ -19,6 +20,7 @@ from pipeline.params import load_params
 EXPORT_NAME = "telucodec.safetensors"
 
 
+@exit_cleanly("export")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="trained codec weights (safetensors with its config)")

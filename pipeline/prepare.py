@@ -14,10 +14,12 @@ import sys
 from dataclasses import replace
 
 from codec.corpora import CorpusError
+from codec.interrupts import exit_cleanly
 from codec.prepare import PrepareError, merge_shards, prepare_shard, run_prepare
 from pipeline.params import load_params
 
 
+@exit_cleanly("prepare")
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus-dir", help="corpus root (default: params prepare.corpus)")

@@ -12,6 +12,7 @@ import time
 import torch
 
 from codec.config import to_dict
+from codec.interrupts import exit_cleanly
 from codec.io import write_json_atomic
 from codec.model import build_codec
 from codec.seeding import seed_codebooks
@@ -19,6 +20,7 @@ from codec.weights import save_codec_weights
 from pipeline.params import load_params
 
 
+@exit_cleanly("seed_codebooks")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", required=True, help="prepared shard folder (reads its train split)")

@@ -12,10 +12,12 @@ import sys
 import time
 
 from codec.espeak import EspeakError
+from codec.interrupts import exit_cleanly
 from codec.synth import load_sentences, synthesize_corpus
 from pipeline.params import DEFAULT_PATH, load_params
 
 
+@exit_cleanly("synth")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="corpus folder to (re)create")

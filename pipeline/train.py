@@ -13,6 +13,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from codec.interrupts import exit_cleanly
 from codec.train import CheckpointError, TrainingDiverged, WeightsError, train
 from codec.io import write_json_atomic
 from codec.train.checkpoint import list_checkpoints, move_aside
@@ -21,6 +22,7 @@ from codec.train.distributed import launched_rank
 from pipeline.params import load_params
 
 
+@exit_cleanly("train")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", required=True, help="prepared shard folder (train and valid splits)")

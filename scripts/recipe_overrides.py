@@ -1,7 +1,10 @@
 """Print a recipe file (``workflow/recipes/<name>.yaml``) as ``dvc exp run`` parameter overrides.
 
-    dvc exp run $(python scripts/recipe_overrides.py workflow/recipes/cpu.yaml) \\
-        -S prepare.corpus=../shared/corpora/chai-bisket-te -S prepare.format=ulca
+    eval "dvc exp run $(python scripts/recipe_overrides.py workflow/recipes/cpu.yaml) \\
+        -S prepare.corpus=../shared/corpora/chai-bisket-te -S prepare.format=ulca"
+
+The overrides are quoted for the shell (a list such as ``[5,10]`` must reach DVC as one word, unglobbed), so
+the line goes through ``eval``: a bare ``$(...)`` would pass the quotes on to DVC.
 
 Every leaf of the recipe becomes one ``-S key=value`` (Hydra's override grammar, which DVC parses): lists
 replace lists whole, as when Snakemake merges the same file with ``--configfile``. The merged params are

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -123,7 +126,10 @@ def test_bad_inputs_exit_1_with_a_message(capsys, tmp_path, tiny_codec, tiny_exp
         (("encode", wav, tmp_path / "b.tcq", "--model", tiny_export, "--levels", 9), "--levels"),
         (("encode", wav, tmp_path / "b.tcq", "--model", tiny_export, "--kbps", 0.01), "lowest bitrate"),
         (("encode", wav, tmp_path / "b.tcq", "--model", wav), "model"),
-        (("info", tmp_path / "missing.tcq"), "cannot read"),
+        (("info", tmp_path / "missing.tcq"), "missing.tcq: no such file"),
+        (("decode", tmp_path / "missing.tcq", tmp_path / "o.wav", "--model", tiny_export), "no such file"),
+        (("encode", tmp_path / "missing.wav", tmp_path / "b.tcq", "--model", tiny_export), "missing.wav: no such file"),
+        (("encode", tmp_path, tmp_path / "b.tcq", "--model", tiny_export), "is a folder"),
     ]
     for argv, message in cases:
         code, _, err = _run(capsys, *argv)
@@ -148,3 +154,66 @@ def test_process_exit_codes(tmp_path):
     usage = subprocess.run([*cli, "encode"], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage:" in usage.stderr
     assert subprocess.run([*cli, "--help"], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["encode", "a.wav", "b.tcq", "--chunk-seconds", "inf"],
+    ["encode", "a.wav", "b.tcq", "--chunk-seconds", "nan"],
+    ["decode", "a.tcq", "b.wav", "--chunk-seconds", "0"],
+    ["decode", "a.tcq", "b.wav", "--chunk-seconds", "1e9"],
+    ["encode", "a.wav", "b.tcq", "--kbps", "inf"],
+    ["encode", "a.wav", "b.tcq", "--kbps", "-3"],
+    ["encode", "a.wav", "b.tcq", "--levels", "0"],
+    ["decode", "a.tcq", "b.wav", "--rate", "0"],
+    ["decode", "a.tcq", "b.wav", "--rate", "1e3"],
+    ["decode", "a.tcq", "b.wav", "--threads", "-1"],
+], ids=lambda argv: " ".join(argv[3:]))
+def test_numeric_options_out_of_range_are_usage_errors(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[3]}" in err and "Traceback" not in err
+
+
+def test_a_missing_default_model_says_where_it_was_looked_for(capsys, tmp_path, speech_wav, monkeypatch):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "encode", speech_wav(seconds=0.3), tmp_path / "a.tcq")
+    assert code == 1
+    assert str(tmp_path / "models" / "telucodec.safetensors") in err  # absolute: the folder it was run from
+    assert "relative to the current folder" in err and "--model" in err and MODEL_ENV in err
+
+
+def test_info_into_a_closed_pipe_exits_quietly_like_unix_tools(capsys, tmp_path, tiny_export, speech_wav):
+    tcq = tmp_path / "a.tcq"
+    assert _run(capsys, "encode", speech_wav(seconds=0.3), tcq, "--model", tiny_export)[0] == 0
+    # `telucodec info a.tcq | head -0`: the reader is gone before anything is written.
+    proc = subprocess.Popen([sys.executable, "-m", "codec.cli", "info", str(tcq)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""
+
+
+@pytest.mark.parametrize("signum, status, word", [(signal.SIGTERM, 143, "terminated"),
+                                                  (signal.SIGINT, 130, "interrupted")])
+def test_a_stopped_decode_leaves_nothing_behind(capsys, tmp_path, tiny_export, speech_wav, signum, status, word):
+    tcq = tmp_path / "long.tcq"
+    assert _run(capsys, "encode", speech_wav(seconds=240.0), tcq, "--model", tiny_export)[0] == 0
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    # Tiny chunks: the decode takes many seconds, and its temporary file exists from the first one on.
+    proc = subprocess.Popen([sys.executable, "-m", "codec.cli", "decode", str(tcq), str(out_dir / "long.wav"),
+                             "--model", str(tiny_export), "--chunk-seconds", "0.02", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(out_dir.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the decode ended before it could be stopped"
+    assert [p.name for p in out_dir.iterdir()][0].endswith(".tmp")
+    os.kill(proc.pid, signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status
+    assert err.strip() == f"telucodec: {word}"  # one line, no traceback
+    assert list(out_dir.iterdir()) == []  # neither the output nor its temporary file

@@ -1,0 +1,66 @@
+"""Stop cleanly when asked: Ctrl-C (SIGINT) and SIGTERM (``timeout``, ``kill``, a cluster's time limit).
+
+Python turns SIGINT into ``KeyboardInterrupt`` but dies on SIGTERM without unwinding, which would leave the
+temporary file of an atomic write (``.<name>.<random>.tmp``) behind. :func:`exit_cleanly` raises
+:class:`Terminated` on SIGTERM instead, so every ``with`` block unwinds (``codec.io.atomic_path`` removes
+its temporary file; finished outputs are left as they were) and the command ends with one line on stderr
+and the status a shell gives a process killed by the signal: 130 for SIGINT, 143 for SIGTERM.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import threading
+from typing import Callable, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM. A BaseException, like KeyboardInterrupt: ``except Exception``
+    handlers (which turn bad input into messages) must not swallow a request to stop."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def exit_cleanly(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a command's ``main``: SIGINT and SIGTERM end it with ``<name>: interrupted`` (status 130) or
+    ``<name>: terminated`` (143) on stderr, after the stack has unwound; no traceback."""
+
+    def decorate(main: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(main)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            # Signal handlers can only be set from the main thread (a test runner may call main elsewhere).
+            owner = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGTERM, _raise_terminated) if owner else None
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(f"{name}: interrupted", file=sys.stderr)
+                raise SystemExit(EXIT_SIGINT) from None
+            except Terminated:
+                print(f"{name}: terminated", file=sys.stderr)
+                raise SystemExit(EXIT_SIGTERM) from None
+            finally:
+                if owner:
+                    signal.signal(signal.SIGTERM, previous)
+
+        return run
+
+    return decorate
+
+
+def ignore_in_worker() -> None:
+    """Initializer for pool workers forked by a command: Ctrl-C reaches the whole process group, and the
+    command (not each worker, with a traceback apiece) handles it; SIGTERM kills a worker outright (workers
+    write nothing themselves) instead of raising the handler inherited from the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
