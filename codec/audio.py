@@ -54,10 +54,22 @@ class Decoded(NamedTuple):
 def decode(path: str | Path) -> Decoded:
     """Read any libsndfile format (wav 8/16/24/32-bit and float, flac, ogg, mp3) as float32.
 
-    Raises :class:`AudioRejected`: ``unreadable`` (missing, not audio, corrupt header),
-    ``empty`` (no frames), ``truncated`` (fewer frames than the header declares),
+    Raises :class:`AudioRejected`: ``missing``, ``not-a-file`` (a folder), ``unreadable`` (not audio,
+    corrupt header), ``empty`` (0 bytes, or no frames), ``truncated`` (fewer frames than the header declares),
     ``non-finite`` (NaN/inf samples in a float file).
     """
+    path = Path(path)
+    # Said in words before libsndfile sees them ("Format not recognised", "System error" say nothing).
+    if path.is_dir():
+        raise AudioRejected("not-a-file", "a folder, named like an audio file")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise AudioRejected("missing", "no such file") from None
+    except OSError as exc:
+        raise AudioRejected("unreadable", _one_line(exc)) from None
+    if size == 0:
+        raise AudioRejected("empty", "the file has 0 bytes")
     try:
         with sf.SoundFile(str(path)) as f:
             declared, log, rate, subtype = f.frames, f.extra_info, f.samplerate, f.subtype
@@ -227,10 +239,12 @@ class Processed(NamedTuple):
     num_segments: int  # pieces the file was cut into (kept + rejected)
     segments: list[Segment]  # the kept pieces
     rejected: list[tuple[int, str]]  # (segment index, reason) of pieces that were too short
+    clipped_samples: int = 0  # samples beyond full scale after resampling, clipped to +-1 (a float file at 3.0)
 
 
-def clean(x: np.ndarray, rate_in: int, opts: AudioOptions) -> np.ndarray:
-    """Mono waveform at ``rate_in`` -> float32 at ``opts.sample_rate``: resampled, DC-free, clipped.
+def clean(x: np.ndarray, rate_in: int, opts: AudioOptions) -> tuple[np.ndarray, int]:
+    """Mono waveform at ``rate_in`` -> (float32 at ``opts.sample_rate``: resampled, DC-free, clipped;
+    the number of samples the clipping changed).
 
     Raises ``AudioRejected("silent")`` when the peak is below ``opts.silence_dbfs``.
     """
@@ -238,7 +252,7 @@ def clean(x: np.ndarray, rate_in: int, opts: AudioOptions) -> np.ndarray:
     level = peak_dbfs(y)
     if level < opts.silence_dbfs:
         raise AudioRejected("silent", f"peak {level:.1f} dBFS < {opts.silence_dbfs:.1f} dBFS")
-    return clip(y)
+    return clip(y), int(np.count_nonzero(np.abs(y) > 1.0))
 
 
 def process_file(path: str | Path, opts: AudioOptions) -> Processed:
@@ -247,7 +261,7 @@ def process_file(path: str | Path, opts: AudioOptions) -> Processed:
     Raises :class:`AudioRejected` when nothing of the file is usable.
     """
     decoded = decode(path)
-    y = clean(to_mono(decoded.samples), decoded.sample_rate, opts)
+    y, clipped = clean(to_mono(decoded.samples), decoded.sample_rate, opts)
     start, end = trim_bounds(y, opts.sample_rate, opts.trim_top_db) if opts.trim_silence else (0, y.shape[0])
     min_samples = int(round(opts.min_seconds * opts.sample_rate))
     if end - start < min_samples:
@@ -261,7 +275,8 @@ def process_file(path: str | Path, opts: AudioOptions) -> Processed:
             rejected.append((i, f"too-short: segment {(b - a) / opts.sample_rate:.2f} s < {opts.min_seconds:g} s"))
         else:
             kept.append(Segment(i, start + a, to_pcm16(y[start + a : start + b])))
-    return Processed(decoded.sample_rate, decoded.samples.shape[0] / decoded.sample_rate, len(bounds), kept, rejected)
+    return Processed(decoded.sample_rate, decoded.samples.shape[0] / decoded.sample_rate, len(bounds), kept, rejected,
+                     clipped)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -126,6 +126,8 @@ class ShardSummary:
     source_seconds: float  # decoded duration of the files that gave at least one segment
     splits: dict[str, SplitSummary]
     rejected: list[dict[str, str]]  # {"id", "source_path", "reason"}, sorted by id
+    clipped_files: int = 0  # kept files with samples beyond full scale (clipped to +-1)
+    clipped_samples: int = 0
     wall_seconds: float = 0.0  # not written to disk: timings would break byte-identical outputs
 
 
@@ -138,6 +140,8 @@ class PrepareStats:
     splits: dict[str, dict[str, Any]]  # split -> hours, seconds, utterances, source_utterances, speakers
     rejected: int
     rejected_by_reason: dict[str, int]
+    clipped_files: int  # kept files with samples beyond full scale, clipped to +-1
+    clipped_samples: int
 
 
 def shard_of(utterance_id: str, num_shards: int) -> int:
@@ -209,10 +213,16 @@ def merge_shards(
         manifest_splits[split] = {"rows": rows, "seconds": seconds, "speakers": len(speakers), "files": files}
     if not any(s["utterances"] for s in splits.values()):
         summary = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "no files"
+        # Empty Parquet parts are no dataset: remove them (and the parts' json), keep the rejected csv.
+        for shard in range(cfg.num_shards):
+            for split in SPLITS:
+                shard_path(out_dir, split, shard).unlink(missing_ok=True)
+            part_path(out_dir, shard).unlink(missing_ok=True)
         raise PrepareError(
             f"no usable audio in {plan.root}: all {len(plan.utterances)} files were rejected ({summary}); see {rejected_path}"
         )
-    stats = PrepareStats(sample_rate, len(plan.utterances), splits, len(rejected), dict(sorted(reasons.items())))
+    stats = PrepareStats(sample_rate, len(plan.utterances), splits, len(rejected), dict(sorted(reasons.items())),
+                         sum(p.get("clipped_files", 0) for p in parts), sum(p.get("clipped_samples", 0) for p in parts))
     write_json_atomic(stats_path, to_dict(stats))
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -236,6 +246,7 @@ class _FileResult(NamedTuple):
     num_segments: int
     segments: list[Segment]
     rejected: list[tuple[int | None, str]]  # (segment index or None for the whole file, reason)
+    clipped_samples: int = 0
 
 
 def _process_batch(paths: list[str], opts: AudioOptions) -> list[_FileResult]:
@@ -244,7 +255,8 @@ def _process_batch(paths: list[str], opts: AudioOptions) -> list[_FileResult]:
     for path in paths:
         try:
             done = process_file(path, opts)
-            results.append(_FileResult(done.source_seconds, done.source_rate, done.num_segments, done.segments, list(done.rejected)))
+            results.append(_FileResult(done.source_seconds, done.source_rate, done.num_segments, done.segments,
+                                       list(done.rejected), done.clipped_samples))
         except AudioRejected as exc:
             results.append(_FileResult(0.0, 0, 0, [], [(None, str(exc))]))
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the corpus
@@ -289,6 +301,8 @@ class _ShardOutput:
         self.rejected: list[dict[str, str]] = []
         self.source_files = 0
         self.source_seconds = 0.0
+        self.clipped_files = 0
+        self.clipped_samples = 0
         self.summary: ShardSummary | None = None
 
     def add(self, utt: Utterance, result: _FileResult) -> None:
@@ -300,6 +314,8 @@ class _ShardOutput:
             self.rejected.append({"id": rid, "source_path": source, "reason": reason})
         if result.segments:
             self.kept_utterances[split] += 1
+            self.clipped_files += result.clipped_samples > 0
+            self.clipped_samples += result.clipped_samples
             if utt.speaker is not None:
                 self.speakers[split].add(utt.speaker)
         for seg in result.segments:
@@ -337,7 +353,8 @@ class _ShardOutput:
             for s, w in self.writers.items()
         }
         self.rejected.sort(key=lambda r: r["id"])
-        self.summary = ShardSummary(self.shard, self.source_files, round(self.source_seconds, 6), splits, self.rejected)
+        self.summary = ShardSummary(self.shard, self.source_files, round(self.source_seconds, 6), splits, self.rejected,
+                                    self.clipped_files, self.clipped_samples)
         part = {
             "shard": self.shard,
             "num_shards": self.cfg.num_shards,

@@ -15,13 +15,13 @@ def detect(root: Path) -> bool:
 
 
 def read(root: Path) -> list[Utterance]:
-    """Every file under ``root`` (recursively) with an audio extension, hidden paths skipped."""
+    """Every path under ``root`` (recursively) with an audio extension, hidden paths skipped. A folder named
+    like an audio file is listed too, so that `prepare` rejects it with a reason instead of dropping it."""
     files = sorted(
         p
         for p in root.rglob("*")
         if p.suffix.lower() in EXTENSIONS
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.is_file()
     )
     stems = Counter(p.relative_to(root).with_suffix("").as_posix() for p in files)
     utterances = []

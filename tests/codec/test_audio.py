@@ -152,13 +152,16 @@ def _write_bad(tmp_path, kind):
         sf.write(path, tone(SR, 0.2), SR)
     elif kind == "missing":
         pass
+    elif kind == "folder":
+        path.mkdir()
     return path
 
 
 @pytest.mark.parametrize(
     "kind,reason",
     [
-        ("empty", "unreadable"),
+        ("empty", "empty"),
+        ("folder", "not-a-file"),
         ("no-frames", "empty"),
         ("truncated", "truncated"),
         ("header-only", "unreadable"),
@@ -166,13 +169,25 @@ def _write_bad(tmp_path, kind):
         ("nan", "non-finite"),
         ("silent", "silent"),
         ("too-short", "too-short"),
-        ("missing", "unreadable"),
+        ("missing", "missing"),
     ],
 )
 def test_bad_input_is_rejected_with_a_reason(tmp_path, kind, reason):
     with pytest.raises(AudioRejected) as info:
         process_file(_write_bad(tmp_path, kind), OPTS)
     assert info.value.reason == reason and str(info.value).startswith(reason)
+
+
+def test_samples_beyond_full_scale_are_clipped_and_counted(tmp_path):
+    opts = AudioOptions(sample_rate=SR, trim_silence=False)
+    counted = {}
+    for name, amp in [("loud", 3.0), ("fine", 0.5)]:  # a float file peaking at 3.0, and one within range
+        sf.write(tmp_path / f"{name}.wav", tone(SR, 1.0, amp=amp), SR, subtype="FLOAT")
+        done = process_file(tmp_path / f"{name}.wav", opts)
+        counted[name] = done.clipped_samples
+        peak = max(int(np.abs(s.pcm.astype(np.int32)).max()) for s in done.segments)
+        assert (peak == 32767) is (name == "loud")
+    assert counted["fine"] == 0 and counted["loud"] > SR // 2  # a 3x sine is beyond full scale 78% of the time
 
 
 def test_trim_can_make_a_file_too_short(tmp_path):

@@ -28,10 +28,12 @@ def test_folder_reader_recurses_and_ids_come_from_relative_paths(tmp_path):
     write_audio(tmp_path / "d.mp3", "MP3")
     write_audio(tmp_path / ".hidden" / "e.wav")
     (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / "folder.wav").mkdir()  # listed, so that prepare rejects it with a reason
     assert detect_format(tmp_path) == "folder"
     utts = read_corpus(tmp_path)
-    assert [u.id for u in utts] == ["a", "d", "sub/b", "sub/deeper/c"]
-    assert all(u.speaker is None and u.text is None and u.path.is_file() for u in utts)
+    assert [u.id for u in utts] == ["a", "d", "folder", "sub/b", "sub/deeper/c"]
+    assert all(u.speaker is None and u.text is None for u in utts)
+    assert [u.id for u in utts if not u.path.is_file()] == ["folder"]
     mp3 = next(u for u in utts if u.id == "d")
     assert process_file(mp3.path, AudioOptions(sample_rate=SR, trim_silence=False, min_seconds=0.1)).source_rate == SR
 

@@ -17,8 +17,8 @@ from codec.shards import audio_arrays, read_manifest, read_table, split_files
 SR = 16000
 # (rate, channels, subtype) cycled over the good files: every bit depth, stereo, 8-96 kHz.
 FORMATS = [(8000, 1, "PCM_U8"), (22050, 2, "PCM_16"), (44100, 1, "PCM_24"), (48000, 2, "PCM_32"), (96000, 1, "FLOAT"), (16000, 1, "PCM_16")]
-BAD = {"b_empty": "unreadable", "b_trunc": "truncated", "b_text": "unreadable", "b_nan": "non-finite",
-       "b_silent": "silent", "b_short": "too-short", "b_missing": "unreadable"}
+BAD = {"b_empty": "empty", "b_trunc": "truncated", "b_text": "unreadable", "b_nan": "non-finite",
+       "b_silent": "silent", "b_short": "too-short", "b_missing": "missing", "b_dir": "not-a-file"}
 
 
 def voice(rate: int, seconds: float, seed: int) -> np.ndarray:
@@ -41,6 +41,8 @@ def write_bad(path, kind):
         sf.write(path, np.zeros(SR, np.float32), SR)
     elif kind == "b_short":
         sf.write(path, voice(SR, 0.3, 1), SR)
+    elif kind == "b_dir":
+        path.mkdir()
 
 
 @pytest.fixture
@@ -57,6 +59,8 @@ def corpus(tmp_path):
         utts.append(Utterance(id=path.stem, path=path, speaker=f"spk{i % 6}", gender="male", text=f"వాక్యం {i}"))
     sf.write(root / "long.wav", voice(22050, 7.0, 99), 22050)
     utts.append(Utterance(id="long", path=root / "long.wav", speaker="spk0", text="పొడవైన"))
+    sf.write(root / "loud.wav", 10.0 * voice(SR, 0.8, 98), SR, subtype="FLOAT")  # peaks near 3.2: clipped, kept
+    utts.append(Utterance(id="loud", path=root / "loud.wav", speaker="spk1"))
     for kind in BAD:
         write_bad(root / f"{kind}.wav", kind)
         utts.append(Utterance(id=kind, path=root / f"{kind}.wav", speaker="spk_bad"))
@@ -78,10 +82,12 @@ def test_prepare_end_to_end(corpus, tmp_path):
     rejected = {r["id"]: r for r in csv.DictReader(open(out / "rejected.csv", encoding="utf-8"))}
     assert {k: r["reason"].split(":")[0] for k, r in rejected.items()} == BAD
     assert rejected["b_trunc"]["source_path"] == "b_trunc.wav"
-    assert stats.source_files == 26 and stats.rejected == len(BAD)
-    assert stats.rejected_by_reason == {"non-finite": 1, "silent": 1, "too-short": 1, "truncated": 1, "unreadable": 3}
+    assert stats.source_files == 28 and stats.rejected == len(BAD)
+    assert stats.rejected_by_reason == {"empty": 1, "missing": 1, "non-finite": 1, "not-a-file": 1, "silent": 1,
+                                        "too-short": 1, "truncated": 1, "unreadable": 1}
+    assert stats.clipped_files == 1 and stats.clipped_samples > 0.3 * SR
     assert json.loads((out / "stats.json").read_text()) == {**json.loads(json.dumps(stats.__dict__))}
-    assert sum(s["utterances"] for s in stats.splits.values()) == 18 + 3  # the 7 s clip became 3 segments
+    assert sum(s["utterances"] for s in stats.splits.values()) == 18 + 3 + 1  # the 7 s clip became 3 segments
 
     tables = {split: read_table(split_files(out / "shards", split)) for split in ("train", "valid", "test")}
     speakers = defaultdict(set)
@@ -147,6 +153,8 @@ def test_nothing_usable_fails_clearly(tmp_path):
         run(config(root), tmp_path / "out")
     assert len((tmp_path / "out" / "rejected.csv").read_text().splitlines()) == 4
     assert not (tmp_path / "out" / "shards" / "manifest.json").exists()
+    leftovers = [p for p in (tmp_path / "out" / "shards").rglob("*") if p.is_file()]
+    assert leftovers == []  # no empty Parquet parts, no part json
 
 
 @pytest.mark.parametrize("bad", [{"max_seconds": 0.2}, {"num_shards": 0}, {"split": {"valid": 0.6, "test": 0.5}}, {"resample_quality": "LQ"}])
