@@ -13,6 +13,7 @@ import io
 import pickle
 import random
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ FORMAT = "telucodec-train-checkpoint"
 VERSION = 1
 BEST_NAME = "best.pt"
 STALE_DIR = "stale"  # checkpoints of an earlier, different run are moved here (one generation kept)
+UNUSABLE_DIR = "unusable"  # what cannot be loaded is moved here, never deleted
 _STEP_RE = re.compile(r"^step-(\d{8,})\.pt$")
 
 
@@ -53,6 +55,45 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
 def latest_checkpoint(folder: str | Path) -> Path | None:
     found = list_checkpoints(folder)
     return found[-1][1] if found else None
+
+
+def latest_usable_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest step checkpoint of ``folder`` that loads, and its state (None if there is none).
+
+    Whatever stands in its way, newest first, is moved to ``folder/unusable/`` with a warning on stderr that
+    names it and says why: a file that fails to load (truncated, damaged, tampered, foreign) or a folder
+    named like a checkpoint (a ``best.pt`` folder too: the next save would fail on it). The run then resumes
+    from the newest good one instead of stopping.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    named = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name)))
+    for path in [folder / BEST_NAME, *(p for _, p in named)]:
+        if path.exists() and not path.is_file():
+            _set_aside(path, "a folder named like a checkpoint")
+    for _, path in reversed(named):
+        if not path.is_file():
+            continue
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as exc:
+            _set_aside(path, str(exc).removeprefix(f"{path}: "))
+    return None
+
+
+def _set_aside(path: Path, reason: str) -> Path:
+    target_dir = path.parent / UNUSABLE_DIR
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / path.name
+    n = 0
+    while target.exists():  # keep what an earlier run set aside too
+        n += 1
+        target = target_dir / f"{path.name}.{n}"
+    path.rename(target)
+    print(f"warning: {path} is unusable ({reason}); moved to {target}, resuming from an older checkpoint if any",
+          file=sys.stderr)
+    return target
 
 
 def prune_checkpoints(folder: str | Path, keep_last: int) -> list[Path]:

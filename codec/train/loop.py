@@ -253,12 +253,13 @@ class _Trainer:
         self.resumed_from = self.step
 
     def _pick_resume_checkpoint(self) -> tuple[Path | None, dict[str, Any] | None]:
-        """The latest checkpoint of this very run and its state. Checkpoints of another run (other
-        parameters, init or data) are moved to ``<checkpoints>/stale/`` with a note, and the run starts afresh."""
-        latest = ckpt.latest_checkpoint(self.checkpoints)
-        if latest is None:
+        """The latest usable checkpoint of this very run and its state. Unloadable ones are moved to
+        ``<checkpoints>/unusable/`` with a warning; checkpoints of another run (other parameters, init or data) are
+        moved to ``<checkpoints>/stale/`` with a note, and the run starts afresh."""
+        found = ckpt.latest_usable_checkpoint(self.checkpoints)  # sets unloadable files aside, with a warning
+        if found is None:
             return None, None
-        state = ckpt.load_checkpoint(latest)
+        latest, state = found
         # Without its log history (written by older versions) a resumed run could not rebuild its logs.
         if state.get("fingerprint") == self.fingerprint and "log_history" in state:
             return latest, state

@@ -1,6 +1,7 @@
 """End-to-end CPU runs of the trainer on the tiny codec: learning, exact resume, determinism, guard."""
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -164,10 +165,29 @@ def test_a_checkpoint_without_a_log_history_is_set_aside(tiny, capsys):
     assert (tiny.path / "old" / "checkpoints" / ckpt.STALE_DIR / "step-00000002.pt").is_file()
 
 
-def test_a_corrupt_latest_checkpoint_stops_the_run_with_its_name(tiny):
-    cfg = tiny.train(steps=2, checkpoint_every=2, validate_every=2)
-    tiny.run(cfg, name="corrupt")
-    path = ckpt.checkpoint_path(tiny.path / "corrupt" / "checkpoints", 2)
+def test_a_corrupt_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(tiny, capsys):
+    cfg = tiny.train(steps=4, checkpoint_every=2, validate_every=2)
+    clean = tiny.run(cfg, name="clean")
+
+    def kill_at_3(step, batch):
+        if step == 3:
+            raise Killed  # after step-00000002.pt was written
+        return batch
+
+    with pytest.raises(Killed):
+        tiny.run(cfg, name="corrupt", batch_hook=kill_at_3)
+    folder = tiny.path / "corrupt" / "checkpoints"
+    # Steps 3 and 4 were written, then damaged: one truncated, one a folder where a file should be.
+    shutil.copy(ckpt.checkpoint_path(folder, 2), ckpt.checkpoint_path(folder, 3))
+    path = ckpt.checkpoint_path(folder, 3)
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ckpt.CheckpointError, match=r"step-00000002\.pt.*truncated"):
-        tiny.run(cfg, name="corrupt")
+    ckpt.checkpoint_path(folder, 4).mkdir()
+    capsys.readouterr()
+    result = tiny.run(cfg, name="corrupt")
+    err = capsys.readouterr().err
+    assert result.resumed_from == 2 and result.step == 4
+    assert "step-00000003.pt is unusable (cannot load this checkpoint: truncated or corrupt" in err
+    assert "step-00000004.pt is unusable (a folder named like a checkpoint)" in err
+    assert sorted(p.name for p in (folder / ckpt.UNUSABLE_DIR).iterdir()) == ["step-00000003.pt", "step-00000004.pt"]
+    _assert_same(_final_state(folder, 4)["codec"], _final_state(tiny.path / "clean" / "checkpoints", 4)["codec"])
+    assert clean.step == 4
