@@ -30,8 +30,8 @@ import torch
 
 from codec.bitstream import MAX_SYMBOL_PROBABILITY, MODEL_ID_BYTES, BitstreamError, check_distributions
 from codec.export_config import ExportConfig
-from codec.model import Codec, codec_from_config
-from codec.weights import WeightsError, read_codec_weights, save_codec_weights
+from codec.model import Codec
+from codec.weights import WeightsError, codec_fitting, read_codec_weights, save_codec_weights
 
 EXPORT_FORMAT = "telucodec-export"
 EXPORT_VERSION = 1
@@ -182,9 +182,8 @@ def load_export(path: str | Path) -> ExportedCodec:
     if probabilities is None:
         raise ExportError(f"{path}: no {PROBABILITIES_KEY!r} tensor")
     try:
-        codec = codec_from_config(config)
-        codec.load_state_dict(tensors, strict=True)
-    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        codec = codec_fitting(config, tensors)  # checked against the tensors before anything is allocated
+    except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
         raise ExportError(f"{path}: weights do not fit the codec config in its metadata: {exc}") from None
     shape = (codec.num_levels, int(codec.quantizer.codebook_size))
     if tuple(probabilities.shape) != shape:

@@ -85,8 +85,38 @@ def load_codec(path: str | Path, *, seed: int = 0) -> Codec:
     """
     tensors, config, _ = read_codec_weights(path)
     try:
-        codec = codec_from_config(config, seed=seed)
-        codec.load_state_dict(tensors, strict=True)
-    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        return codec_fitting(config, tensors, seed=seed)
+    except (ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: weights do not fit the codec config in its metadata: {exc}") from None
+
+
+def codec_fitting(config: dict[str, Any], tensors: dict[str, torch.Tensor], *, seed: int = 0) -> Codec:
+    """The codec of ``config`` with ``tensors`` loaded, built only once its state is known to match them.
+
+    The config comes from the file, so it may ask for anything (a crafted export: 2,000 channels, a
+    billion layers). It is first built on the ``meta`` device (shapes, no memory) after a cap on the
+    counts that multiply modules, and every name and shape must equal the file's tensors; the real model,
+    never larger than the file, is built only then. Raises ValueError saying what does not fit.
+    """
+    counts = {"quantizer.num_levels": config.get("quantizer", {}).get("num_levels"),
+              "model.lstm_layers": config.get("model", {}).get("lstm_layers"),
+              "model.vocos.num_layers": config.get("model", {}).get("vocos", {}).get("num_layers"),
+              "model.ratios": len(config.get("model", {}).get("ratios") or ())}
+    for key, value in counts.items():
+        # Each level, layer or stage owns at least one tensor: more of them than tensors cannot fit.
+        if isinstance(value, int) and value > len(tensors):
+            raise ValueError(f"{key} = {value} asks for more modules than the file's {len(tensors)} tensors")
+    with torch.device("meta"):
+        skeleton = codec_from_config(config, seed=seed)
+    want = {name: tuple(v.shape) for name, v in skeleton.state_dict().items()}
+    got = {name: tuple(v.shape) for name, v in tensors.items()}
+    if want != got:
+        missing, unexpected = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
+        shapes = [f"{k}: config {want[k]}, file {got[k]}" for k in sorted(want.keys() & got.keys()) if want[k] != got[k]]
+        raise ValueError("; ".join(part for part in (
+            f"missing tensors {missing[:3]}{'...' if len(missing) > 3 else ''}" if missing else "",
+            f"unexpected tensors {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}" if unexpected else "",
+            f"other shapes ({len(shapes)}): {'; '.join(shapes[:3])}" if shapes else "") if part))
+    codec = codec_from_config(config, seed=seed)
+    codec.load_state_dict(tensors, strict=True)
     return codec
