@@ -17,8 +17,8 @@ are printed and kept.
 Each trained codec is scored on the corpus's speaker-disjoint test split at 1.5, 3 and 6 kbps (3, 6 and 12
 levels) with the evaluate stage's metrics, next to Opus at 6, 8 and 12 kbps on the same utterances, and
 its average output spectrum is compared with the input's (narrow peaks, DC, top band:
-``codec.evaluation.spectrum``). The table goes to ``<out>/results.{json,md}`` and
-``<out>/rate_distortion.png``, ``<out>`` being ``--out``/<budget>. Run it when nothing else uses the CPU: two jobs on 2 cores halve each
+``codec.evaluation.spectrum``). The table goes to ``<out>/results.{json,md}``,
+``<out>/rate_distortion.png`` and ``<out>/spectra.png``, ``<out>`` being ``--out``/<budget>. Run it when nothing else uses the CPU: two jobs on 2 cores halve each
 other's steps. Re-running resumes: finished stages of a recipe and budget are kept.
 """
 
@@ -157,7 +157,7 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
                "--timings", str(evaluation / "timings.json"), *p],
               done=evaluation / "metrics.json", log=work / "evaluate.log")
     spectra = work / "spectrum.json"
-    if not spectra.is_file():
+    if not spectra.is_file() or "excess_db" not in json.loads(spectra.read_text()):  # older runs: no curve
         write_json_atomic(spectra, check_spectrum(model, shards, args.max_utterances))
     timings = json.loads((work / "timings.json").read_text())
     disc_share = max(0.0, 1 - generator_s / adversarial_s) if adversarial_s and start < steps else 0.0
@@ -180,7 +180,7 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
     import torch
 
     from codec.evaluation.sets import load_test_split
-    from codec.evaluation.spectrum import average_power_spectrum, spectrum_check
+    from codec.evaluation.spectrum import average_power_spectrum, excess_db, spectrum_check
     from codec.weights import load_codec
 
     codec = load_codec(model).eval()
@@ -191,8 +191,12 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
             x = torch.from_numpy(utt.audio).view(1, 1, -1)
             outputs.append(codec.decode(codec.encode(x))[0, 0, :x.shape[-1]].numpy())
             inputs.append(utt.audio)
-    found = spectrum_check(average_power_spectrum(inputs), average_power_spectrum(outputs), codec.sample_rate)
-    return found.as_dict()
+    reference, output = average_power_spectrum(inputs), average_power_spectrum(outputs)
+    found = spectrum_check(reference, output, codec.sample_rate)
+    # The curve itself, for the plot: output over input per 15.6 Hz bin, the overall level taken out.
+    curve = excess_db(reference, output) - found.level_excess_db
+    return {**found.as_dict(), "bin_hz": codec.sample_rate / 2 / (curve.size - 1),
+            "excess_db": [round(float(v), 2) for v in curve]}
 
 
 def validation_curve(plots: Path, levels: int) -> list[dict[str, float]]:
@@ -253,6 +257,32 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
             f"{fmt('{:+.2f}', curve[-1]['snr_db'] if curve else None)} | "
             f"{fmt('{:.0%}', min((c['min_used_fraction'] for c in curve[1:] or curve), default=None))} | {spectrum} |")
     return "\n".join(lines) + "\n"
+
+
+def plot_spectra(results: list[dict[str, Any]], out: Path, tag: str) -> None:
+    """Each recipe's average output spectrum over the input's (dB, overall level removed): tones and DC
+    offsets stand out as spikes, a missing band as a trough."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [r for r in results if r["spectrum"].get("excess_db")]
+    fig, axes = plt.subplots(len(curves) or 1, 1, figsize=(12, 1.8 + 1.6 * len(curves)), sharex=True,
+                             squeeze=False, constrained_layout=True)
+    for ax, r in zip(axes[:, 0], curves):
+        s = r["spectrum"]
+        hz = [k * s["bin_hz"] for k in range(len(s["excess_db"]))]
+        ax.plot(hz, s["excess_db"], lw=0.8)
+        ax.axhline(0, color="k", lw=0.5)
+        for peak in s["peaks"][:5]:
+            ax.annotate(f"{peak['frequency_hz']:.0f} Hz", (peak["frequency_hz"], peak["excess_db"]), fontsize=7)
+        ax.set(ylabel="dB", ylim=(-30, 30), title=f"{r['recipe']}: {'ok' if s['ok'] else 'FLAGGED'}")
+    axes[-1, 0].set_xlabel("Hz")
+    fig.suptitle(f"average output spectrum over the input's, test split ({tag} of training per recipe)")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
 
 
 def plot(results: list[dict[str, Any]], out: Path, tag: str) -> None:
@@ -334,7 +364,8 @@ def main() -> None:
     write_text_atomic(out / "results.md", text)
     write_json_atomic(out / "results.json", {"corpus": args.corpus.name, "budget": tag, "results": results})
     plot(results, out / "rate_distortion.png", tag)
-    print(f"wrote {out / 'results.md'}, results.json and rate_distortion.png")
+    plot_spectra(results, out / "spectra.png", tag)
+    print(f"wrote {out / 'results.md'}, results.json, rate_distortion.png and spectra.png")
 
 
 if __name__ == "__main__":

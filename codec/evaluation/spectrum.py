@@ -54,6 +54,17 @@ class SpectrumCheck(NamedTuple):
                 "peaks": [{"frequency_hz": p.frequency_hz, "excess_db": p.excess_db} for p in self.peaks]}
 
 
+def excess_db(reference: np.ndarray, output: np.ndarray, floor_db: float = -100.0) -> np.ndarray:
+    """``10 log10(output / reference)`` per bin of two average power spectra (``[n_fft // 2 + 1]`` each), both
+    floored at ``floor_db`` under the reference's strongest bin (silent bins compare as equal)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    output = np.asarray(output, dtype=np.float64)
+    if reference.shape != output.shape or reference.ndim != 1 or reference.size < 8:
+        raise ValueError(f"spectra must be 1-D of equal length >= 8, got {reference.shape} and {output.shape}")
+    floor = reference.max() * 10 ** (floor_db / 10) if reference.max() > 0 else 1e-30
+    return 10 * np.log10(np.maximum(output, floor) / np.maximum(reference, floor))
+
+
 def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, *, peak_db: float = 6.0,
                    neighbourhood_hz: float = 250.0, dc_hz: float = 40.0, top_hz: float = 500.0,
                    band_db: float = 6.0, floor_db: float = -100.0) -> SpectrumCheck:
@@ -66,13 +77,8 @@ def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, 
     (the overall level, the median excess over 100 Hz - 4 kHz where speech has its energy, is subtracted
     first, so a quieter or louder output is no artefact).
     """
-    reference = np.asarray(reference, dtype=np.float64)
-    output = np.asarray(output, dtype=np.float64)
-    if reference.shape != output.shape or reference.ndim != 1 or reference.size < 8:
-        raise ValueError(f"spectra must be 1-D of equal length >= 8, got {reference.shape} and {output.shape}")
-    floor = reference.max() * 10 ** (floor_db / 10) if reference.max() > 0 else 1e-30
-    excess = 10 * np.log10(np.maximum(output, floor) / np.maximum(reference, floor))
-    bins = reference.size
+    excess = excess_db(reference, output, floor_db)
+    bins = excess.size
     hz_per_bin = sample_rate / 2 / (bins - 1)
     frequencies = np.arange(bins) * hz_per_bin
     speech = (frequencies >= 100.0) & (frequencies <= min(4000.0, sample_rate / 2))

@@ -63,12 +63,13 @@ def test_tiny_budget_run_scores_every_recipe_beside_opus_and_resumes(embedded_co
             assert all(metrics["codec"][q]["pesq_wb"] is not None for q in metrics["codec"])
             assert (sorted(metrics.get("opus", {})) == ["12kbps", "6kbps", "8kbps"]) == opus
         assert set(result["spectrum"]) >= {"ok", "peaks", "dc_excess_db", "nyquist_excess_db"}
+        assert len(result["spectrum"]["excess_db"]) == 513 and result["spectrum"]["bin_hz"] == 16000 / 1024
     toy = doc["results"][1]
     assert toy["discriminator_share"] > 0 and toy["adversarial_start_step"] == 2
     table = (out / "results.md").read_text()
     assert "| toy | 1.2 |" in table and "| today | 0.9 |" in table  # 4 and 3 levels of 6 bits at 50 frames/s and ("| Opus | 6 |" in table) == opus
     assert "held-out" in table
-    assert (out / "rate_distortion.png").stat().st_size > 1000
+    assert (out / "rate_distortion.png").stat().st_size > 1000 and (out / "spectra.png").stat().st_size > 1000
 
     again = run_benchmark(args)  # finished work is kept: nothing trains or scores again
     assert again.returncode == 0, again.stderr[-3000:]

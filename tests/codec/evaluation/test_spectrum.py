@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from codec.evaluation.spectrum import average_power_spectrum, spectrum_check
+from codec.evaluation.spectrum import average_power_spectrum, excess_db, spectrum_check
 
 RATE = 16000
 
@@ -32,6 +32,14 @@ def test_average_spectrum_of_a_tone_peaks_at_its_bin():
     spectrum = average_power_spectrum([np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 1000 * t[:500])])
     assert spectrum.shape == (513,)
     assert np.argmax(spectrum) == round(1000 / (RATE / 1024))
+
+
+def test_excess_is_the_ratio_in_db_with_silent_bins_equal():
+    reference = np.array([1.0, 1.0, 0.0, 0.0, 4.0, 1.0, 1.0, 1.0])
+    output = np.array([2.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    excess = excess_db(reference, output, floor_db=-20)  # floor: 4 x 10^-2
+    assert excess[0] == pytest.approx(3.01, abs=0.01) and excess[1] == 0 and excess[2] == 0
+    assert excess[3] == pytest.approx(10 * np.log10(1 / 0.04)) and excess[4] == pytest.approx(-6.02, abs=0.01)
 
 
 def test_identical_and_rescaled_outputs_pass():
