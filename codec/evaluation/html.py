@@ -26,6 +26,17 @@ img { max-width: 100%; }
 
 _SCRIPT = """
 (function () {
+  var speed = window.telucodecTimings, table = document.getElementById("speed");
+  if (speed && table) {
+    var num = function (v, unit) { return typeof v === "number" ? v.toFixed(1) + unit : "–"; };
+    var rows = [["device", speed.device], ["audio", num(speed.audio_seconds, " s")],
+                ["encode", "x" + num(speed.encode_rtf, " real time")],
+                ["decode", "x" + num(speed.decode_rtf, " real time")]];
+    table.tBodies[0].innerHTML = rows.map(function (r) {
+      return "<tr><td>" + r[0] + "</td><td>" + String(r[1]).replace(/[<>&]/g, "") + "</td></tr>";
+    }).join("");
+    table.dataset.speed = "shown";
+  }
   function mark(el, state) { if (!el.dataset.loaded) { el.dataset.loaded = state; } }
   document.querySelectorAll("img").forEach(function (img) {
     if (img.complete) { mark(img, img.naturalWidth > 0 ? "ok" : "error"); return; }
@@ -87,7 +98,9 @@ def example_block(title: str, spectrogram: str, players: list[tuple[str, str]]) 
 def render_page(info: dict[str, str], sections: list[str], timings_href: str) -> str:
     """The full page: ``info`` (label -> text) on top, then the per-set ``sections`` (HTML).
 
-    Speed figures are linked (``timings_href``), not embedded, so the page is identical across rebuilds."""
+    Speed figures are not embedded, so the page is identical across rebuilds: the page loads them from the
+    script beside the timings json (``timings_href`` with ``.js``), which sets ``window.telucodecTimings``."""
+    script_href = timings_href.removesuffix(".json") + ".js"
     facts = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in info.items())
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -100,12 +113,16 @@ def render_page(info: dict[str, str], sections: list[str], timings_href: str) ->
 <h1>TeluCodec evaluation</h1>
 <table class="info"><tbody>{facts}</tbody></table>
 <h2>Speed</h2>
-<p class="note">Encode and decode real-time factors (seconds of audio per second of compute, every level) of
-this run are in <a href="{escape(timings_href)}">{escape(timings_href)}</a>: they depend on the machine, so
-they are kept out of the reproducible outputs.</p>
+<table class="info" id="speed" data-speed="missing"><tbody><tr><td>No speed figures: {escape(script_href)}
+was not found next to this page.</td></tr></tbody></table>
+<p class="note">Encode and decode real-time factors (seconds of audio per second of compute, every level),
+measured on the machine that ran this evaluation: they depend on the machine, so they are kept out of the
+reproducible outputs, in <a href="{escape(timings_href)}">{escape(timings_href)}</a>, and shown here from
+<code>{escape(script_href)}</code>.</p>
 <p class="note">↑ higher is better, ↓ lower is better. Ratios in dB; distances are 0 for identical signals.
 Definitions: <code>codec/metrics.py</code> and the README. Means skip failed scores (counted in the last column).</p>
 {''.join(sections)}
+<script src="{escape(script_href)}"></script>
 <script>{_SCRIPT}</script>
 </body>
 </html>

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -45,7 +46,8 @@ class ReportPaths:
     plots: Path  # folder of rate-distortion CSVs (DVC plots)
     out_dir: Path  # per-utterance scores, run info, figures, example audio
     html: Path  # the page
-    timings: Path  # real-time factors: machine-dependent, so outside the reproducible outputs
+    timings: Path  # real-time factors (json, and a .js beside it for the page): machine-dependent, so outside
+    # the reproducible outputs
 
 
 def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
@@ -65,9 +67,12 @@ def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
     write_json_atomic(paths.metrics, doc)
     timing = evaluation.timing
     encode_rtf, decode_rtf = timing.rtf()
-    write_json_atomic(paths.timings, {"device": evaluation.device, "encode_rtf": encode_rtf, "decode_rtf": decode_rtf,
-                                      "audio_seconds": timing.audio_seconds, "encode_seconds": timing.encode_seconds,
-                                      "decode_seconds": timing.decode_seconds})
+    speed = {"device": evaluation.device, "encode_rtf": encode_rtf, "decode_rtf": decode_rtf,
+             "audio_seconds": timing.audio_seconds, "encode_seconds": timing.encode_seconds,
+             "decode_seconds": timing.decode_seconds}
+    write_json_atomic(paths.timings, speed)
+    # The page shows them from a script beside it (a page opened from disk may load scripts, not fetch JSON).
+    write_text_atomic(paths.timings.with_suffix(".js"), f"window.telucodecTimings = {json.dumps(finite_json(speed))};\n")
     return doc
 
 

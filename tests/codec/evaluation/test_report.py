@@ -50,6 +50,8 @@ def test_metrics_plots_and_utterance_table_agree(report):
     timings = json.loads(paths.timings.read_text())
     assert timings["encode_seconds"] >= 0 and timings["audio_seconds"] > 0
     assert 'href="timings/evaluate.json"' in paths.html.read_text()
+    script = paths.timings.with_suffix(".js").read_text()
+    assert script.startswith("window.telucodecTimings = ") and json.loads(script[26:].rstrip(";\n")) == timings
     systems = {"codec", "opus"} if HAS_OPUS else {"codec"}
     assert sorted(p.name for p in paths.plots.iterdir()) == sorted(f"{s}_{x}.csv" for s in ("test", "extra-1")
                                                                    for x in systems)
@@ -72,7 +74,7 @@ def test_page_links_are_relative_and_point_at_written_files(report):
     paths, _, _ = report
     page = paths.html.read_text()
     links = re.findall(r'src="([^"]+)"', page)
-    assert len(links) == 2 * (1 + 1 + (4 if HAS_OPUS else 3))  # per set: curves, spectrogram, players
+    assert len(links) == 1 + 2 * (1 + 1 + (4 if HAS_OPUS else 3))  # speed script; per set: curves, spectrogram, players
     for link in links:
         assert not link.startswith(("/", "file:", "http")), link
         assert (paths.html.parent / link).is_file(), link
@@ -120,6 +122,8 @@ def test_page_loads_in_headless_chromium_with_every_image_and_audio(report, tmp_
                  for i, page in enumerate((paths.html, broken / "index.html")))
     good_dom, bad_dom = (p.communicate(timeout=120)[0] for p in (good, bad))
     assert '<table class="summary">' in good_dom and "TeluCodec evaluation" in good_dom
+    speed = re.search(r'<table class="info" id="speed" data-speed="(\w+)">(.*?)</table>', good_dom, re.S)
+    assert speed.group(1) == "shown" and re.search(r"decode</td><td>x[\d.]+ real time", speed.group(2))
     media = _media(good_dom)
     assert len(media) == len(re.findall(r"<(?:img|audio)\b", paths.html.read_text())) >= 6
     assert media == [(tag, "ok") for tag, _ in media], media
