@@ -7,7 +7,13 @@ audio decode, resampling, model, bitstream, atomic write), with ``torch.set_num_
 Interpreter start-up and the torch import are not counted. Prints the best of ``--repeats``
 runs as wall time and CPU time (this machine is shared: CPU time is the single core's work).
 
+Then a folder of ``--batch-clips`` short clips (``--clip-seconds`` each, 0 clips to skip), encoded side by
+side as a user would from a shell, start-up included: one ``telucodec encode`` process per file, and one
+batch call (``telucodec encode clips/ out/``) on one core (``--jobs 1 --threads 1``, target >= 20x real time)
+and on every core.
+
     python benchmarks/cli_speed.py [--seconds 60] [--repeats 3] [--input-rate 44100 --channels 2]
+        [--batch-clips 42 --clip-seconds 4]
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +64,8 @@ def main() -> None:
     parser.add_argument("--input-rate", type=int, default=16000)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--batch-clips", type=int, default=42)
+    parser.add_argument("--clip-seconds", type=float, default=4.0)
     args = parser.parse_args()
     params = load_params(args.params)
     torch.set_num_threads(1)
@@ -85,6 +96,41 @@ def main() -> None:
         h = read_bitstream(tcq).header
         print(f"  bitstream: {h.file_bytes} bytes, {h.nominal_kbps:.2f} kbit/s nominal, "
               f"{h.payload_kbps:.2f} kbit/s achieved (entropy-coded, random weights)")
+        if args.batch_clips > 0:
+            _batch(tmp, model, args)
+
+
+def _batch(tmp: Path, model: str, args: argparse.Namespace) -> None:
+    """A folder of short clips: a process per file against one batch call, start-up included."""
+    clips = tmp / "clips"
+    clips.mkdir()
+    for i in range(args.batch_clips):
+        sf.write(clips / f"clip{i:03d}.wav", _speechlike(args.clip_seconds, args.input_rate, args.channels)
+                 [int(i * 0.05 * args.input_rate) % args.input_rate:], args.input_rate, subtype="PCM_16")
+    audio = sum(sf.info(p).duration for p in clips.iterdir())
+    cli = [sys.executable, "-m", "codec.cli", "encode"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def shell(commands: list[list[str]]) -> float:
+        start = time.perf_counter()
+        for command in commands:
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
+        return time.perf_counter() - start
+
+    per_file = shell([[*cli, str(c), str(tmp / "one" / (c.stem + ".tcq")), "--model", model, "--threads", "1"]
+                      for c in sorted(clips.iterdir())])
+    one_core = shell([[*cli, str(clips), str(tmp / "batch1"), "--model", model, "--threads", "1", "--jobs", "1"]])
+    cores = len(os.sched_getaffinity(0))
+    every_core = shell([[*cli, str(clips), str(tmp / "batchn"), "--model", model]])
+    same = all((tmp / "batch1" / p.name).read_bytes() == p.read_bytes() for p in (tmp / "one").iterdir())
+    print(f"cli_speed batch: {args.batch_clips} clips of {args.clip_seconds:g} s ({audio:.0f} s of audio), "
+          "wall time from the shell, interpreter and torch start-up included")
+    for label, seconds in [("a process per file, 1 thread", per_file), ("one batch call, --jobs 1, 1 thread",
+                                                                         one_core),
+                           (f"one batch call, every core ({cores})", every_core)]:
+        print(f"  {label}: {seconds:.1f} s ({audio / seconds:.1f}x real time, {per_file / seconds:.1f}x the "
+              "process per file)")
+    print(f"  batch output identical to per-file output: {same}")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
     telucodec encode speech.wav speech.tcq [--kbps 3 | --levels 6] [--no-entropy]
     telucodec decode speech.tcq speech.out.wav [--rate 44100]
+    telucodec encode clips/ more.wav [--list files.txt] out-folder/ [--jobs 2]     (many files, one model load)
+    telucodec decode codes/ out-folder/ [--format flac]
     telucodec info speech.tcq [--json]
 
 The model is an export (`python -m pipeline.export`): --model, else $TELUCODEC_MODEL, else
 models/telucodec.safetensors in the current folder. Exit status: 0 on success, 1 on bad input (missing or
-unreadable audio, corrupted or foreign bitstream, unusable model), 2 on a usage error (an option out of
-range included), 130 on Ctrl-C and 143 on SIGTERM (the partial output removed), 141 when the reader of
+unreadable audio, corrupted or foreign bitstream, unusable model; in a batch: any file failed), 2 on a usage error (an option out of
+range included, or inputs that make no batch), 130 on Ctrl-C and 143 on SIGTERM (the partial output removed), 141 when the reader of
 stdout goes away (`telucodec info x.tcq | head -1`), like other Unix tools.
 """
 
@@ -28,6 +30,7 @@ import soxr
 
 from codec.audio import AudioRejected, clip, stream_mono
 from codec.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
+from codec.cli_batch import BatchUsageError, Job, default_jobs, plan, read_list, run
 from codec.interrupts import exit_cleanly
 from codec.io import atomic_path, write_bytes_atomic
 
@@ -39,6 +42,7 @@ OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 MAX_OUTPUT_RATE = 768_000
 MAX_CHUNK_SECONDS = 3600.0  # a chunk is held in memory whole (16 kHz: 230 MB of float32 per hour)
 MAX_THREADS = 1024
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")  # what a batch picks from folders
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat big | head -1`
 
 
@@ -49,7 +53,12 @@ class CliError(Exception):
 @exit_cleanly("telucodec")
 def main(argv: list[str] | None = None) -> int:
     """Console entry point (``telucodec``); returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # paths after an option (`encode a/ --list l.txt out/`): argparse leaves them over
+        if getattr(args, "inputs", None) is None or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        *args.inputs, args.output = [*args.inputs, args.output, *extra]
     try:
         status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
@@ -59,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         # flush of what is still buffered cannot fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except BatchUsageError as exc:
+        print(f"telucodec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (CliError, BitstreamError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -72,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     enc = commands.add_parser("encode", help="audio file -> .tcq bitstream",
                               description="Encode any libsndfile audio (any rate, any channel count: downmixed "
                                           "and resampled with soxr to the codec's rate) into a .tcq bitstream.")
-    enc.add_argument("input", help="audio file (wav, flac, ogg, mp3...)")
-    enc.add_argument("output", help=".tcq file to write (atomically)")
+    enc.add_argument("inputs", nargs="*", metavar="INPUT",
+                     help="audio file (wav, flac, ogg, mp3...), or several files and folders (a batch)")
+    enc.add_argument("output", help=".tcq file to write (atomically); for a batch, a folder (created, "
+                                    "<name>.tcq per input, folder layout mirrored)")
     rate = enc.add_mutually_exclusive_group()
     rate.add_argument("--kbps", type=_positive_float(math.inf),
                       help="target nominal bitrate: the most levels that fit (default: all)")
@@ -85,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dec = commands.add_parser("decode", help=".tcq bitstream -> audio file",
                               description="Decode a .tcq bitstream to mono audio at the codec's rate (or --rate).")
-    dec.add_argument("input", help=".tcq file")
-    dec.add_argument("output", help="audio file to write (atomically); the format follows the suffix (.wav, .flac)")
+    dec.add_argument("inputs", nargs="*", metavar="INPUT", help=".tcq file, or several files and folders (a batch)")
+    dec.add_argument("output", help="audio file to write (atomically; the format follows the suffix: .wav, "
+                                    ".flac); for a batch, a folder")
+    dec.add_argument("--format", choices=("wav", "flac"), default="wav", help="a batch's output format (default: wav)")
     dec.add_argument("--rate", type=_integer(1, MAX_OUTPUT_RATE), help="resample the output to this rate in Hz (soxr)")
     dec.add_argument("--subtype", choices=OUTPUT_SUBTYPES, default="PCM_16",
                      help="sample format of the output (default: PCM_16; FLOAT keeps the decoder's exact values)")
@@ -109,19 +125,35 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
                         help="audio processed per chunk, bounding memory (default: %(default)s, at most "
                              f"{MAX_CHUNK_SECONDS:g})")
     parser.add_argument("--threads", type=_integer(0, MAX_THREADS), default=0,
-                        help="torch CPU threads (default: 0, torch's choice)")
+                        help="torch CPU threads (default: 0, torch's choice; in a batch, the cores shared by the jobs)")
+    parser.add_argument("--list", metavar="FILE", help="more inputs, one path per line ('-': stdin); makes a batch")
+    parser.add_argument("--jobs", type=_integer(1, 256), default=0,
+                        help="files coded at once in a batch (default: one per CPU core)")
 
 
 # ------------------------------------------------------------------------------------ commands
 
 def _encode(args: argparse.Namespace) -> int:
+    jobs = _batch(args, AUDIO_SUFFIXES, ".tcq")
+    if jobs is None:
+        _input_file(args.inputs[0])
+    model = _load_model(args)
+    n_q = _levels(model.codec, args.kbps, args.levels)
+    if jobs is not None:
+        return _run_batch(args, jobs, lambda job: _encode_file(model, n_q, job.source, job.target, args), "encoded")
+    h = _encode_file(model, n_q, Path(args.inputs[0]), Path(args.output), args)
+    print(f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
+          f"{h.payload_kbps:.2f} kbit/s achieved ({'entropy-coded' if h.entropy_coded else 'raw'}), "
+          f"{h.file_bytes} bytes")
+    return 0
+
+
+def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Namespace) -> Header:
     # torch is imported only by the commands that run the model: `info` and --help start in a blink.
     from codec.streaming import encode_stream
 
-    path = _input_file(args.input)
-    model = _load_model(args)
     codec = model.codec
-    n_q = _levels(codec, args.kbps, args.levels)
+    _input_file(str(path))
     try:
         # Read, resampled and encoded chunk by chunk: memory stays flat however long the file is.
         audio = stream_mono(path, codec.sample_rate, args.chunk_seconds, RESAMPLE_QUALITY)
@@ -135,32 +167,36 @@ def _encode(args: argparse.Namespace) -> int:
                            hop_length=codec.hop_length, codebook_size=int(codec.quantizer.codebook_size),
                            num_samples=num_samples, source_rate=audio.source_rate,
                            probabilities=model.probabilities if args.entropy else None)
-    write_bytes_atomic(args.output, data)
-    h = parse_bitstream(data).header
-    print(f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
-          f"{h.payload_kbps:.2f} kbit/s achieved ({'entropy-coded' if h.entropy_coded else 'raw'}), "
-          f"{h.file_bytes} bytes")
-    return 0
+    write_bytes_atomic(output, data)
+    return parse_bitstream(data).header
 
 
 def _decode(args: argparse.Namespace) -> int:
-    from codec.streaming import decode_codes
-
-    stream = read_bitstream(_input_file(args.input))
+    jobs = _batch(args, (".tcq",), f".{args.format}")
+    stream = read_bitstream(_input_file(args.inputs[0])) if jobs is None else None
     model = _load_model(args)
-    codec = model.codec
-    h = stream.header
-    _check_model(h, model, args.input)
-    try:
-        codes = stream.codes(model.probabilities)
-    except BitstreamError as exc:
-        raise BitstreamError(f"{args.input}: {exc}") from None
-    rate = codec.sample_rate if args.rate is None else args.rate
-    pieces = decode_codes(codec, codes, h.num_samples, _chunk_frames(args.chunk_seconds, codec.frame_rate))
-    written = _write_audio(Path(args.output), pieces, codec.sample_rate, rate, args.subtype)
+    if jobs is not None:
+        return _run_batch(args, jobs, lambda job: _decode_file(model, read_bitstream(_input_file(str(job.source))),
+                                                               job.source, job.target, args), "decoded")
+    h, written, rate = _decode_file(model, stream, Path(args.inputs[0]), Path(args.output), args)
     print(f"{args.output}: {written / rate:.2f} s at {rate} Hz from {h.num_levels} levels ({h.nominal_kbps:.2f} "
           "kbit/s nominal)")
     return 0
+
+
+def _decode_file(model, stream, source: Path, output: Path, args: argparse.Namespace) -> tuple[Header, int, int]:
+    from codec.streaming import decode_codes
+
+    codec = model.codec
+    h = stream.header
+    _check_model(h, model, str(source))
+    try:
+        codes = stream.codes(model.probabilities)
+    except BitstreamError as exc:
+        raise BitstreamError(f"{source}: {exc}") from None
+    rate = codec.sample_rate if args.rate is None else args.rate
+    pieces = decode_codes(codec, codes, h.num_samples, _chunk_frames(args.chunk_seconds, codec.frame_rate))
+    return h, _write_audio(output, pieces, codec.sample_rate, rate, args.subtype), rate
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -275,6 +311,27 @@ def _positive_float(high: float) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected a finite number in (0, {high:g}], got {text}")
         return value
     return parse
+
+
+def _batch(args: argparse.Namespace, suffixes: tuple[str, ...], target_suffix: str) -> list[Job] | None:
+    """The batch's jobs, or None for one file to one file (one input file, an output that is no folder)."""
+    inputs = [*args.inputs, *(read_list(args.list) if args.list else [])]
+    if not inputs:
+        raise BatchUsageError("no input given")
+    output = Path(args.output)
+    if (len(inputs) == 1 and args.list is None and not Path(inputs[0]).is_dir() and not output.is_dir()
+            and not args.output.endswith(("/", os.sep))):
+        return None
+    return plan(inputs, args.output, suffixes, target_suffix)
+
+
+def _run_batch(args: argparse.Namespace, jobs: list[Job], work, verb: str) -> int:
+    import torch
+
+    workers = args.jobs or default_jobs(len(jobs))
+    if not args.threads:  # the cores shared out between the files coded at once
+        torch.set_num_threads(max(1, default_jobs(1 << 16) // workers))
+    return run(jobs, work, workers, (CliError, BitstreamError, OSError), f"{verb} into {args.output}:")
 
 
 def _input_file(name: str) -> Path:

@@ -129,7 +129,7 @@ def test_bad_inputs_exit_1_with_a_message(capsys, tmp_path, tiny_codec, tiny_exp
         (("info", tmp_path / "missing.tcq"), "missing.tcq: no such file"),
         (("decode", tmp_path / "missing.tcq", tmp_path / "o.wav", "--model", tiny_export), "no such file"),
         (("encode", tmp_path / "missing.wav", tmp_path / "b.tcq", "--model", tiny_export), "missing.wav: no such file"),
-        (("encode", tmp_path, tmp_path / "b.tcq", "--model", tiny_export), "is a folder"),
+        (("info", tmp_path), "is a folder"),
     ]
     for argv, message in cases:
         code, _, err = _run(capsys, *argv)
@@ -217,3 +217,49 @@ def test_a_stopped_decode_leaves_nothing_behind(capsys, tmp_path, tiny_export, s
     assert proc.returncode == status
     assert err.strip() == f"telucodec: {word}"  # one line, no traceback
     assert list(out_dir.iterdir()) == []  # neither the output nor its temporary file
+
+
+def test_a_batch_codes_folders_and_lists_with_one_model_and_reports_failures(capsys, tmp_path, tiny_export,
+                                                                            speech_wav):
+    clips = tmp_path / "clips"
+    (clips / "sub").mkdir(parents=True)
+    for name in ("a.wav", "b.wav", "sub/c.wav"):
+        sf.write(clips / name, sf.read(speech_wav(seconds=0.4))[0], 16000)
+    (clips / "broken.wav").write_bytes(b"not audio at all")
+    (clips / "notes.txt").write_text("not picked from a folder")
+    extra = speech_wav("extra.wav", seconds=0.3)
+    listed = tmp_path / "files.txt"
+    listed.write_text(f"# more inputs\n{extra}\n\n{tmp_path / 'missing.wav'}\n")
+
+    code, out, err = _run(capsys, "encode", clips, "--list", listed, tmp_path / "codes", "--model", tiny_export,
+                          "--jobs", 2)
+    assert code == 1  # two of six failed; the others are written
+    assert "encoded into" in out and "4 of 6 files; 2 failed" in out
+    assert err.count("error:") == 2 and "broken.wav: unreadable" in err and "missing.wav: no such file" in err
+    written = sorted(p.relative_to(tmp_path / "codes").as_posix() for p in (tmp_path / "codes").rglob("*.tcq"))
+    assert written == ["a.tcq", "b.tcq", "extra.tcq", "sub/c.tcq"]
+    assert not [p for p in (tmp_path / "codes").rglob("*") if p.name.startswith(".")]  # no temporary files
+    # The same bytes as one file at a time.
+    assert _run(capsys, "encode", clips / "sub" / "c.wav", tmp_path / "c.tcq", "--model", tiny_export)[0] == 0
+    assert (tmp_path / "c.tcq").read_bytes() == (tmp_path / "codes" / "sub" / "c.tcq").read_bytes()
+
+    code, out, _ = _run(capsys, "decode", tmp_path / "codes", tmp_path / "audio", "--model", tiny_export,
+                        "--format", "flac")
+    assert code == 0 and "decoded into" in out and "4 of 4 files" in out
+    assert sorted(p.name for p in (tmp_path / "audio").rglob("*.flac")) == ["a.flac", "b.flac", "c.flac", "extra.flac"]
+
+
+def test_a_batch_that_makes_no_plan_is_a_usage_error(capsys, tmp_path, tiny_export, speech_wav):
+    one, two = speech_wav("one.wav", seconds=0.3), tmp_path / "other" / "one.wav"
+    two.parent.mkdir()
+    two.write_bytes(one.read_bytes())
+    file_out = tmp_path / "taken.tcq"
+    file_out.write_bytes(b"x")
+    cases = [(("encode", one, two, tmp_path / "out"), "would both write"),
+             (("encode", one, two, file_out), "need an output folder"),
+             (("encode", tmp_path / "other", tmp_path / "codes", "--list", tmp_path / "nope.txt"), "--list"),
+             (("decode", tmp_path / "other", tmp_path / "audio"), "no input files")]
+    for argv, message in cases:
+        code, _, err = _run(capsys, *argv, "--model", tiny_export)
+        assert code == 2 and message in err, (argv, err)
+    assert not (tmp_path / "out").exists() and file_out.read_bytes() == b"x"
