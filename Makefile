@@ -6,12 +6,13 @@ PYTHON ?= $(shell command -v python3)  # resolved before PATH gains .venv/bin
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PLOTS_TEMPLATE := workflow/plots/offline.html
 # Stage commands call `python`, `dvc` and `snakemake`: the environment's, whatever the caller's PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: env system-deps run test bench clean-env
+.PHONY: env system-deps run test bench plots clean-env
 
-env: $(STAMP)
+env: $(STAMP) $(PLOTS_TEMPLATE)
 
 # The virtual environment is rebuilt whenever the lock file or pyproject change.
 # torch first and alone: pip then takes the local CPU wheel instead of pulling CUDA wheels.
@@ -21,6 +22,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# `dvc plots show` loads vega from a CDN by default (a blank page offline): an offline page template with the
+# pinned vega builds inline, fetched once from the npm registry. Best effort: without it, plots need internet.
+$(PLOTS_TEMPLATE): scripts/fetch_vega.py | $(STAMP)
+	$(BIN)/python scripts/fetch_vega.py --out $@ || echo "warning: no offline plots template: dvc plots show needs internet"
+
+plots: env
+	dvc plots show --html-template $(PLOTS_TEMPLATE)
 
 # Optional system tools (Opus baseline, headless browser test); best effort, needs root + apt.
 # Skipped when both are already installed, so repeated runs stay fast.
@@ -37,9 +46,12 @@ run: env system-deps
 test: env system-deps
 	$(BIN)/python -m pytest -q
 
+# The quick benchmarks (minutes in all). The long ones are run by hand: recipe_budget.py (30 min per recipe),
+# train_convergence.py, gpu_check.sh (a GPU machine); see the README.
+QUICK_BENCHMARKS := cli_speed evaluate_speed prepare_speed quantizer_speed train_speed
 bench: env
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in $(QUICK_BENCHMARKS); do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean-env:
 	rm -rf $(VENV)
