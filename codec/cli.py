@@ -7,10 +7,11 @@
     telucodec info speech.tcq [--json]
 
 The model is an export (`python -m pipeline.export`): --model, else $TELUCODEC_MODEL, else
-models/telucodec.safetensors in the current folder. Exit status: 0 on success, 1 on bad input (missing or
-unreadable audio, corrupted or foreign bitstream, unusable model; in a batch: any file failed), 2 on a usage error (an option out of
-range included, or inputs that make no batch), 130 on Ctrl-C and 143 on SIGTERM (the partial output removed), 141 when the reader of
-stdout goes away (`telucodec info x.tcq | head -1`), like other Unix tools.
+models/telucodec.safetensors in the current folder. Exit status: 0 on success; 1 on bad input (missing
+or unreadable audio, corrupted or foreign bitstream, unusable model; in a batch: any file failed); 2 on a
+usage error (an option out of range, or inputs that make no batch); 130 on Ctrl-C and 143 on SIGTERM (the
+partial output removed); 141 when the reader of stdout goes away (`telucodec info x.tcq | head -1`), like
+other Unix tools.
 """
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ def codec_fitting(config: dict[str, Any], tensors: dict[str, torch.Tensor], *, s
     got = {name: tuple(v.shape) for name, v in tensors.items()}
     if want != got:
         missing, unexpected = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
-        shapes = [f"{k}: config {want[k]}, file {got[k]}" for k in sorted(want.keys() & got.keys()) if want[k] != got[k]]
+        shapes = [f"{k}: config {want[k]}, file {got[k]}"
+                  for k in sorted(want.keys() & got.keys()) if want[k] != got[k]]
         raise ValueError("; ".join(part for part in (
             f"missing tensors {missing[:3]}{'...' if len(missing) > 3 else ''}" if missing else "",
             f"unexpected tensors {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}" if unexpected else "",
