@@ -157,7 +157,7 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
                "--timings", str(evaluation / "timings.json"), *p],
               done=evaluation / "metrics.json", log=work / "evaluate.log")
     spectra = work / "spectrum.json"
-    if not spectra.is_file() or "excess_db" not in json.loads(spectra.read_text()):  # older runs: no curve
+    if not spectra.is_file() or "frame_ripple_db" not in json.loads(spectra.read_text()):  # older runs: less
         write_json_atomic(spectra, check_spectrum(model, shards, args.max_utterances))
     timings = json.loads((work / "timings.json").read_text())
     disc_share = max(0.0, 1 - generator_s / adversarial_s) if adversarial_s and start < steps else 0.0
@@ -192,7 +192,7 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
             outputs.append(codec.decode(codec.encode(x))[0, 0, :x.shape[-1]].numpy())
             inputs.append(utt.audio)
     reference, output = average_power_spectrum(inputs), average_power_spectrum(outputs)
-    found = spectrum_check(reference, output, codec.sample_rate)
+    found = spectrum_check(reference, output, codec.sample_rate, frame_rate=codec.frame_rate)
     # The curve itself, for the plot: output over input per 15.6 Hz bin, the overall level taken out.
     curve = excess_db(reference, output) - found.level_excess_db
     return {**found.as_dict(), "bin_hz": codec.sample_rate / 2 / (curve.size - 1),
@@ -246,7 +246,8 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
         spectrum = "ok" if s["ok"] else "; ".join(
             [f"peak {p['frequency_hz']:.0f} Hz +{p['excess_db']:.0f} dB" for p in s["peaks"][:3]]
             + ([f"DC +{s['dc_excess_db']:.0f} dB"] if s["dc_excess_db"] > 6 else [])
-            + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > 6 else []))
+            + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > 6 else [])
+            + ([f"{s['frame_ripple_db']:.1f} dB ripple every frame rate"] if s["frame_ripple_db"] > 1.5 else []))
         sps = r["seconds_per_step"]
         with_disc = "–" if sps["adversarial"] is None else f"{sps['adversarial']:.3f}"
         lines.append(

@@ -9,6 +9,7 @@ spectrum. :func:`spectrum_check` compares the average power spectra of output an
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -46,11 +47,12 @@ class SpectrumCheck(NamedTuple):
     dc_excess_db: float  # mean excess in the bins under ``dc_hz``
     nyquist_excess_db: float  # mean excess in the top ``top_hz`` below Nyquist
     level_excess_db: float  # median excess over the speech band, 100 Hz - 4 kHz (the overall level difference)
+    frame_ripple_db: float  # amplitude of the excess's ripple with the frame rate as period (NaN: not asked)
     ok: bool
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "dc_excess_db": self.dc_excess_db, "nyquist_excess_db": self.nyquist_excess_db,
-                "level_excess_db": self.level_excess_db,
+                "level_excess_db": self.level_excess_db, "frame_ripple_db": self.frame_ripple_db,
                 "peaks": [{"frequency_hz": p.frequency_hz, "excess_db": p.excess_db} for p in self.peaks]}
 
 
@@ -65,9 +67,30 @@ def excess_db(reference: np.ndarray, output: np.ndarray, floor_db: float = -100.
     return 10 * np.log10(np.maximum(output, floor) / np.maximum(reference, floor))
 
 
+def frame_ripple_db(excess: np.ndarray, bin_hz: float, frame_rate: float,
+                    band_hz: tuple[float, float] = (1000.0, 7500.0)) -> float:
+    """Amplitude in dB of the sinusoidal component of an excess curve (``[bins]``, ``bin_hz`` apart) whose period
+    along the frequency axis is ``frame_rate`` Hz, fitted over ``band_hz``.
+
+    An output that carries a copy of itself one frame hop late (a ghost between overlapping frames, ``y = x + a
+    x(t - hop)``) has its power spectrum multiplied by ``|1 + a exp(-2j pi f hop)|^2``: a ripple with period
+    ``1 / hop = frame_rate`` in frequency, of amplitude about ``20 a / ln 10`` dB, which the average spectrum's
+    window smooths by its autocorrelation at the hop (about half, for a 1024-point Hann window and a 20 ms
+    hop at 16 kHz). Speech's own spectrum has no such fixed period, so its ripple fits to a fraction of a dB.
+    """
+    excess = np.asarray(excess, dtype=np.float64)
+    hz = np.arange(excess.size) * bin_hz
+    band = (hz >= band_hz[0]) & (hz <= min(band_hz[1], hz[-1]))
+    if frame_rate < 2 * bin_hz or band.sum() < 8:
+        raise ValueError(f"a {frame_rate:g} Hz period needs bins finer than {frame_rate / 2:g} Hz over the band")
+    x, phase = excess[band] - excess[band].mean(), 2 * np.pi * hz[band] / frame_rate
+    return float(2 * np.hypot((x * np.cos(phase)).mean(), (x * np.sin(phase)).mean()))
+
+
 def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, *, peak_db: float = 6.0,
                    neighbourhood_hz: float = 250.0, dc_hz: float = 40.0, top_hz: float = 500.0,
-                   band_db: float = 6.0, floor_db: float = -100.0) -> SpectrumCheck:
+                   band_db: float = 6.0, floor_db: float = -100.0, frame_rate: float | None = None,
+                   ripple_db: float = 1.5) -> SpectrumCheck:
     """Compare the average power spectra ``reference`` (input) and ``output`` (``[n_fft // 2 + 1]`` each).
 
     The excess is ``10 log10(output / reference)`` per bin, both floored at ``floor_db`` below the
@@ -75,7 +98,8 @@ def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, 
     ``peak_db`` above the median excess within ``neighbourhood_hz`` on either side (a tone the input does not
     have, or a much stronger one). DC and the top band fail when their mean excess passes ``band_db``
     (the overall level, the median excess over 100 Hz - 4 kHz where speech has its energy, is subtracted
-    first, so a quieter or louder output is no artefact).
+    first, so a quieter or louder output is no artefact). With ``frame_rate``, a ripple of the excess with the
+    frame rate as period (:func:`frame_ripple_db`) fails past ``ripple_db``.
     """
     excess = excess_db(reference, output, floor_db)
     bins = excess.size
@@ -95,4 +119,6 @@ def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, 
     peaks.sort(key=lambda p: -p.excess_db)
     dc = float(excess[frequencies < max(dc_hz, hz_per_bin)].mean()) - median
     top = float(excess[frequencies > sample_rate / 2 - max(top_hz, hz_per_bin)].mean()) - median
-    return SpectrumCheck(peaks, dc, top, median, ok=not peaks and dc <= band_db and top <= band_db)
+    ripple = math.nan if frame_rate is None else frame_ripple_db(excess, hz_per_bin, frame_rate)
+    return SpectrumCheck(peaks, dc, top, median, ripple,
+                         ok=not peaks and dc <= band_db and top <= band_db and not ripple > ripple_db)
