@@ -34,6 +34,7 @@ import torch
 
 from codec.bitstream import read_bitstream
 from codec.cli import main as cli
+from codec.cpus import available_cpus
 from codec.export import export_codec
 from codec.model import build_codec
 from pipeline.params import load_params
@@ -120,7 +121,7 @@ def _batch(tmp: Path, model: str, args: argparse.Namespace) -> None:
     per_file = shell([[*cli, str(c), str(tmp / "one" / (c.stem + ".tcq")), "--model", model, "--threads", "1"]
                       for c in sorted(clips.iterdir())])
     one_core = shell([[*cli, str(clips), str(tmp / "batch1"), "--model", model, "--threads", "1", "--jobs", "1"]])
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cpus()
     every_core = shell([[*cli, str(clips), str(tmp / "batchn"), "--model", model]])
     same = all((tmp / "batch1" / p.name).read_bytes() == p.read_bytes() for p in (tmp / "one").iterdir())
     print(f"cli_speed batch: {args.batch_clips} clips of {args.clip_seconds:g} s ({audio:.0f} s of audio), "

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from recipe_budget import RECIPES, base_params, recipe_params  # noqa: E402
+from recipe_budget import RECIPES, base_params, prepare_corpus, recipe_params  # noqa: E402
 from stage_runs import ROOT, merge, run_stage, write_params  # noqa: E402
 
 
@@ -30,12 +30,7 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
     work = args.work / "paths"
     base = base_params(argparse.Namespace(params=args.params, corpus=args.corpus, format=args.format,
                                           extra_corpus=[], extra_format="auto", max_utterances=1))
-    corpus = args.work / "corpus"
-    write_params(base, corpus / "params.yaml")
-    shards = corpus / "shards"
-    run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(corpus / "stats.json"), "--rejected",
-               str(corpus / "rejected.csv"), "--params", str(corpus / "params.yaml")], done=shards / "manifest.json",
-              log=corpus / "prepare.log")
+    shards = prepare_corpus(base, args.work / "corpus")
     data = merge(recipe_params(base, args.recipe_dir, args.recipe),
                  {"train": {"steps": args.paths_steps, "validate_every": args.paths_steps, "bf16": True,
                             "compile": cuda, "checkpoint_every": args.paths_steps, "valid_max_examples": 4}})

@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 from stage_runs import ROOT, load_yaml, merge, run_stage, write_params  # noqa: E402
 
+from codec.evaluation.spectrum import BAND_LIMIT_DB, RIPPLE_LIMIT_DB  # noqa: E402
 from codec.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
 
 RECIPES = ROOT / "workflow" / "recipes"
@@ -74,6 +75,16 @@ def recipe_params(base: dict[str, Any], recipe_dir: Path, name: str) -> dict[str
         if section in recipe:
             raise SystemExit(f"error: recipe {name}: '{section}' is the benchmark's, not a recipe's, to set")
     return merge(base, recipe)
+
+
+def prepare_corpus(base: dict[str, Any], work: Path) -> Path:
+    """The prepare stage on the base params' corpus, once (kept on re-runs); returns the shards folder."""
+    write_params(base, work / "params.yaml")
+    shards = work / "shards"
+    run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(work / "stats.json"),
+               "--rejected", str(work / "rejected.csv"), "--params", str(work / "params.yaml")],
+              done=shards / "manifest.json", log=work / "prepare.log")
+    return shards
 
 
 def calibrate(name: str, data: dict[str, Any], shards: Path, seed: Callable[[], Path], work: Path,
@@ -245,9 +256,10 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
         s = r["spectrum"]
         spectrum = "ok" if s["ok"] else "; ".join(
             [f"peak {p['frequency_hz']:.0f} Hz +{p['excess_db']:.0f} dB" for p in s["peaks"][:3]]
-            + ([f"DC +{s['dc_excess_db']:.0f} dB"] if s["dc_excess_db"] > 6 else [])
-            + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > 6 else [])
-            + ([f"{s['frame_ripple_db']:.1f} dB ripple every frame rate"] if s["frame_ripple_db"] > 1.5 else []))
+            + ([f"DC +{s['dc_excess_db']:.0f} dB"] if s["dc_excess_db"] > BAND_LIMIT_DB else [])
+            + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > BAND_LIMIT_DB else [])
+            + ([f"{s['frame_ripple_db']:.1f} dB ripple every frame rate"]
+               if s["frame_ripple_db"] > RIPPLE_LIMIT_DB else []))
         sps = r["seconds_per_step"]
         with_disc = "–" if sps["adversarial"] is None else f"{sps['adversarial']:.3f}"
         lines.append(
@@ -340,12 +352,7 @@ def main() -> None:
     base = base_params(args)
     for name in names:  # every recipe file validates before anything runs
         write_params(recipe_params(base, args.recipe_dir, name), args.work / "check" / f"{name}.yaml", f"recipe {name}")
-    corpus_work = args.work / "corpus"
-    write_params(base, corpus_work / "params.yaml")
-    shards = corpus_work / "shards"
-    run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(corpus_work / "stats.json"),
-               "--rejected", str(corpus_work / "rejected.csv"), "--params", str(corpus_work / "params.yaml")],
-              done=shards / "manifest.json", log=corpus_work / "prepare.log")
+    shards = prepare_corpus(base, args.work / "corpus")
     tag = f"{args.budget_steps} steps" if args.budget_steps else f"{args.budget_minutes:g} min"
     results = []
     for name in names:

@@ -32,6 +32,7 @@ import soxr
 from codec.audio import AudioRejected, clip, stream_mono
 from codec.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
 from codec.cli_batch import BatchUsageError, Job, default_jobs, plan, read_list, run
+from codec.cpus import available_cpus
 from codec.interrupts import exit_cleanly
 from codec.io import atomic_path, write_bytes_atomic
 
@@ -136,13 +137,13 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 def _encode(args: argparse.Namespace) -> int:
     jobs = _batch(args, AUDIO_SUFFIXES, ".tcq")
-    if jobs is None:
-        _input_file(args.inputs[0])
+    path = _input_file(args.inputs[0]) if jobs is None else None  # before the model loads: a quick answer
     model = _load_model(args)
     n_q = _levels(model.codec, args.kbps, args.levels)
     if jobs is not None:
-        return _run_batch(args, jobs, lambda job: _encode_file(model, n_q, job.source, job.target, args), "encoded")
-    h = _encode_file(model, n_q, Path(args.inputs[0]), Path(args.output), args)
+        return _run_batch(args, jobs, lambda job: _encode_file(model, n_q, _input_file(job.source), job.target, args),
+                          "encoded")
+    h = _encode_file(model, n_q, path, Path(args.output), args)
     print(f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
           f"{h.payload_kbps:.2f} kbit/s achieved ({'entropy-coded' if h.entropy_coded else 'raw'}), "
           f"{h.file_bytes} bytes")
@@ -154,7 +155,6 @@ def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Names
     from codec.streaming import encode_stream
 
     codec = model.codec
-    _input_file(str(path))
     try:
         # Read, resampled and encoded chunk by chunk: memory stays flat however long the file is.
         audio = stream_mono(path, codec.sample_rate, args.chunk_seconds, RESAMPLE_QUALITY)
@@ -177,7 +177,7 @@ def _decode(args: argparse.Namespace) -> int:
     stream = read_bitstream(_input_file(args.inputs[0])) if jobs is None else None
     model = _load_model(args)
     if jobs is not None:
-        return _run_batch(args, jobs, lambda job: _decode_file(model, read_bitstream(_input_file(str(job.source))),
+        return _run_batch(args, jobs, lambda job: _decode_file(model, read_bitstream(_input_file(job.source)),
                                                                job.source, job.target, args), "decoded")
     h, written, rate = _decode_file(model, stream, Path(args.inputs[0]), Path(args.output), args)
     print(f"{args.output}: {written / rate:.2f} s at {rate} Hz from {h.num_levels} levels ({h.nominal_kbps:.2f} "
@@ -331,11 +331,11 @@ def _run_batch(args: argparse.Namespace, jobs: list[Job], work, verb: str) -> in
 
     workers = args.jobs or default_jobs(len(jobs))
     if not args.threads:  # the cores shared out between the files coded at once
-        torch.set_num_threads(max(1, default_jobs(1 << 16) // workers))
+        torch.set_num_threads(max(1, available_cpus() // workers))
     return run(jobs, work, workers, (CliError, BitstreamError, OSError), f"{verb} into {args.output}:")
 
 
-def _input_file(name: str) -> Path:
+def _input_file(name: str | Path) -> Path:
     path = Path(name)
     if not path.exists():
         raise CliError(f"{path}: no such file")

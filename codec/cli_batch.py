@@ -2,13 +2,12 @@
 
 Starting Python and torch costs more than coding a short clip, so a folder of clips is coded by one process
 that loads the model once and runs ``jobs`` files at a time on threads (torch releases the GIL in its
-kernels; each file's work runs on ``threads_per_job`` intra-op threads). A file that fails is reported on
+kernels; the caller shares the cores out between them as torch intra-op threads). A file that fails is reported on
 stderr with its reason and skipped; the others finish, and the call's status says whether any failed.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor, wait, FIRST_COMPLETED
 from dataclasses import dataclass
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from tqdm import tqdm
+
+from codec.cpus import available_cpus
 
 
 class BatchUsageError(Exception):
@@ -64,7 +65,8 @@ def plan(inputs: Iterable[str], output: str, source_suffixes: tuple[str, ...], t
 
 
 def default_jobs(files: int) -> int:
-    return max(1, min(files, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    """One job per available core, no more than there are files."""
+    return max(1, min(files, available_cpus()))
 
 
 def run(jobs: list[Job], work: Callable[[Job], None], workers: int, failure_types: tuple[type[BaseException], ...],

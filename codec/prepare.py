@@ -22,7 +22,6 @@ import io
 import json
 import math
 import multiprocessing
-import os
 import sys
 import time
 from collections import Counter, deque
@@ -34,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, TypeV
 from codec.audio import SILENCE_PEAK_DBFS, AudioOptions, AudioRejected, Segment, process_file
 from codec.config import to_dict
 from codec.corpora import Utterance, detect_format, read_corpus
+from codec.cpus import available_cpus
 from codec.interrupts import ignore_in_worker
 from codec.io import write_json_atomic, write_text_atomic
 from codec.shards import SCHEMA_VERSION, MANIFEST, SegmentRow, ShardWriter, part_path, shard_path
@@ -270,7 +270,7 @@ def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: 
     opts = cfg.audio_options(sample_rate)
     members = {shard: plan.shard_utterances(shard, cfg.num_shards) for shard in shards}
     # A worker process only pays off with a few dozen files to share out.
-    workers = max(1, min(cfg.workers or _cpu_count(), math.ceil(sum(map(len, members.values())) / MIN_FILES_PER_WORKER)))
+    workers = max(1, min(cfg.workers or available_cpus(), math.ceil(sum(map(len, members.values())) / MIN_FILES_PER_WORKER)))
     size = max(1, min(32, math.ceil(sum(map(len, members.values())) / (workers * 4))))
     batches = {shard: [utts[i : i + size] for i in range(0, len(utts), size)] for shard, utts in members.items()}
     task = functools.partial(_process_batch, opts=opts)
@@ -448,8 +448,3 @@ def _segment_id(utterance_id: str, index: int) -> str:
     return f"{utterance_id}-{index:03d}"
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

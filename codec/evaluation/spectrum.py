@@ -15,6 +15,9 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 N_FFT = 1024  # 15.6 Hz bins at 16 kHz: narrow enough to resolve a tone from its neighbours
+PEAK_LIMIT_DB = 6.0  # a narrow peak of the excess over its neighbourhood's median
+BAND_LIMIT_DB = 6.0  # mean excess at DC or in the top band, the overall level taken out
+RIPPLE_LIMIT_DB = 1.5  # ripple with the frame rate as period
 
 
 def average_power_spectrum(signals: Sequence[np.ndarray], n_fft: int = N_FFT) -> np.ndarray:
@@ -87,10 +90,10 @@ def frame_ripple_db(excess: np.ndarray, bin_hz: float, frame_rate: float,
     return float(2 * np.hypot((x * np.cos(phase)).mean(), (x * np.sin(phase)).mean()))
 
 
-def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, *, peak_db: float = 6.0,
-                   neighbourhood_hz: float = 250.0, dc_hz: float = 40.0, top_hz: float = 500.0,
-                   band_db: float = 6.0, floor_db: float = -100.0, frame_rate: float | None = None,
-                   ripple_db: float = 1.5) -> SpectrumCheck:
+def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, *,
+                   peak_db: float = PEAK_LIMIT_DB, neighbourhood_hz: float = 250.0, dc_hz: float = 40.0,
+                   top_hz: float = 500.0, band_db: float = BAND_LIMIT_DB, floor_db: float = -100.0,
+                   frame_rate: float | None = None, ripple_db: float = RIPPLE_LIMIT_DB) -> SpectrumCheck:
     """Compare the average power spectra ``reference`` (input) and ``output`` (``[n_fft // 2 + 1]`` each).
 
     The excess is ``10 log10(output / reference)`` per bin, both floored at ``floor_db`` below the

@@ -39,17 +39,16 @@ def checkpoint_path(folder: str | Path, step: int) -> Path:
     return Path(folder) / f"step-{step:08d}.pt"
 
 
-def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of every ``step-*.pt`` file in ``folder``, oldest first (empty if no folder)."""
-    folder = Path(folder)
+def _named_like_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every entry of ``folder`` named ``step-*.pt``, files or not, oldest first."""
     if not folder.is_dir():
         return []
-    found = []
-    for path in folder.iterdir():
-        match = _STEP_RE.match(path.name)
-        if match and path.is_file():
-            found.append((int(match.group(1)), path))
-    return sorted(found)
+    return sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name)))
+
+
+def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every ``step-*.pt`` file in ``folder``, oldest first (empty if no folder)."""
+    return [(step, path) for step, path in _named_like_checkpoints(Path(folder)) if path.is_file()]
 
 
 def latest_checkpoint(folder: str | Path) -> Path | None:
@@ -66,9 +65,7 @@ def latest_usable_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]] 
     from the newest good one instead of stopping.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    named = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name)))
+    named = _named_like_checkpoints(folder)
     for path in [folder / BEST_NAME, *(p for _, p in named)]:
         if path.exists() and not path.is_file():
             _set_aside(path, "a folder named like a checkpoint")
