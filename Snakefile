@@ -8,7 +8,10 @@
 #   - prepare runs as prepare_shard jobs (the DVC command + `--shard N`) and a merge (+ `--merge`);
 #   - models/checkpoints (DVC `persist: true`) is no output: Snakemake would delete it before a re-run;
 #   - every command ends with `--params <file>`: the config Snakemake validated, overrides included;
-#   - train runs with TELUCODEC_GPUS set to the job's `gpu` resource (scripts/launch-train.sh).
+#   - train runs with TELUCODEC_GPUS set to the job's `gpu` resource (scripts/launch-train.sh);
+#   - every rule has one more input, .snakemake/telucodec/params/<stage>.yaml: its params sections, stamped
+#     with the time they changed, so a job re-runs when they differ from what its outputs were built with,
+#     also when `dvc repro` built them (then dvc.lock says with what; see write_params_stamps).
 
 import os
 
@@ -28,6 +31,7 @@ except ConfigError as exc:
 
 PARAMS_FILE = write_params_file(config)
 STAGES = read_dvc_stages("dvc.yaml", config)
+PARAMS_STAMPS = write_params_stamps(STAGES, config)
 
 SPLITS = ["train", "valid", "test"]
 SHARDS = [f"{i:05d}" for i in range(PARAMS.prepare.num_shards)]
@@ -47,7 +51,7 @@ localrules: all  # only collects; never worth a cluster job
 
 
 def stage_inputs(name):
-    return snakemake_inputs(STAGES[name], BUILT_FILE_BY_FILE)
+    return [*snakemake_inputs(STAGES[name], BUILT_FILE_BY_FILE), PARAMS_STAMPS[name]]
 
 
 def stage_outputs(name, drop=()):

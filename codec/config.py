@@ -8,6 +8,7 @@ so a typo in ``params.yaml`` fails loudly instead of silently using a default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -109,7 +110,10 @@ def _convert_dataclass(cls: Any, value: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(value) - set(fields))
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+        hints = [f"{key!r} -> {close[0]!r}?" for key in unknown
+                 if (close := difflib.get_close_matches(key, fields, n=1, cutoff=0.7))]
+        hint = f" (did you mean {', '.join(hints)})" if hints else ""
+        raise ConfigError(f"{path}: unknown key(s) {unknown}{hint}; expected some of {sorted(fields)}")
     kwargs = {}
     for name, field in fields.items():
         if name in value:

@@ -35,7 +35,7 @@ from codec.config import to_dict
 from codec.corpora import Utterance, detect_format, read_corpus
 from codec.cpus import available_cpus
 from codec.interrupts import ignore_in_worker
-from codec.io import write_json_atomic, write_text_atomic
+from codec.io import file_sha256, write_json_atomic, write_text_atomic
 from codec.shards import SCHEMA_VERSION, MANIFEST, SegmentRow, ShardWriter, part_path, shard_path
 from codec.splits import SPLITS, assign_splits, stable_hash
 
@@ -415,11 +415,8 @@ def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> 
 
 
 def _file_entry(out_dir: Path, path: Path, rows: int, seconds: float) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": path.relative_to(out_dir).as_posix(), "rows": rows, "seconds": seconds, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"path": path.relative_to(out_dir).as_posix(), "rows": rows, "seconds": seconds,
+            "bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def _write_rejected(path: str | Path, rejected: list[dict[str, str]]) -> None:

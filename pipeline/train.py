@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 from pathlib import Path
 
 from codec.interrupts import exit_cleanly
 from codec.train import CheckpointError, TrainingDiverged, WeightsError, train
 from codec.io import write_json_atomic
-from codec.train.checkpoint import list_checkpoints, move_aside
 from codec.train.loop import timings_dict
 from codec.train.distributed import launched_rank
 from pipeline.params import load_params
@@ -36,13 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
 
-    finished = list_checkpoints(args.checkpoints)[-1:]
-    if (finished and finished[0][0] >= params.train.steps and not (Path(args.live) / "metrics.json").exists()
-            and int(os.environ.get("WORLD_SIZE", "1")) == 1):
-        # A finished run whose logs were deleted: DVC or Snakemake re-runs the stage because a dependency
-        # (the training code) changed or a rerun was forced. Train again: replaying the finished run
-        # would hand back weights from the old code (on CPU a forced rerun ends the same anyway).
-        move_aside(args.checkpoints)
+    # Which checkpoints are resumed (a finished run's included, then it is only replayed) is decided by the
+    # fingerprint they carry: see codec.train.loop._Trainer._pick_resume_checkpoint.
     live = contextlib.nullcontext()
     if launched_rank() == 0:
         from dvclive import Live
@@ -60,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     if launched_rank() == 0:
         write_json_atomic(args.timings, timings_dict(result))
         best = "none" if result.best_value is None else f"{result.best_value:.3f} at step {result.best_step}"
+        if result.resumed_from is not None:
+            done = "nothing left to train" if result.resumed_from == result.step else "trained the rest"
+            print(f"train: resumed from the checkpoint of step {result.resumed_from} of this very run "
+                  f"(same parameters, data and code): {done}")
         print(f"train: {result.step} steps ({result.bad_steps} skipped) in {result.seconds:.0f} s, "
               f"{result.examples_per_second:.1f} examples/s; valid SNR {result.valid['snr_db']:+.2f} dB, "
               f"best {params.train.best_metric} {best} -> {result.output}")

@@ -13,7 +13,6 @@ EMA buffers are put back as they were before the step, and the step counts as ba
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import random
 import sys
@@ -31,10 +30,10 @@ from codec.io import write_json_atomic
 from codec.losses import CodecLoss, LossConfig
 from codec.discriminator import Discriminator
 from codec.model import Codec
-from codec.shards import MANIFEST
 from codec.train import checkpoint as ckpt
 from codec.train.config import OptimizerConfig, TrainConfig
 from codec.train.data import CropBatchSampler, CropDataset, build_loader, fixed_crops, index_split
+from codec.train.fingerprint import run_fingerprint
 from codec.train.distributed import DistInfo, any_true, average_gradients, from_rank0, setup_distributed, \
     teardown_distributed
 from codec.train.progress import TrainProgress
@@ -79,31 +78,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def run_fingerprint(cfg: TrainConfig, loss_cfg: LossConfig, seed: int, init: Path, shards: Path) -> str:
-    """Hash of everything that decides the weights a run ends with; checkpoints of another run are not resumed.
-
-    Logging, validation, checkpoint cadence, workers and device are left out: they do not change the
-    weights. So is the number of ranks: a run may resume on another number of GPUs (then its data
-    order differs from an uninterrupted run's).
-    """
-    operational = {"num_workers", "prefetch_batches", "log_every", "validate_every", "valid_segment_seconds",
-                   "valid_max_examples", "valid_batch_size", "checkpoint_every", "keep_last", "best_metric",
-                   "final_weights", "device", "compile", "deterministic", "max_bad_steps"}
-    train = {k: v for k, v in to_dict(cfg).items() if k not in operational}
-    manifest = Path(shards) / MANIFEST
-    parts = {"train": train, "loss": to_dict(loss_cfg), "seed": seed,
-             "init": file_sha256(init), "shards": file_sha256(manifest) if manifest.is_file() else None}
-    return ckpt.state_digest(repr(sorted(parts.items())))
 
 
 def make_optimizer(params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
@@ -172,7 +146,7 @@ class _Trainer:
         # Everything logged so far, as (step, {name: value}). Checkpoints carry it, so a resumed run
         # replays it into a fresh logger: DVC deletes the logs of a crashed stage, not its checkpoints.
         self.log_history: list[tuple[int, dict[str, float]]] = []
-        self.fingerprint = run_fingerprint(cfg, loss_cfg, seed, init, shards)
+        self.fingerprint = run_fingerprint(cfg, loss_cfg, seed, init, shards)  # which checkpoints are this run's
         self._resume()
 
         self.model = self.codec
@@ -207,7 +181,8 @@ class _Trainer:
         """Everything needed to continue exactly: plain tensors, dicts, lists and numbers."""
         return {
             "step": self.step,
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.fingerprint.digest,
+            "fingerprint_parts": self.fingerprint.parts,
             "codec": {k: v.detach().cpu() for k, v in self.codec.state_dict().items()},
             "codec_config": self.codec_config,
             "discriminator": {k: v.detach().cpu() for k, v in self.disc.state_dict().items()},
@@ -253,20 +228,30 @@ class _Trainer:
         self.resumed_from = self.step
 
     def _pick_resume_checkpoint(self) -> tuple[Path | None, dict[str, Any] | None]:
-        """The latest usable checkpoint of this very run and its state. Unloadable ones are moved to
-        ``<checkpoints>/unusable/`` with a warning; checkpoints of another run (other parameters, init or data) are
-        moved to ``<checkpoints>/stale/`` with a note, and the run starts afresh."""
-        found = ckpt.latest_usable_checkpoint(self.checkpoints)  # sets unloadable files aside, with a warning
+        """The latest usable checkpoint of this very run and its state, or (None, None) to start afresh.
+
+        - no checkpoint: start afresh;
+        - unloadable ones are moved to ``<checkpoints>/unusable/`` with a warning naming file and reason, and
+          the newest loadable one is considered (see :func:`codec.train.checkpoint.latest_usable_checkpoint`);
+        - its fingerprint matches this run's (:mod:`codec.train.fingerprint`): resume from it, even when the run
+          had finished (then nothing is trained: the logs are replayed and the weights written again);
+        - it belongs to another run (other parameters, init, data, code or torch), or was written by a version
+          without fingerprint parts or log history: every checkpoint is moved to ``<checkpoints>/stale/`` with a
+          note on stderr saying what differs, and the run starts afresh.
+        """
+        found = ckpt.latest_usable_checkpoint(self.checkpoints)
         if found is None:
             return None, None
         latest, state = found
-        # Without its log history (written by older versions) a resumed run could not rebuild its logs.
-        if state.get("fingerprint") == self.fingerprint and "log_history" in state:
+        if state.get("fingerprint") == self.fingerprint.digest and "log_history" in state:
             return latest, state
+        recorded = state.get("fingerprint_parts")
+        changed = self.fingerprint.changed(recorded if isinstance(recorded, dict) else None)
+        why = (f"its {', '.join(changed)} differ from this run's" if recorded and changed
+               else "it was written by an older version (no fingerprint parts or log history)")
         moved = ckpt.move_aside(self.checkpoints)
-        print(f"note: {latest} belongs to a run with other parameters, init or data (or to an older version "
-              f"without a log history); starting afresh "
-              f"(moved {len(moved)} old checkpoint file(s) to {self.checkpoints / ckpt.STALE_DIR})", file=sys.stderr)
+        print(f"note: train: not resuming from {latest}: {why}; starting afresh "
+              f"(moved {len(moved)} checkpoint file(s) to {self.checkpoints / ckpt.STALE_DIR})", file=sys.stderr)
         return None, None
 
     def _save(self, best: bool) -> None:
@@ -383,8 +368,8 @@ class _Trainer:
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
-        if not last_valid:
-            last_valid = self.validate()
+        if not last_valid:  # nothing trained this session: the checkpoint's last validation, as it was logged
+            last_valid = self._last_logged_validation() or self.validate()
         output = self._export(out) if out is not None and self.info.is_main else None
         return TrainResult(
             step=self.step, resumed_from=self.resumed_from, bad_steps=self.bad_steps,
@@ -399,6 +384,12 @@ class _Trainer:
     def validate(self) -> dict[str, float]:
         return validate(self.codec, self.loss, self.valid_crops, self.cfg.valid_batch_size, self.device,
                         self._autocast)
+
+    def _last_logged_validation(self) -> dict[str, float]:
+        for _, row in reversed(self.log_history):
+            if any(name.startswith("valid/") for name in row):
+                return {name[len("valid/"):]: value for name, value in row.items() if name.startswith("valid/")}
+        return {}
 
     def _update_best(self, metrics: dict[str, float]) -> bool:
         name = self.cfg.best_metric
@@ -476,11 +467,10 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
 
 
 def summary_dict(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
-    """The run's final figures as plain JSON values; no timings (see :func:`timings_dict`), so that a
-    rebuild writes the same bytes."""
+    """The run's final figures as plain JSON values; no timings nor whether it was resumed (see
+    :func:`timings_dict`), so that a rebuild, or a replay of a finished run, writes the same bytes."""
     return {
         "steps": result.step,
-        "resumed_from": result.resumed_from,
         "bad_steps": result.bad_steps,
         "best": {"metric": cfg.best_metric, "value": result.best_value, "step": result.best_step},
         "valid": result.valid,
@@ -489,6 +479,6 @@ def summary_dict(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
 
 
 def timings_dict(result: TrainResult) -> dict[str, Any]:
-    """The run's speed: machine-dependent, kept apart from the reproducible outputs."""
-    return {"examples_per_second": result.examples_per_second, "data_wait_fraction": result.data_wait_fraction,
+    """The run's speed and history (resumed or not): kept apart from the reproducible outputs."""
+    return {"resumed_from": result.resumed_from, "examples_per_second": result.examples_per_second, "data_wait_fraction": result.data_wait_fraction,
             "seconds": result.seconds, "steps": result.step, "peak_gpu_memory_bytes": result.peak_gpu_memory_bytes}

@@ -79,13 +79,39 @@ def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
     assert torch.equal(load_codec(tmp_path / "models" / "codec.safetensors").decoder.output_scale,
                        codec.decoder.output_scale)
 
-    # `dvc repro -f` / `snakemake --forcerun` (or a changed dependency) delete the logs but not the persistent
-    # checkpoints: the finished run is trained again, and on CPU its logs come out byte for byte the same.
+    # `dvc repro -f`, or a mistyped parameter under `dvc repro` (DVC deletes the outputs before the command
+    # refuses the params): the finished run's checkpoint has this run's fingerprint, so it is replayed, not
+    # trained again, and every output comes back byte for byte.
+    outputs = [tmp_path / "models" / "codec.safetensors", *sorted(p for p in live_dir.rglob("*") if p.is_file())]
+    before = {p: p.read_bytes() for p in outputs}
+    good = (tmp_path / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(good.replace("  steps: 4", "  stpes: 4"))
+    typo = _wait(_cli(repo_root, tmp_path))
+    assert typo.returncode != 0 and "Traceback" not in typo.stderr
+    assert "params.train: unknown key(s) ['stpes'] (did you mean 'stpes' -> 'steps'?)" in typo.stderr
     shutil.rmtree(live_dir)
-    forced = _wait(_cli(repo_root, tmp_path))
-    assert forced.returncode == 0, forced.stderr
-    after = {p.relative_to(live_dir): p.read_bytes() for p in sorted(live_dir.rglob("*")) if p.is_file()}
-    assert Path("plots/metrics/valid/snr_db.tsv") in after and after == before
+    (tmp_path / "models" / "codec.safetensors").unlink()
+    (tmp_path / "params.yaml").write_text(good)
+    replayed = _wait(_cli(repo_root, tmp_path))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "resumed from the checkpoint of step 4 of this very run" in replayed.stdout
+    assert "nothing left to train" in replayed.stdout and "starting afresh" not in replayed.stderr
+    assert {p: p.read_bytes() for p in outputs} == before
+    assert live_dir / "plots" / "metrics" / "valid" / "snr_db.tsv" in outputs
+    assert not (tmp_path / "models" / "checkpoints" / "stale").exists()
+
+
+def test_checkpoints_from_other_code_are_set_aside_with_the_reason(tmp_path, repo_root):
+    _setup(tmp_path, repo_root)
+    assert _wait(_cli(repo_root, tmp_path)).returncode == 0
+    # The same run with one edited file of the codec package (a copy of it, first on the path).
+    src = tmp_path / "src"
+    shutil.copytree(Path(repo_root) / "codec", src / "codec", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(repo_root) / "pipeline", src / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(src / "codec" / "losses.py", "a", encoding="utf-8") as f:
+        f.write("\n# edited\n")
+    edited = _wait(_cli(str(src), tmp_path))
+    assert edited.returncode == 0, edited.stderr
+    assert "its code differ from this run's; starting afresh" in edited.stderr
+    assert "resumed" not in edited.stdout
     assert (tmp_path / "models" / "checkpoints" / "stale" / "step-00000004.pt").is_file()
-    assert torch.equal(load_codec(tmp_path / "models" / "codec.safetensors").decoder.output_scale,
-                       codec.decoder.output_scale)

@@ -1,6 +1,7 @@
 """workflow/lib/dvc_stages.py: dvc.yaml translated for the Snakefile."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,49 @@ def test_project_dvc_yaml_is_translatable():
     config = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     stages = ds.read_dvc_stages(ROOT / "dvc.yaml", config)
     assert "${" not in " ".join(s.cmd + " ".join(s.deps) for s in stages.values())
+
+
+def _stamp_setup(tmp_path, lock_train):
+    out = tmp_path / "model.bin"
+    out.write_bytes(b"weights")
+    stages = {"train": ds.DvcStage("train", "run", (), (ds.DvcOut(str(out)),), ("seed", "train"))}
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("schema: '2.0'\nstages:\n  train:\n    cmd: run\n    params:\n      params.yaml:\n"
+                    f"        seed: 7\n        train: {lock_train}\n")
+    os.utime(out, (1000, 1000))
+    os.utime(lock, (2000, 2000))  # DVC writes dvc.lock after the stage's outputs
+    return stages, lock, out
+
+
+def test_params_stamp_of_a_dvc_build_triggers_only_when_params_differ(tmp_path):
+    stages, lock, _ = _stamp_setup(tmp_path, "{steps: 10, eps: 1e-05}")  # YAML 1.2 float, as DVC writes it
+    folder = tmp_path / "stamps"
+    same = {"seed": 7, "train": {"steps": 10, "eps": 1e-5}}
+    path = Path(ds.write_params_stamps(stages, same, folder=folder, lock=lock)["train"])
+    assert yaml.safe_load(path.read_text()) == same
+    assert path.stat().st_mtime == 0  # what DVC built with: older than any output, triggers nothing
+    override = {"seed": 7, "train": {"steps": 12, "eps": 1e-5}}
+    ds.write_params_stamps(stages, override, folder=folder, lock=lock)
+    assert path.stat().st_mtime > 2000 and yaml.safe_load(path.read_text()) == override  # newer than the outputs
+    ds.write_params_stamps(stages, same, folder=folder, lock=lock)  # back: the outputs are still DVC's
+    assert path.stat().st_mtime == 0
+
+
+def test_params_stamp_after_a_snakemake_build_changes_only_with_its_content(tmp_path):
+    stages, lock, out = _stamp_setup(tmp_path, "{steps: 10}")
+    folder = tmp_path / "stamps"
+    ten, twelve = {"seed": 7, "train": {"steps": 10}}, {"seed": 7, "train": {"steps": 12}}
+    path = Path(ds.write_params_stamps(stages, twelve, folder=folder, lock=lock)["train"])
+    os.utime(path, (3000, 3000))
+    os.utime(out, (4000, 4000))  # Snakemake built with 12 since
+    ds.write_params_stamps(stages, twelve, folder=folder, lock=lock)
+    assert path.stat().st_mtime == 3000  # unchanged params: untouched, nothing to do
+    ds.write_params_stamps(stages, ten, folder=folder, lock=lock)
+    assert path.stat().st_mtime > 4000  # what dvc.lock says, but the outputs are Snakemake's 12-step ones
+
+
+def test_params_stamp_without_dvc_lock(tmp_path):
+    stages = {"train": ds.DvcStage("train", "run", (), (), ("train",))}
+    path = Path(ds.write_params_stamps(stages, {"train": {"steps": 1}}, folder=tmp_path,
+                                       lock=tmp_path / "none.lock")["train"])
+    assert path.stat().st_mtime > 0 and ds.lock_params(tmp_path / "none.lock") == {}

@@ -13,6 +13,7 @@ sections. The deliberate differences are spelled out here (and in the Snakefile'
 - train runs with ``TELUCODEC_GPUS={resources.gpu}``: the GPUs Snakemake granted the job.
 - a dep on the shard folder is its files (manifest + every shard); a dep on a source package is the
   package's files (Snakemake compares file times, it does not hash folders).
+- every rule has one more input, its stage's params stamp ``.snakemake/telucodec/params/<stage>.yaml``.
 """
 
 import re
@@ -105,7 +106,7 @@ def shard_files(num_shards: int) -> list[str]:
     return [f"{SHARDS_DIR}/{split}/part-{i:05d}.parquet" for split in SPLITS for i in range(num_shards)]
 
 
-def expected_inputs(deps: list[str], root: Path, num_shards: int) -> list[str]:
+def expected_inputs(stage: str, deps: list[str], root: Path, num_shards: int) -> list[str]:
     inputs = []
     for dep in deps:
         if dep == SHARDS_DIR:
@@ -115,7 +116,7 @@ def expected_inputs(deps: list[str], root: Path, num_shards: int) -> list[str]:
                              if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
         else:
             inputs.append(dep)
-    return inputs
+    return [*inputs, f".snakemake/telucodec/params/{stage}.yaml"]
 
 
 def test_every_stage_has_its_rules(dvc, smk):
@@ -134,14 +135,14 @@ def test_commands_are_dvc_commands(dvc, smk, rule):
 
 @pytest.mark.parametrize("stage", ["synth", "seed_codebooks", "train", "export", "evaluate"])
 def test_inputs_are_dvc_deps(dvc, smk, config, stage):
-    expected = expected_inputs(dvc[stage]["deps"], ROOT, config["prepare"]["num_shards"])
+    expected = expected_inputs(stage, dvc[stage]["deps"], ROOT, config["prepare"]["num_shards"])
     assert smk[stage]["input"] == expected
 
 
 def test_prepare_fans_out_per_shard(dvc, smk, config):
     num_shards = config["prepare"]["num_shards"]
     shard, merge = smk["prepare_shard"], smk["prepare"]
-    assert shard["input"] == expected_inputs(dvc["prepare"]["deps"], ROOT, num_shards)
+    assert shard["input"] == expected_inputs("prepare", dvc["prepare"]["deps"], ROOT, num_shards)
     # one job writes every split's file of its shard and a part summary; the merge reads them all
     assert shard["output"] == [*(f"{SHARDS_DIR}/{s}/part-{{shard,\\d{{5}}}}.parquet" for s in SPLITS),
                                f"{SHARDS_DIR}/parts/part-{{shard,\\d{{5}}}}.json"]

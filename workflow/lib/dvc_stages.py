@@ -15,6 +15,9 @@ Translation rules (tests/workflow/test_workflow_parity.py checks them against DV
   from one job per shard) stands for those files: the ``expand`` mapping.
 - a stage's params sections are the rule's ``params``, one per section, so Snakemake re-runs a job
   whose section changed, as DVC does.
+- a stage's params sections are also written to a stamp file that is one more input of its rules
+  (:func:`write_params_stamps`): Snakemake's params trigger needs its own metadata, which outputs built by
+  ``dvc repro`` lack; the stamp's time tells Snakemake when the params changed, whichever engine built.
 """
 
 import hashlib
@@ -184,3 +187,63 @@ def write_params_file(config: Mapping[str, Any], folder: str | Path = ".snakemak
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
         write_text_atomic(path, text)
     return path.as_posix()
+
+
+def lock_params(lock: str | Path) -> dict[str, dict[str, Any]]:
+    """stage -> {section: value} as dvc.lock records the params of the stage's last DVC build ({} if none)."""
+    path = Path(lock)
+    if not path.is_file():
+        return {}
+    # YAML 1.2, as DVC writes it: PyYAML (YAML 1.1) would read DVC's `1e-05` as a string.
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
+    found = {}
+    for name, spec in (data.get("stages") or {}).items():
+        recorded = (spec.get("params") or {}) if isinstance(spec, dict) else {}
+        found[name] = dict(recorded.get("params.yaml") or {})
+    return found
+
+
+def _built_by_dvc_last(stage: DvcStage, lock_time: float | None) -> bool:
+    """Whether ``dvc repro`` wrote the stage's outputs last: all present and none newer than dvc.lock, which
+    DVC writes after a stage's outputs (a Snakemake build since then leaves newer ones)."""
+    if lock_time is None:
+        return False
+    paths = [Path(out.path) for out in stage.outs if not out.persist]
+    return all(p.exists() for p in paths) and all(p.stat().st_mtime <= lock_time for p in paths)
+
+
+def write_params_stamps(stages: Mapping[str, DvcStage], config: Mapping[str, Any], *,
+                        folder: str | Path = ".snakemake/telucodec/params", lock: str | Path = "dvc.lock") -> dict[str, str]:
+    """Write each stage's params sections to ``<folder>/<stage>.yaml``; return stage -> path (a rule input).
+
+    The stamp's modification time says when the params last changed, which Snakemake compares with the
+    outputs' times like any input's, so a job re-runs when its params differ from those its outputs were
+    built with, whichever engine built them:
+
+    - ``dvc repro`` wrote the stage's outputs last (all present, none newer than dvc.lock): dvc.lock records
+      the params they were built with. Equal to the wanted ones: the stamp gets the oldest time (1970) and
+      triggers nothing; different (a ``--configfile`` override, an edited params.yaml): a time after the
+      outputs', so the job re-runs;
+    - otherwise (Snakemake built them, or they are missing) the stamp is rewritten, with the current time,
+      only when its content changes.
+    """
+    folder, lock = Path(folder), Path(lock)
+    built_with = lock_params(lock)
+    lock_time = lock.stat().st_mtime if lock.is_file() else None
+    stamps = {}
+    for name, stage in stages.items():
+        wanted = {section: config[section] for section in stage.params}
+        text = yaml.safe_dump(wanted, sort_keys=True, allow_unicode=True)
+        path = folder / f"{name}.yaml"
+        stamps[name] = path.as_posix()
+        same_text = path.is_file() and path.read_text(encoding="utf-8") == text
+        if not same_text:
+            write_text_atomic(path, text)
+        if _built_by_dvc_last(stage, lock_time):
+            if built_with.get(name) == wanted:
+                os.utime(path, (0, 0))
+            elif not same_text or path.stat().st_mtime <= lock_time:
+                os.utime(path)
+    return stamps
