@@ -163,8 +163,8 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
         write_json_atomic(work / "train-wall.json", {"seconds": time.perf_counter() - t0})
     evaluation = work / "eval"
     run_stage(["pipeline.evaluate", "--model", str(model), "--shards", str(shards),
-               "--metrics", str(evaluation / "metrics.json"), "--plots", str(evaluation / "rate_distortion"),
-               "--out-dir", str(evaluation / "eval"), "--html", str(evaluation / "index.html"),
+               "--metrics", str(evaluation / "metrics.json"), "--scores", str(evaluation / "scores"),
+               "--plots", str(evaluation / "rate_distortion"), "--out-dir", str(evaluation / "eval"), "--html", str(evaluation / "index.html"),
                "--timings", str(evaluation / "timings.json"), *p],
               done=evaluation / "metrics.json", log=work / "evaluate.log")
     spectra = work / "spectrum.json"

@@ -1,8 +1,8 @@
 """Stage `evaluate`: score the trained codec at several bitrates against Opus; metrics, plots and a web page.
 
     python -m pipeline.evaluate --model models/codec.safetensors --shards data/shards \
-        --metrics reports/metrics.json --plots reports/rate_distortion --out-dir reports/eval \
-        --html reports/index.html
+        --metrics reports/metrics.json --scores reports/scores --plots reports/rate_distortion \
+        --out-dir reports/eval --html reports/index.html
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="trained codec weights + config (safetensors)")
     parser.add_argument("--shards", required=True, help="prepared shard folder (its test split is scored)")
-    parser.add_argument("--metrics", required=True, help="summary JSON (DVC metrics)")
+    parser.add_argument("--metrics", required=True, help="the whole summary JSON")
+    parser.add_argument("--scores", required=True,
+                        help="folder of headline scores, one JSON per system and bitrate (DVC metrics)")
     parser.add_argument("--plots", required=True, help="folder of rate-distortion CSVs (DVC plots)")
     parser.add_argument("--out-dir", required=True, help="per-utterance scores, figures and example audio")
     parser.add_argument("--html", required=True, help="the report page")
@@ -42,8 +44,9 @@ def main(argv: list[str] | None = None) -> None:
                                     params.prepare.audio_options(codec.sample_rate), model_name=args.model)
     except (WeightsError, EvaluationError) as exc:
         raise SystemExit(f"error: evaluate: {exc}") from None
-    doc = write_report(evaluation, ReportPaths(Path(args.metrics), Path(args.plots), Path(args.out_dir),
-                                               Path(args.html), Path(args.timings)))
+    paths = ReportPaths(Path(args.metrics), Path(args.scores), Path(args.plots), Path(args.out_dir), Path(args.html),
+                        Path(args.timings))
+    doc = write_report(evaluation, paths)
     best = f"q{evaluation.levels[-1]}"
     test = doc["test"]["codec"][best]
     print(f"evaluate: {doc['test']['utterances']} test utterances; codec {best} ({test['kbps']:g} kbps): "

@@ -72,6 +72,11 @@ def summary_table(summary: dict[str, Any]) -> str:
             cells = "".join(f"<td>{_number(means.get(name))}</td>" for name in METRICS)
             rows.append(f'<tr class="{system}"><td>{system} {escape(setting)}</td><td>{_number(means["kbps"])}</td>'
                         f"<td>{entropy}</td>{cells}<td>{failed}</td></tr>")
+    original = summary.get("original")
+    if original:
+        cells = "".join(f"<td>{_number(original.get(name))}</td>" for name in METRICS)
+        rows.insert(0, f'<tr class="original"><td>original ({original["utterances"]} utterances)</td><td></td>'
+                       f"<td></td>{cells}<td></td></tr>")
     return (f"<table class=\"summary\"><thead><tr><th>system</th><th>kbps</th><th>entropy kbps</th>{head}"
             f"<th>failed scores</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 

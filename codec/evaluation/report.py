@@ -3,7 +3,8 @@
 Outputs (every file atomically; the two folders are built aside and swapped in whole, so no stale
 example from an earlier run survives)::
 
-    <metrics>                          summary (DVC metrics; layout in summary.py)
+    <metrics>                          the whole summary (layout in summary.py)
+    <scores>/<set>/<kbps>kbps-<system>.json   headline scores, one file per system and bitrate (DVC metrics)
     <plots>/<set>_<system>.csv         rate-distortion data: setting, kbps[, entropy_kbps], metric means
     <out_dir>/utterances.csv           every score of every utterance and system
     <out_dir>/run.json                 what ran: model, device, Opus version, skipped inputs, score failures
@@ -36,13 +37,14 @@ from codec import metrics as M
 from codec.evaluation import figures, html
 from codec.evaluation.run import Evaluation
 from codec.evaluation.scoring import CODEC, METRICS, SetResult, System
-from codec.evaluation.summary import finite_json, metrics_summary
+from codec.evaluation.summary import finite_json, headline_scores, metrics_summary
 from codec.io import atomic_path, write_json_atomic, write_text_atomic
 
 
 @dataclass(frozen=True)
 class ReportPaths:
-    metrics: Path  # summary JSON (DVC metrics)
+    metrics: Path  # the whole summary JSON
+    scores: Path  # folder of headline scores (DVC metrics), see summary.headline_scores
     plots: Path  # folder of rate-distortion CSVs (DVC plots)
     out_dir: Path  # per-utterance scores, run info, figures, example audio
     html: Path  # the page
@@ -65,6 +67,10 @@ def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
     write_text_atomic(paths.html, html.render_page(_page_info(evaluation), sections,
                                                    _relative(paths.timings, paths.html.parent)))
     write_json_atomic(paths.metrics, doc)
+    with replaced_dir(paths.scores) as scores:
+        for set_name, files in headline_scores(doc).items():
+            for name, values in files.items():
+                write_json_atomic(scores / set_name / f"{name}.json", values)
     timing = evaluation.timing
     encode_rtf, decode_rtf = timing.rtf()
     speed = {"device": evaluation.device, "encode_rtf": encode_rtf, "decode_rtf": decode_rtf,

@@ -79,7 +79,8 @@ def run_evaluation(codec: Codec, cfg: EvaluateConfig, shards_dir: str | Path, cl
         warm_up(codec, device)
         for s in sets:
             if s.unavailable is None:
-                results.append(evaluate_set(codec, s, levels, cfg.opus_kbps, tools, device, timing, cfg.examples, jobs))
+                results.append(evaluate_set(codec, s, levels, cfg.opus_kbps, tools, device, timing, cfg.examples, jobs,
+                                            dnsmos_utterances=cfg.dnsmos_utterances))
                 log(f"evaluate: {s.name}: {len(s.utterances)} of {s.available} utterances scored")
     return Evaluation(model=model_name, sample_rate=rate, frame_rate=codec.frame_rate,
                       codebook_size=codec.quantizer.codebook_size, num_levels=codec.num_levels, levels=levels,

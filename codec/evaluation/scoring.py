@@ -31,7 +31,14 @@ METRICS: dict[str, bool] = {
     "mrstft_distance": False,
     "stoi": True,
     "pesq_wb": True,
+    # No reference: DNSMOS of the decoded audio alone (codec/evaluation/dnsmos.py), on the utterances
+    # EvaluateConfig.dnsmos_utterances picks (NaN on the others, skipped by the means).
+    "dnsmos_ovrl": True,
+    "dnsmos_sig": True,
+    "dnsmos_bak": True,
+    "dnsmos_p808": True,
 }
+DNSMOS_METRICS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
 CODEC, OPUS = "codec", "opus"
 
 
@@ -109,6 +116,7 @@ class SetResult:
     counts: torch.Tensor | None = None  # [num_levels, K] code histogram over the set
     examples: list[Example] = field(default_factory=list)
     opus_errors: list[str] = field(default_factory=list)
+    reference_dnsmos: list[dict[str, float]] = field(default_factory=list)  # of the original audio: the ceiling
 
 
 def score(reference: np.ndarray, estimates: list[np.ndarray],
@@ -127,7 +135,7 @@ def score(reference: np.ndarray, estimates: list[np.ndarray],
     }
     out = []
     for i, estimate in enumerate(estimates):
-        values = {name: float(v[i]) for name, v in batched.items()}
+        values = {name: float(v[i]) for name, v in batched.items()} | {name: math.nan for name in DNSMOS_METRICS}
         errors = []
         for name, fn in (("stoi", M.stoi), ("pesq_wb", M.pesq_wb)):
             result = fn(reference, estimate, sample_rate)
@@ -136,6 +144,31 @@ def score(reference: np.ndarray, estimates: list[np.ndarray],
                 errors.append(result.error)
         out.append((values, errors))
     return out
+
+
+def dnsmos_values(audio: np.ndarray, sample_rate: int) -> tuple[dict[str, float], list[str]]:
+    """DNSMOS of one decoded clip ``[T]`` as metric values, or NaNs and the reason.
+
+    Clipped to [-1, 1] first: a decoder may overshoot full scale, and what is written to a file and
+    heard is clipped."""
+    from codec.evaluation.dnsmos import dnsmos
+
+    try:
+        s = dnsmos(np.clip(audio, -1.0, 1.0), sample_rate)
+    except (ValueError, RuntimeError) as exc:
+        return {name: math.nan for name in DNSMOS_METRICS}, [f"dnsmos: {exc}"]
+    return {"dnsmos_ovrl": s.ovrl, "dnsmos_sig": s.sig, "dnsmos_bak": s.bak, "dnsmos_p808": s.p808_mos}, []
+
+
+def spread_indices(total: int, wanted: int) -> set[int]:
+    """``wanted`` indices evenly spread over ``range(total)`` (all of them when ``wanted >= total``)."""
+    if wanted <= 0:
+        return set()
+    if wanted >= total:
+        return set(range(total))
+    if wanted == 1:
+        return {0}
+    return {round(i * (total - 1) / (wanted - 1)) for i in range(wanted)}
 
 
 def example_systems(systems: list[System]) -> list[System]:
@@ -150,17 +183,19 @@ def example_systems(systems: list[System]) -> list[System]:
 
 def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: list[float],
                  tools: OpusTools | None, device: torch.device, timing: Timing, examples: int = 0,
-                 jobs: int = 1) -> SetResult:
+                 jobs: int = 1, dnsmos_utterances: int = 0) -> SetResult:
     """Score the codec at ``levels`` and Opus at ``opus_kbps`` (when ``tools``) on every utterance.
 
     ``timing`` accumulates the encode/decode compute of all levels; ``examples`` first utterances
-    keep their audio for the report.
+    keep their audio for the report; ``dnsmos_utterances`` (evenly spread) also get DNSMOS, every
+    system and the original, ``jobs`` clips at a time.
     """
     rate = codec.sample_rate
     systems = [codec_system(codec, n) for n in levels] + ([opus_system(k) for k in opus_kbps] if tools else [])
     result = SetResult(eval_set.name, eval_set, systems, rate, codec.frame_rate,
                        counts=torch.zeros(codec.num_levels, codec.quantizer.codebook_size, dtype=torch.float64))
     shown = example_systems(systems)
+    with_dnsmos = spread_indices(len(eval_set.utterances), dnsmos_utterances)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for index, utt in enumerate(eval_set.utterances):
             # The codec runs alone first: Opus processes running beside it would skew its timing.
@@ -177,6 +212,15 @@ def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: 
                     decoded[system] = None
             scored = [s for s in systems if decoded[s] is not None]
             scores = dict(zip(scored, score(utt.audio, [decoded[s] for s in scored], rate)))
+            if index in with_dnsmos:  # onnxruntime releases the GIL: the pool's threads run clips side by side
+                jobs_by_system = {s: pool.submit(dnsmos_values, decoded[s], rate) for s in scored}
+                reference = pool.submit(dnsmos_values, utt.audio, rate)
+                for system, job in jobs_by_system.items():
+                    values, errors = job.result()
+                    scores[system][0].update(values)
+                    scores[system][1].extend(errors)
+                values, _ = reference.result()
+                result.reference_dnsmos.append(values)
             for system in systems:
                 values, errors = scores.get(system, ({name: math.nan for name in METRICS}, ["opus: round trip failed"]))
                 result.rows.append(ScoreRow(eval_set.name, utt.id, utt.speaker, utt.seconds(rate), system, values,

@@ -1,14 +1,16 @@
-"""Means per system and the flat-ish summary written as DVC metrics (``reports/metrics.json``).
+"""Means per system: the whole summary (``reports/metrics.json``) and its headline scores (the DVC metrics).
 
-Layout (keys are stable across runs so ``dvc metrics diff`` lines up)::
+Layout of the whole summary (keys are stable across runs so diffs line up)::
 
     <set>.utterances / .seconds
     <set>.codec.q<n>.{kbps, entropy_kbps, <metric>..., stoi_failed, pesq_wb_failed}
     <set>.opus.<k>kbps.{kbps, <metric>..., stoi_failed, pesq_wb_failed}
     <set>.quantizer.{nominal_kbps, entropy_kbps, perplexity.l<ii>, used_fraction.l<ii>}
+    <set>.original.{utterances, dnsmos_*}           the unprocessed audio's DNSMOS (when scored)
 
 ``<set>`` is ``test`` or an extra corpus' name. Means skip NaN scores (their count is the
-``*_failed`` entry); a mean over no value is ``null``.
+``*_failed`` entry); a mean over no value is ``null``. The headline scores (:func:`headline_scores`) are
+``<set>/<kbps>kbps-<system>.json`` files with :data:`HEADLINE` means each.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from codec import metrics as M
-from codec.evaluation.scoring import CODEC, METRICS, SetResult, System
+from codec.evaluation.scoring import CODEC, DNSMOS_METRICS, METRICS, SetResult, System
 
 FALLIBLE = ("stoi", "pesq_wb")  # external scores that can be undefined for an utterance
 
@@ -58,7 +60,15 @@ def set_summary(result: SetResult) -> dict[str, Any]:
         out.setdefault(system.system, {})[system.setting] = system_means(result, system)
     if result.counts is not None and result.eval_set.utterances:
         out["quantizer"] = quantizer_summary(result)
+    if result.reference_dnsmos:  # the original audio's DNSMOS: the ceiling for every system's
+        out["original"] = {"utterances": len(result.reference_dnsmos)} | {
+            name: _finite_mean([r[name] for r in result.reference_dnsmos]) for name in DNSMOS_METRICS}
     return out
+
+
+def _finite_mean(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
 
 
 def metrics_summary(sets: list[SetResult]) -> dict[str, Any]:
@@ -67,6 +77,30 @@ def metrics_summary(sets: list[SetResult]) -> dict[str, Any]:
     No timings: they differ from run to run and would break byte-identical rebuilds; the real-time
     factors go to their own file (:class:`codec.evaluation.report.ReportPaths` ``timings``)."""
     return finite_json({s.name: set_summary(s) for s in sets})
+
+
+# What decides a codec's quality as a listener hears it, plus the two ratios the field quotes: the DVC metrics.
+HEADLINE = ("pesq_wb", "stoi", "mel_distance", "dnsmos_ovrl", "snr_db", "si_snr_db")
+
+
+def headline_name(kbps: float, system: str) -> str:
+    """``06.00kbps-codec``: file names that sort by bitrate, the codec just before Opus at the same one."""
+    return f"{kbps:05.2f}kbps-{system}"
+
+
+def headline_scores(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``{set: {headline_name: {metric: mean}}}`` from the :func:`metrics_summary` document.
+
+    The DVC metrics: ``dvc metrics show`` prints one row per file and one column per key, so one small
+    file per system and bitrate makes a table a terminal can hold, the codec at each bitrate beside Opus
+    (the whole document, ~25 keys per system, would be hundreds of columns wide)."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for set_name, summary in doc.items():
+        for system in ("codec", "opus"):
+            for means in summary.get(system, {}).values():
+                out.setdefault(set_name, {})[headline_name(means["kbps"], system)] = {
+                    name: means[name] for name in HEADLINE}
+    return out
 
 
 def finite_json(value: Any) -> Any:

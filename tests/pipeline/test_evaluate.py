@@ -17,13 +17,14 @@ from codec.weights import save_codec_weights
 from pipeline.evaluate import main
 
 HAS_OPUS = shutil.which("opusenc") is not None and shutil.which("opusdec") is not None
-OUTPUTS = ["--metrics", "reports/metrics.json", "--plots", "reports/rd", "--out-dir", "reports/eval",
+OUTPUTS = ["--metrics", "reports/metrics.json", "--scores", "reports/scores", "--plots", "reports/rd", "--out-dir", "reports/eval",
            "--html", "reports/index.html"]
 
 
 def _setup(tmp_path, repo_root):
     params = yaml.safe_load(open(os.path.join(repo_root, "params.yaml"), encoding="utf-8"))
     params["evaluate"].update(levels=[1, 4, 12], opus_kbps=[6], max_utterances=2, examples=1, device="cpu",
+                              dnsmos_utterances=1,
                               extra_corpora=[{"name": "absent", "path": str(tmp_path / "no-corpus")}])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     torch.manual_seed(0)

@@ -37,7 +37,8 @@ def report(tiny_codec_file, tmp_path_factory):
                             tools.version if tools else "skipped: no opus-tools", tools is not None, sets, timing,
                             unavailable={"gone": "corpus directory x does not exist"})
     root = tmp_path_factory.mktemp("report")
-    paths = ReportPaths(root / "reports" / "metrics.json", root / "reports" / "rd", root / "reports" / "eval",
+    paths = ReportPaths(root / "reports" / "metrics.json", root / "reports" / "scores", root / "reports" / "rd",
+                        root / "reports" / "eval",
                         root / "reports" / "index.html", root / "reports" / "timings" / "evaluate.json")
     doc = write_report(evaluation, paths)
     return paths, doc, evaluation
@@ -68,6 +69,25 @@ def test_metrics_plots_and_utterance_table_agree(report):
     run = json.loads((paths.out_dir / "run.json").read_text())
     assert run["unavailable_corpora"] == {"gone": "corpus directory x does not exist"}
     assert run["opus_available"] is HAS_OPUS and len(run["sets"]["test"]["entropy_bits_per_level"]) == 4
+
+
+def test_headline_scores_are_one_small_file_per_system_and_bitrate(report):
+    paths, doc, evaluation = report
+    from codec.evaluation.summary import HEADLINE
+
+    files = sorted(p.relative_to(paths.scores).as_posix() for p in paths.scores.rglob("*.json"))
+    codec_kbps = [doc["test"]["codec"][f"q{n}"]["kbps"] for n in evaluation.levels]
+    opus_kbps = [m["kbps"] for m in doc["test"].get("opus", {}).values()]
+    expected = sorted([f"{s}/{k:05.2f}kbps-codec.json" for s in ("test", "extra-1") for k in codec_kbps]
+                      + [f"{s}/{k:05.2f}kbps-opus.json" for s in ("test", "extra-1") for k in opus_kbps])
+    assert files == expected
+    # Sorted by name is sorted by bitrate (0.5 before 6 before 12), the codec just before Opus at a tie.
+    names = [p.name for p in sorted((paths.scores / "test").iterdir())]
+    kbps = [float(n.split("kbps")[0]) for n in names]
+    assert kbps == sorted(kbps)
+    top = json.loads((paths.scores / "test" / f"{codec_kbps[-1]:05.2f}kbps-codec.json").read_text())
+    assert set(top) == set(HEADLINE)
+    assert top == {name: doc["test"]["codec"][f"q{evaluation.levels[-1]}"][name] for name in HEADLINE}
 
 
 def test_page_links_are_relative_and_point_at_written_files(report):

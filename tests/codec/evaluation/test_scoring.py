@@ -119,3 +119,26 @@ def test_example_systems_pick_extreme_codec_rates_and_the_nearest_opus():
     assert [s.setting for s in example_systems(codec_systems + opus)] == ["q12", "q1", "6kbps"]
     assert [s.setting for s in example_systems(codec_systems)] == ["q12", "q1"]
     assert finite_json({"a": [math.nan, 1.0], "b": {"c": -math.inf}}) == {"a": [None, 1.0], "b": {"c": None}}
+
+
+def test_dnsmos_on_the_picked_utterances_of_every_system_and_the_original(codec):
+    from codec.evaluation.dnsmos import dnsmos, dnsmos_available
+    from codec.evaluation.scoring import DNSMOS_METRICS, spread_indices
+
+    if dnsmos_available() is not None:
+        pytest.skip(f"DNSMOS unavailable: {dnsmos_available()}")
+    assert spread_indices(10, 3) == {0, 4, 9} and spread_indices(2, 5) == {0, 1} and spread_indices(5, 0) == set()
+    data = _set(2)
+    result = evaluate_set(codec, data, [4], [], None, torch.device("cpu"), Timing(), jobs=2, dnsmos_utterances=1)
+    picked, other = result.rows  # one system: one row per utterance
+    assert all(math.isnan(other.values[name]) for name in DNSMOS_METRICS) and other.errors == []
+    with torch.no_grad():
+        x = data.utterances[0].audio
+        y = codec.decode(codec.encode(torch.from_numpy(x).view(1, 1, -1), 4))[0, 0, : x.shape[0]].numpy()
+    expected = dnsmos(np.clip(y, -1, 1), RATE)
+    assert picked.values["dnsmos_ovrl"] == pytest.approx(expected.ovrl, abs=1e-5)
+    assert picked.values["dnsmos_p808"] == pytest.approx(expected.p808_mos, abs=1e-5)
+    assert result.reference_dnsmos[0]["dnsmos_sig"] == pytest.approx(dnsmos(x, RATE).sig, abs=1e-5)
+    doc = metrics_summary([result])["test"]
+    assert doc["codec"]["q4"]["dnsmos_ovrl"] == pytest.approx(expected.ovrl, abs=1e-5)  # NaNs skipped
+    assert doc["original"]["utterances"] == 1 and 1 < doc["original"]["dnsmos_ovrl"] < 5
