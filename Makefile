@@ -59,9 +59,10 @@ clean-env:
 # Workflow checks, too slow for `make test` (minutes each; tiny config in workflow/params-tiny.yaml):
 #   make check-rebuild   two `dvc repro` builds in fresh clones of HEAD give byte-identical outputs
 #   make check-parity    `dvc repro` and `snakemake` builds give byte-identical outputs
+#   make check-recovery  a params typo under `dvc repro` costs no retrain; overrides re-run stages across engines
 #   make test-slurm      a one-node SLURM cluster on this machine runs the workflow (root, Debian)
 #   make report-diff     metrics/params of the workspace against BASE (default main), as Markdown
-.PHONY: check-rebuild check-parity test-slurm report-diff
+.PHONY: check-rebuild check-parity check-recovery test-slurm report-diff
 BASE ?= main
 
 check-rebuild: env
@@ -69,6 +70,9 @@ check-rebuild: env
 
 check-parity: env
 	$(BIN)/python scripts/check_rebuild.py --engines dvc snakemake
+
+check-recovery: env
+	$(BIN)/python scripts/check_recovery.py
 
 test-slurm: env
 	scripts/slurm-local.sh

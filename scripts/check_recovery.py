@@ -5,12 +5,12 @@
 
 In a fresh clone of HEAD with workflow/params-tiny.yaml merged into params.yaml:
 1. `dvc repro` builds everything; every output is hashed.
-2. `train.stpes` is added to params.yaml: `dvc repro` must fail, naming the key (DVC has deleted the
+2. `snakemake -n --configfile over.yaml` (train.steps + 2) must plan train, export and evaluate only, and
+   plain `snakemake -n` nothing: Snakemake sees parameter changes on outputs DVC built.
+3. `train.stpes` is added to params.yaml: `dvc repro` must fail, naming the key (DVC has deleted the
    train stage's outputs by then).
-3. The typo is fixed: `dvc repro` must end with every output byte-identical to step 1, replaying the
+4. The typo is fixed: `dvc repro` must end with every output byte-identical to step 1, replaying the
    finished checkpoint instead of training (its time is printed), and `dvc status` clean.
-4. `snakemake -n --configfile over.yaml` (train.steps + 2) must plan train, export and evaluate only, and
-   plain `snakemake -n` nothing.
 5. `snakemake --configfile over.yaml` builds; `dvc status` must then report train's outputs changed and
    `dvc repro` must bring back every output of step 1, byte for byte.
 
@@ -76,8 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         check(not differ, f"{step}: every output byte-identical to the first build ({len(outputs)} outs)"
               + (f"; differ: {differ}" if differ else ""))
 
+    print("2. Snakemake overrides after the DVC build", flush=True)
+    over = workdir / "over.yaml"  # (before the typo: the replay below rewrites models/codec.safetensors with the
+    # same bytes but a new time, and Snakemake, which compares times, would then re-run export and evaluate)
+    over.write_text(yaml.safe_dump({"train": {"steps": config["train"]["steps"] + 2}}))
+    rc, log, _ = run(["snakemake", "-n", "--cores", "1", "--configfile", str(over)], root)
+    jobs = planned_jobs(log) if rc == 0 else {"(failed)"}
+    check(jobs == {"train", "export", "evaluate"}, f"snakemake -n --configfile over.yaml plans {sorted(jobs)}")
+    rc, log, _ = run(["snakemake", "-n", "--cores", "1"], root)
+    jobs = planned_jobs(log) if rc == 0 else {"(failed)"}
+    check(jobs == set(), f"snakemake -n with params.yaml plans {sorted(jobs) or 'nothing'}")
+
     good = (root / "params.yaml").read_text(encoding="utf-8")
-    print("2. a typo: train.stpes", flush=True)
+    print("3. a typo: train.stpes", flush=True)
     typo = dict(config, train={**config["train"], "stpes": config["train"]["steps"]})
     (root / "params.yaml").write_text(yaml.safe_dump(typo, sort_keys=False, allow_unicode=True), encoding="utf-8")
     rc, log, seconds = run(["dvc", "repro"], root)
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     gone = [rel for rel in outputs if not (root / rel).exists()]
     print(f"     outputs DVC deleted before the command failed: {gone}")
 
-    print("3. the typo fixed", flush=True)
+    print("4. the typo fixed", flush=True)
     (root / "params.yaml").write_text(good, encoding="utf-8")
     rc, log, seconds = run(["dvc", "repro"], root)
     check(rc == 0, f"dvc repro succeeds ({seconds:.0f} s; the first build took {first.seconds:.0f} s)")
@@ -94,15 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     same_as_built("after the fix")
     rc, log, _ = run(["dvc", "status"], root)
     check(rc == 0 and "up to date" in log, "dvc status: up to date")
-
-    print("4. Snakemake overrides after the DVC build", flush=True)
-    over = workdir / "over.yaml"
-    over.write_text(yaml.safe_dump({"train": {"steps": config["train"]["steps"] + 2}}))
-    rc, log, _ = run(["snakemake", "-n", "--cores", "1", "--configfile", str(over)], root)
-    jobs = planned_jobs(log) if rc == 0 else {"(failed)"}
-    check(jobs == {"train", "export", "evaluate"}, f"snakemake -n --configfile over.yaml plans {sorted(jobs)}")
-    rc, log, _ = run(["snakemake", "-n", "--cores", "1"], root)
-    check(rc == 0 and planned_jobs(log) == set(), "snakemake -n with params.yaml: nothing to be done")
 
     print("5. a Snakemake build with the override, then dvc repro", flush=True)
     rc, log, seconds = run(["snakemake", "--cores", str(os.cpu_count() or 1), "--configfile", str(over)], root)

@@ -468,12 +468,12 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
 
 def summary_dict(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
     """The run's final figures as plain JSON values; no timings nor whether it was resumed (see
-    :func:`timings_dict`), so that a rebuild, or a replay of a finished run, writes the same bytes."""
+    :func:`timings_dict`), so that a rebuild, or a replay of a finished run, writes the same bytes. The last
+    validation is not repeated here: dvclive's ``metrics.json`` beside it holds it (the last logged values)."""
     return {
         "steps": result.step,
         "bad_steps": result.bad_steps,
         "best": {"metric": cfg.best_metric, "value": result.best_value, "step": result.best_step},
-        "valid": result.valid,
         "weights": None if result.output is None else str(result.output),
     }
 

@@ -62,6 +62,7 @@ def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
     assert codec.quantizer.num_levels == 2
     summary = json.loads((tmp_path / "reports" / "train" / "summary.json").read_text())
     assert summary["steps"] == 4 and summary["best"]["metric"] == "snr_db"
+    assert "valid" not in summary  # dvclive's metrics.json holds the last validation: no second copy
     assert "seconds" not in summary and "examples_per_second" not in summary  # timings apart: see below
     timings = json.loads((tmp_path / "reports" / "timings" / "train.json").read_text())
     assert timings["examples_per_second"] > 0 and timings["steps"] == 4
