@@ -31,5 +31,5 @@ section() {  # title, then the dvc subcommand; a diff without rows says so inste
 }
 
 printf '## Results of this change (`%s` -> workspace)\n\n' "$(git rev-parse --short "${base}")"
-section "Metrics (reports/metrics.json: dB and PESQ/STOI higher is better, distances lower is better)" metrics diff
+section "Scores (reports/scores/<set>/<kbps>kbps-<system>.json: PESQ, STOI, DNSMOS and dB higher is better, mel distance lower is better)" metrics diff
 section "Parameters" params diff
