@@ -17,7 +17,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
-from codec.config import ConfigError
+from codec.config.convert import ConfigError
 from pipeline.params import params_from_dict
 
 configfile: "params.yaml"

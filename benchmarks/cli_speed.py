@@ -32,11 +32,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from codec.bitstream import read_bitstream
-from codec.cli import main as cli
-from codec.cpus import available_cpus
-from codec.export import export_codec
-from codec.model import build_codec
+from codec.cli.main import main as cli
+from codec.formats.bitstream import read_bitstream
+from codec.formats.export import export_codec
+from codec.model.codec import build_codec
+from codec.runtime.cpus import available_cpus
 from pipeline.params import load_params
 
 
@@ -109,7 +109,7 @@ def _batch(tmp: Path, model: str, args: argparse.Namespace) -> None:
         sf.write(clips / f"clip{i:03d}.wav", _speechlike(args.clip_seconds, args.input_rate, args.channels)
                  [int(i * 0.05 * args.input_rate) % args.input_rate:], args.input_rate, subtype="PCM_16")
     audio = sum(sf.info(p).duration for p in clips.iterdir())
-    cli = [sys.executable, "-m", "codec.cli", "encode"]
+    cli = [sys.executable, "-m", "codec.cli.main", "encode"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def shell(commands: list[list[str]]) -> float:

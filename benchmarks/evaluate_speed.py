@@ -22,13 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codec import metrics as M  # noqa: E402
+from codec.dsp import metrics as M  # noqa: E402
 from codec.evaluation.opus import OpusUnavailable, find_opus_tools  # noqa: E402
 from codec.evaluation.run import pick_device  # noqa: E402
 from codec.evaluation.scoring import Timing, evaluate_set  # noqa: E402
 from codec.evaluation.sets import EvalSet, EvalUtterance  # noqa: E402
-from codec.model import build_codec  # noqa: E402
-from codec.weights import load_codec  # noqa: E402
+from codec.model.codec import build_codec  # noqa: E402
+from codec.formats.weights import load_codec  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
 

@@ -24,7 +24,8 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codec.prepare import PrepareConfig, run_prepare  # noqa: E402
+from codec.config.prepare import PrepareConfig
+from codec.data.prepare import run_prepare  # noqa: E402
 
 TARGET_RATE = 16000
 REAL_CORPUS = ROOT.parent / "shared" / "corpora" / "chai-bisket-te"

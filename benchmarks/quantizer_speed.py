@@ -15,7 +15,8 @@ import time
 
 import torch
 
-from codec.quantization import QuantizerConfig, ResidualVectorQuantizer
+from codec.config.quantizer import QuantizerConfig
+from codec.quantization.core_vq import ResidualVectorQuantizer
 
 
 def _ours(args: argparse.Namespace):

@@ -37,7 +37,7 @@ from typing import Any, Callable
 from stage_runs import ROOT, load_yaml, merge, run_stage, write_params  # noqa: E402
 
 from codec.evaluation.spectrum import BAND_LIMIT_DB, RIPPLE_LIMIT_DB  # noqa: E402
-from codec.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
+from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
 
 RECIPES = ROOT / "workflow" / "recipes"
 SEED_SECTIONS = ("seed", "sample_rate", "model", "quantizer", "seed_codebooks")  # what seed_codebooks reads
@@ -192,7 +192,7 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
 
     from codec.evaluation.sets import load_test_split
     from codec.evaluation.spectrum import average_power_spectrum, excess_db, spectrum_check
-    from codec.weights import load_codec
+    from codec.formats.weights import load_codec
 
     codec = load_codec(model).eval()
     test = load_test_split(shards, codec.sample_rate, max_utterances)

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from codec.config import ConfigError  # noqa: E402
-from codec.io import write_text_atomic  # noqa: E402
+from codec.config.convert import ConfigError  # noqa: E402
+from codec.runtime.io import write_text_atomic  # noqa: E402
 from pipeline.params import Params, merge_params as merge, params_from_dict  # noqa: E402
 
 

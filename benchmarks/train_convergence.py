@@ -23,7 +23,7 @@ from pathlib import Path
 
 from stage_runs import ROOT, load_yaml, read_series, run_stage, set_dotted, write_params  # noqa: E402
 
-from codec.io import atomic_path, write_json_atomic  # noqa: E402
+from codec.runtime.io import atomic_path, write_json_atomic  # noqa: E402
 
 USED_FLOOR = 0.5  # lowest acceptable fraction of a level's entries used over a validation pass
 

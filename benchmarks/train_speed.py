@@ -23,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codec.model import build_codec  # noqa: E402
-from codec.train.data import CropBatchSampler, CropDataset, build_loader, index_split  # noqa: E402
+from codec.model.codec import build_codec  # noqa: E402
+from codec.data.crops import CropBatchSampler, CropDataset, build_loader, index_split  # noqa: E402
 from codec.train.loop import train  # noqa: E402
-from codec.train.synthetic import write_synthetic_shards  # noqa: E402
-from codec.weights import save_codec_weights  # noqa: E402
+from codec.data.synthetic import write_synthetic_shards  # noqa: E402
+from codec.formats.weights import save_codec_weights  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from codec.evaluation import EvaluationError
 from codec.evaluation.report import ReportPaths, write_report
 from codec.evaluation.run import run_evaluation
-from codec.interrupts import exit_cleanly
-from codec.weights import WeightsError, load_codec
+from codec.evaluation.sets import EvaluationError
+from codec.formats.weights import WeightsError, load_codec
+from codec.runtime.interrupts import exit_cleanly
 from pipeline.params import load_params
 
 

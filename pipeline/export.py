@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from codec.export import export_codec
-from codec.interrupts import exit_cleanly
-from codec.io import write_json_atomic
-from codec.weights import WeightsError, load_codec
+from codec.formats.export import export_codec
+from codec.formats.weights import WeightsError, load_codec
+from codec.runtime.interrupts import exit_cleanly
+from codec.runtime.io import write_json_atomic
 from pipeline.params import load_params
 
 EXPORT_NAME = "telucodec.safetensors"

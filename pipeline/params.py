@@ -15,16 +15,16 @@ from typing import Any
 
 import yaml
 
-from codec.config import ConfigError, from_dict
-from codec.evaluation.config import EvaluateConfig
-from codec.export_config import ExportConfig
-from codec.loss_config import LossConfig
-from codec.model.config import ModelConfig
-from codec.prepare import PrepareConfig
-from codec.quantization.config import QuantizerConfig
-from codec.seeding_config import SeedCodebooksConfig
-from codec.synth import SynthConfig
-from codec.train.config import TrainConfig
+from codec.config.convert import ConfigError, from_dict
+from codec.config.evaluate import EvaluateConfig
+from codec.config.export import ExportConfig
+from codec.config.loss import LossConfig
+from codec.config.model import ModelConfig
+from codec.config.prepare import PrepareConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.config.seed_codebooks import SeedCodebooksConfig
+from codec.config.synth import SynthConfig
+from codec.config.train import TrainConfig
 
 DEFAULT_PATH = Path("params.yaml")
 

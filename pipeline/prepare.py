@@ -13,9 +13,9 @@ import argparse
 import sys
 from dataclasses import replace
 
-from codec.corpora import CorpusError
-from codec.interrupts import exit_cleanly
-from codec.prepare import PrepareError, merge_shards, prepare_shard, run_prepare
+from codec.data.corpora.base import CorpusError
+from codec.data.prepare import PrepareError, merge_shards, prepare_shard, run_prepare
+from codec.runtime.interrupts import exit_cleanly
 from pipeline.params import load_params
 
 

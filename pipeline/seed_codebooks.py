@@ -11,12 +11,12 @@ import time
 
 import torch
 
-from codec.config import to_dict
-from codec.interrupts import exit_cleanly
-from codec.io import write_json_atomic
-from codec.model import build_codec
-from codec.seeding import seed_codebooks
-from codec.weights import save_codec_weights
+from codec.config.convert import to_dict
+from codec.formats.weights import save_codec_weights
+from codec.model.codec import build_codec
+from codec.runtime.interrupts import exit_cleanly
+from codec.runtime.io import write_json_atomic
+from codec.train.seeding import seed_codebooks
 from pipeline.params import load_params
 
 

@@ -11,9 +11,9 @@ import argparse
 import sys
 import time
 
-from codec.espeak import EspeakError
-from codec.interrupts import exit_cleanly
-from codec.synth import load_sentences, synthesize_corpus
+from codec.data.espeak import EspeakError
+from codec.data.synth import load_sentences, synthesize_corpus
+from codec.runtime.interrupts import exit_cleanly
 from pipeline.params import DEFAULT_PATH, load_params
 
 

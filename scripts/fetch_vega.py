@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codec.io import write_text_atomic  # noqa: E402
+from codec.runtime.io import write_text_atomic  # noqa: E402
 
 REGISTRY = "https://registry.npmjs.org"
 # (package, version, sha512 integrity from the registry, file inside the tarball)

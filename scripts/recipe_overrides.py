@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codec.config import ConfigError  # noqa: E402
+from codec.config.convert import ConfigError  # noqa: E402
 from pipeline.params import merge_params, params_from_dict  # noqa: E402
 
 

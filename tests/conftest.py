@@ -43,7 +43,8 @@ def write_speechlike_corpus(root, *, speakers: int = 4, utterances: int = 4, sec
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory):
     """Prepared Parquet shards (train/valid/test) of a 6-speaker speech-like corpus at 16 kHz."""
-    from codec.prepare import PrepareConfig, SplitFractions, run_prepare
+    from codec.config.prepare import PrepareConfig, SplitFractions
+    from codec.data.prepare import run_prepare
 
     root = tmp_path_factory.mktemp("tiny")
     write_speechlike_corpus(root / "corpus", speakers=6, utterances=4)

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from codec.evaluation.scoring import CODEC, METRICS, Example  # noqa: E402
-from codec.io import atomic_path  # noqa: E402
-from codec.mel import magnitude, stft  # noqa: E402
+from codec.runtime.io import atomic_path  # noqa: E402
+from codec.dsp.mel import magnitude, stft  # noqa: E402
 
 SPECTROGRAM_FFT = 512
 DPI = 90

@@ -125,7 +125,7 @@ measured on the machine that ran this evaluation: they depend on the machine, so
 reproducible outputs, in <a href="{escape(timings_href)}">{escape(timings_href)}</a>, and shown here from
 <code>{escape(script_href)}</code>.</p>
 <p class="note">↑ higher is better, ↓ lower is better. Ratios in dB; distances are 0 for identical signals.
-Definitions: <code>codec/metrics.py</code> and the README. Means skip failed scores (counted in the last column).</p>
+Definitions: <code>codec/dsp/metrics.py</code> and the README. Means skip failed scores (counted in the last column).</p>
 {''.join(sections)}
 <script src="{escape(script_href)}"></script>
 <script>{_SCRIPT}</script>

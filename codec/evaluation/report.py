@@ -33,12 +33,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from codec import metrics as M
+from codec.dsp import metrics as M
 from codec.evaluation import figures, html
 from codec.evaluation.run import Evaluation
 from codec.evaluation.scoring import CODEC, METRICS, SetResult, System
 from codec.evaluation.summary import finite_json, headline_scores, metrics_summary
-from codec.io import atomic_path, write_json_atomic, write_text_atomic
+from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from typing import Callable
 
 import torch
 
-from codec.audio import AudioOptions
-from codec.evaluation.config import EvaluateConfig
+from codec.config.evaluate import EvaluateConfig
+from codec.config.prepare import AudioOptions
 from codec.evaluation.opus import OpusTools, OpusUnavailable, find_opus_tools
 from codec.evaluation.scoring import SetResult, Timing, evaluate_set, warm_up
 from codec.evaluation.sets import EvalSet, EvaluationError, load_extra_corpus, load_test_split
-from codec.model import Codec
+from codec.model.codec import Codec
 
 
 @dataclass

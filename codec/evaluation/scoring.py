@@ -2,7 +2,7 @@
 
 Per utterance: one encode with every quantizer level (the first ``n`` levels of a residual
 quantizer's codes are exactly what an ``n``-level encode gives), one decode per scored level count,
-the Opus round trips in parallel subprocesses, then every metric of :mod:`codec.metrics` for every
+the Opus round trips in parallel subprocesses, then every metric of :mod:`codec.dsp.metrics` for every
 system. Encode and decode of all levels are timed for the real-time factors.
 """
 
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from codec import metrics as M
+from codec.dsp import metrics as M
 from codec.evaluation.opus import OpusError, OpusTools, opus_round_trip
 from codec.evaluation.sets import EvalSet
-from codec.model import Codec
+from codec.model.codec import Codec
 
-# name -> True when higher is better (see codec/metrics.py for the definitions)
+# name -> True when higher is better (see codec/dsp/metrics.py for the definitions)
 METRICS: dict[str, bool] = {
     "snr_db": True,
     "si_snr_db": True,

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from codec.audio import AudioOptions, AudioRejected, pcm16_to_float, process_file, resample
-from codec.corpora import CorpusError, read_corpus
-from codec.evaluation.config import ExtraCorpus
-from codec.shards import iter_segments, read_table, split_files
+from codec.config.evaluate import ExtraCorpus
+from codec.config.prepare import AudioOptions
+from codec.data.audio import AudioRejected, pcm16_to_float, process_file, resample
+from codec.data.corpora import read_corpus
+from codec.data.corpora.base import CorpusError
+from codec.data.shards import iter_segments, read_table, split_files
 
 TEST = "test"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from codec import metrics as M
+from codec.dsp import metrics as M
 from codec.evaluation.scoring import CODEC, DNSMOS_METRICS, METRICS, SetResult, System
 
 FALLIBLE = ("stoi", "pesq_wb")  # external scores that can be undefined for an utterance

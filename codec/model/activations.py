@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from codec.model.config import Activation
+from codec.config.model import Activation
 
 
 class Snake1d(nn.Module):

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codec.config import from_dict, to_dict
-from codec.model.config import ModelConfig
+from codec.config.convert import from_dict, to_dict
+from codec.config.model import ModelConfig
+from codec.config.quantizer import QuantizerConfig
 from codec.model.seanet import SEANetDecoder, SEANetEncoder
 from codec.model.vocos import VocosDecoder
-from codec.quantization import QuantizerStats, ResidualVectorQuantizer
-from codec.quantization.config import QuantizerConfig
+from codec.quantization.core_vq import QuantizerStats, ResidualVectorQuantizer
 
 
 @dataclass

@@ -15,8 +15,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from codec.config.model import ModelConfig
 from codec.model.activations import Activation, activation
-from codec.model.config import ModelConfig
 
 
 def pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:

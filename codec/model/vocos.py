@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codec.model.config import ModelConfig, VocosConfig
+from codec.config.model import ModelConfig, VocosConfig
 
 
 class ConvNeXtBlock(nn.Module):

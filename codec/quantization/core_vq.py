@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from codec.config.quantizer import QuantizerConfig
 from codec.quantization import distributed
-from codec.quantization.config import QuantizerConfig
 
 
 class QuantizerStats(NamedTuple):
@@ -61,13 +61,16 @@ class QuantizerStats(NamedTuple):
     bitrate_kbps: float
     n_q: int
 
-    def summary(self, prefix: str = "vq/") -> dict[str, float]:
-        """Flat ``{name: float}`` for logging; reads the tensors (a host sync, so call it when logging)."""
+    def summary(self, prefix: str = "vq/", per_level: bool = True) -> dict[str, float]:
+        """Flat ``{name: float}`` for logging: each figure's mean over levels (``<prefix><name>_mean``) and, with
+        ``per_level``, each level's (``<prefix><name>/<level>``). Reads the tensors: a host sync, so call it
+        when logging."""
         out = {f"{prefix}bitrate_kbps": self.bitrate_kbps, f"{prefix}n_q": float(self.n_q)}
         for name in ("perplexity", "entropy", "batch_usage", "ema_usage", "quantization_error", "dead_codes_replaced"):
             values = getattr(self, name).detach().float().cpu().tolist()
             out[f"{prefix}{name}_mean"] = sum(values) / len(values)
-            out.update({f"{prefix}{name}/{level}": v for level, v in enumerate(values)})
+            if per_level:
+                out.update({f"{prefix}{name}/{level}": v for level, v in enumerate(values)})
         return out
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from codec.io import write_bytes_atomic
+from codec.runtime.io import write_bytes_atomic
 
 FORMAT = "telucodec-train-checkpoint"
 VERSION = 1

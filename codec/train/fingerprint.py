@@ -25,9 +25,9 @@ from typing import Any, Mapping, NamedTuple
 
 import torch
 
-from codec.config import to_dict
-from codec.io import file_sha256
-from codec.shards import MANIFEST
+from codec.config.convert import to_dict
+from codec.data.shards import MANIFEST
+from codec.runtime.io import file_sha256
 
 OPERATIONAL_KEYS = frozenset({
     "num_workers", "prefetch_batches", "log_every", "validate_every", "valid_segment_seconds", "valid_max_examples",

@@ -19,29 +19,58 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from codec.config import to_dict
-from codec.io import write_json_atomic
-from codec.losses import CodecLoss, LossConfig
-from codec.discriminator import Discriminator
-from codec.model import Codec
+from codec.config.convert import to_dict
+from codec.config.loss import LossConfig
+from codec.config.train import OptimizerConfig, TrainConfig
+from codec.data.crops import CropBatchSampler, CropDataset, build_loader, fixed_crops, index_split
+from codec.formats.weights import load_codec, save_codec_weights
+from codec.losses.codec_loss import CodecLoss
+from codec.losses.discriminator import Discriminator
+from codec.model.codec import Codec
+from codec.quantization.core_vq import QuantizerStats
+from codec.runtime.io import write_json_atomic
 from codec.train import checkpoint as ckpt
-from codec.train.config import OptimizerConfig, TrainConfig
-from codec.train.data import CropBatchSampler, CropDataset, build_loader, fixed_crops, index_split
+from codec.train.distributed import (
+    DistInfo,
+    any_true,
+    average_gradients,
+    from_rank0,
+    setup_distributed,
+    teardown_distributed,
+)
 from codec.train.fingerprint import run_fingerprint
-from codec.train.distributed import DistInfo, any_true, average_gradients, from_rank0, setup_distributed, \
-    teardown_distributed
 from codec.train.progress import TrainProgress
+from codec.train.resume import resume_point
 from codec.train.schedule import lr_factor
-from codec.train.validation import validate
-from codec.weights import load_codec, save_codec_weights
+from codec.train.validation import BEST_METRICS, validate
 
 BatchHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+class StepResult(NamedTuple):
+    """What one applied training step reports (a skipped step reports None)."""
+
+    losses: dict[str, float]  # the generator loss and its terms, by name ("total", "mel", ...)
+    grad_norm: float  # of the codec's gradients, before clipping
+    stats: QuantizerStats  # code usage of the step's batch
+    disc_loss: float | None = None  # the discriminator's, once adversarial training has started
+    disc_grad_norm: float | None = None
+
+    def log_values(self) -> dict[str, float]:
+        """The step's figures as logged under ``train/``: losses, gradient norms, and the quantizer's means
+        over levels (its per-level figures are logged by validation, over a whole pass)."""
+        out = {f"loss/{name}": value for name, value in self.losses.items()}
+        out["grad_norm"] = self.grad_norm
+        if self.disc_loss is not None:
+            out["loss/discriminator"], out["disc_grad_norm"] = self.disc_loss, self.disc_grad_norm
+        out.update(self.stats.summary("vq/", per_level=False))
+        return out
 
 
 class TrainingDiverged(RuntimeError):
@@ -202,9 +231,10 @@ class _Trainer:
         }
 
     def _resume(self) -> None:
+        """Load the checkpoint :func:`codec.train.resume.resume_point` picks (on the main rank) on every rank."""
         path, state = None, None
-        if self.info.is_main:
-            path, state = self._pick_resume_checkpoint()
+        if self.info.is_main and (point := resume_point(self.checkpoints, self.fingerprint)) is not None:
+            path, state = point
         path = from_rank0(None if path is None else str(path), self.info)
         if path is None:
             return
@@ -227,33 +257,6 @@ class _Trainer:
             raise ckpt.CheckpointError(f"{path}: does not fit this run's model or optimizers: {exc}") from None
         self.resumed_from = self.step
 
-    def _pick_resume_checkpoint(self) -> tuple[Path | None, dict[str, Any] | None]:
-        """The latest usable checkpoint of this very run and its state, or (None, None) to start afresh.
-
-        - no checkpoint: start afresh;
-        - unloadable ones are moved to ``<checkpoints>/unusable/`` with a warning naming file and reason, and
-          the newest loadable one is considered (see :func:`codec.train.checkpoint.latest_usable_checkpoint`);
-        - its fingerprint matches this run's (:mod:`codec.train.fingerprint`): resume from it, even when the run
-          had finished (then nothing is trained: the logs are replayed and the weights written again);
-        - it belongs to another run (other parameters, init, data, code or torch), or was written by a version
-          without fingerprint parts or log history: every checkpoint is moved to ``<checkpoints>/stale/`` with a
-          note on stderr saying what differs, and the run starts afresh.
-        """
-        found = ckpt.latest_usable_checkpoint(self.checkpoints)
-        if found is None:
-            return None, None
-        latest, state = found
-        if state.get("fingerprint") == self.fingerprint.digest and "log_history" in state:
-            return latest, state
-        recorded = state.get("fingerprint_parts")
-        changed = self.fingerprint.changed(recorded if isinstance(recorded, dict) else None)
-        why = (f"its {', '.join(changed)} differ from this run's" if recorded and changed
-               else "it was written by an older version (no fingerprint parts or log history)")
-        moved = ckpt.move_aside(self.checkpoints)
-        print(f"note: train: not resuming from {latest}: {why}; starting afresh "
-              f"(moved {len(moved)} checkpoint file(s) to {self.checkpoints / ckpt.STALE_DIR})", file=sys.stderr)
-        return None, None
-
     def _save(self, best: bool) -> None:
         if not self.info.is_main:
             return
@@ -266,8 +269,8 @@ class _Trainer:
 
     # ------------------------------------------------------------------------------- step
 
-    def train_step(self, x: torch.Tensor) -> dict[str, float] | None:
-        """One atomic step on batch ``x [B, 1, T]``; returns its losses, or None when it was skipped."""
+    def train_step(self, x: torch.Tensor) -> StepResult | None:
+        """One atomic step on batch ``x [B, 1, T]``; None when it was skipped (non-finite loss or gradient)."""
         step = self.step
         _set_lr(self.opt, self.cfg.optimizer.lr, lr_factor(step, self.cfg.steps, self.cfg.schedule))
         _set_lr(self.disc_opt, self.cfg.disc_optimizer.lr, lr_factor(step, self.cfg.steps, self.cfg.schedule))
@@ -300,12 +303,9 @@ class _Trainer:
         self.disc_opt.zero_grad(set_to_none=True)
         if bad:
             return None
-        metrics = {f"loss/{k}": v for k, v in gen.breakdown.items()}
-        metrics["grad_norm"] = values[1]
-        if adversarial:
-            metrics["loss/discriminator"], metrics["disc_grad_norm"] = values[2], values[3]
-        metrics["_stats"] = out.stats
-        return metrics
+        return StepResult(losses=dict(gen.breakdown), grad_norm=values[1], stats=out.stats,
+                          disc_loss=values[2] if adversarial else None,
+                          disc_grad_norm=values[3] if adversarial else None)
 
     # -------------------------------------------------------------------------------- run
 
@@ -329,7 +329,7 @@ class _Trainer:
                 x = x.to(self.device, non_blocking=True)
                 if self.batch_hook is not None:
                     x = self.batch_hook(self.step, x)
-                metrics = self.train_step(x)  # ends with a host sync (finite check): the time is real
+                result = self.train_step(x)  # ends with a host sync (finite check): the time is real
                 if not first:
                     timed_steps += 1
                     step_seconds += time.perf_counter() - t_wait
@@ -337,7 +337,7 @@ class _Trainer:
                 first = False
                 self.step += 1
                 to_log: dict[str, float] = {}
-                if metrics is None:
+                if result is None:
                     self.bad_steps += 1
                     self.consecutive_bad += 1
                     if self.consecutive_bad >= cfg.max_bad_steps:
@@ -350,10 +350,7 @@ class _Trainer:
                 else:
                     self.consecutive_bad = 0
                     if self.step % cfg.log_every == 0 and self.logger is not None:
-                        stats = metrics.pop("_stats")
-                        to_log.update({f"train/{k}": v for k, v in metrics.items()})
-                        to_log.update({f"train/{k}": v for k, v in stats.summary("vq/").items()
-                                       if "/" not in k[3:]})
+                        to_log.update({f"train/{k}": v for k, v in result.log_values().items()})
                         to_log["train/lr"] = self.opt.param_groups[0]["lr"]
                         to_log["train/bad_steps"] = float(self.bad_steps)
                 improved = False
@@ -364,7 +361,7 @@ class _Trainer:
                     to_log.update({f"valid/{k}": v for k, v in last_valid.items()})
                 self._log(to_log)  # before the save: a checkpoint carries its own step's logs
                 self._save(best=improved)
-                bar.update(self.step, None if metrics is None else metrics["loss/total"])
+                bar.update(self.step, None if result is None else result.losses["total"])
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
@@ -392,13 +389,13 @@ class _Trainer:
         return {}
 
     def _update_best(self, metrics: dict[str, float]) -> bool:
-        name = self.cfg.best_metric
-        value = metrics[name]
+        metric = BEST_METRICS[self.cfg.best_metric]
+        value = metrics[metric.name]
         if not math.isfinite(value):
             return False
-        better = self.best is None or (value > self.best["value"] if name == "snr_db" else value < self.best["value"])
+        better = self.best is None or metric.better(value, self.best["value"])
         if better:
-            self.best = {"metric": name, "value": float(value), "step": self.step}
+            self.best = {"metric": metric.name, "value": float(value), "step": self.step}
         return better
 
     def _log(self, metrics: dict[str, float]) -> None:
@@ -433,7 +430,7 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
           checkpoints: str | Path, seed: int, out: str | Path | None = None,
           logger: MetricsLogger | None = None, summary_path: str | Path | None = None, progress: bool = True,
           batch_hook: BatchHook | None = None) -> TrainResult:
-    """Train the codec in ``init`` (a weights file, see :mod:`codec.weights`) on ``shards``.
+    """Train the codec in ``init`` (a weights file, see :mod:`codec.formats.weights`) on ``shards``.
 
     Resumes from the latest checkpoint of the same run in ``checkpoints``, first replaying into ``logger``
     what the run had logged up to that checkpoint: the logs end as an uninterrupted run's. Single process, or
@@ -442,7 +439,7 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
     ``batch_hook(step, batch)`` may replace a batch before the step (augmentation, fault injection).
     Raises :class:`TrainingDiverged` after ``max_bad_steps`` non-finite steps in a row,
     :class:`codec.train.checkpoint.CheckpointError` for an unusable checkpoint and
-    :class:`codec.weights.WeightsError` for an unusable init file.
+    :class:`codec.formats.weights.WeightsError` for an unusable init file.
     """
     info = setup_distributed(cfg.device)
     deterministic_before = torch.are_deterministic_algorithms_enabled()

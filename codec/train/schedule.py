@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from codec.train.config import ScheduleConfig
+from codec.config.train import ScheduleConfig
 
 
 def lr_factor(step: int, total_steps: int, cfg: ScheduleConfig) -> float:

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
-from codec.losses import CodecLoss
-from codec.metrics import code_histograms, perplexity, si_snr, snr, used_fraction
-from codec.model import Codec
+from codec.dsp.metrics import code_histograms, perplexity, si_snr, snr, used_fraction
+from codec.losses.codec_loss import CodecLoss
+from codec.model.codec import Codec
+
+
+class BestMetric(NamedTuple):
+    """A validation figure the best weights are chosen by, and which way is better."""
+
+    name: str
+    higher_is_better: bool
+
+    def better(self, value: float, than: float) -> bool:
+        return value > than if self.higher_is_better else value < than
+
+
+# What TrainConfig.best_metric may name (its Literal lists the same keys; a test keeps them equal).
+BEST_METRICS = {m.name: m for m in (BestMetric("snr_db", True), BestMetric("mel_distance", False))}
 
 
 def usage_metrics(counts: torch.Tensor, prefix: str = "vq/") -> dict[str, float]:

@@ -9,10 +9,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec.export import ExportConfig, export_codec
-from codec.model import Codec, ModelConfig, build_codec
-from codec.quantization import QuantizerConfig
-from codec.weights import save_codec_weights
+from codec.config.model import ModelConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.data.synthetic import write_synthetic_shards
+from codec.formats.export import ExportConfig, export_codec
+from codec.formats.weights import save_codec_weights
+from codec.model.codec import Codec, build_codec
 
 SAMPLE_RATE = 16000
 TINY_MODEL = ModelConfig(channels=4, latent_dim=16, n_residual_layers=1)  # hop 320: 50 frames/s
@@ -88,3 +90,9 @@ def tiny_init(tmp_path_factory) -> Path:
                         QuantizerConfig(num_levels=2, codebook_size=16), SAMPLE_RATE)
     path = tmp_path_factory.mktemp("init") / "seed.safetensors"
     return save_codec_weights(path, codec.state_dict(), codec.config, {"stage": "test"})
+
+
+@pytest.fixture(scope="session")
+def synthetic_shards(tmp_path_factory) -> Path:
+    """Shards of random-tone rows straight from ``codec.data.synthetic`` (no prepare run): data and training tests."""
+    return write_synthetic_shards(tmp_path_factory.mktemp("shards"), sample_rate=SAMPLE_RATE)

@@ -10,10 +10,11 @@ import pytest
 import torch
 import yaml
 
-from codec.model import ModelConfig, build_codec
-from codec.quantization import QuantizerConfig
-from codec.train.synthetic import write_synthetic_shards
-from codec.weights import save_codec_weights
+from codec.config.model import ModelConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.data.synthetic import write_synthetic_shards
+from codec.formats.weights import save_codec_weights
+from codec.model.codec import build_codec
 from pipeline.evaluate import main
 
 HAS_OPUS = shutil.which("opusenc") is not None and shutil.which("opusdec") is not None

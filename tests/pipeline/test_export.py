@@ -7,10 +7,11 @@ import sys
 
 import torch
 
-from codec.export import load_export
-from codec.model import ModelConfig, build_codec
-from codec.quantization import QuantizerConfig
-from codec.weights import save_codec_weights
+from codec.config.model import ModelConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.formats.export import load_export
+from codec.formats.weights import save_codec_weights
+from codec.model.codec import build_codec
 from pipeline.export import main as export_main
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from codec.model import ModelConfig, build_codec
-from codec.quantization import QuantizerConfig
-from codec.train.synthetic import write_synthetic_shards
-from codec.weights import load_codec, save_codec_weights
+from codec.config.model import ModelConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.data.synthetic import write_synthetic_shards
+from codec.formats.weights import load_codec, save_codec_weights
+from codec.model.codec import build_codec
 
 TINY_LOSS = {"stft_fft_sizes": [64, 128], "mel_fft_sizes": [64, 128], "mel_n_mels": 16,
              "discriminator": {"channels": 2, "fft_sizes": [64, 128], "dilations": [1]}}
@@ -95,7 +96,7 @@ def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
     (tmp_path / "params.yaml").write_text(good)
     replayed = _wait(_cli(repo_root, tmp_path))
     assert replayed.returncode == 0, replayed.stderr
-    assert "resumed from the checkpoint of step 4 of this very run" in replayed.stdout
+    assert "resumed from step 4 of this very run" in replayed.stdout
     assert "nothing left to train" in replayed.stdout and "starting afresh" not in replayed.stderr
     assert {p: p.read_bytes() for p in outputs} == before
     assert live_dir / "plots" / "metrics" / "valid" / "snr_db.tsv" in outputs

@@ -46,13 +46,16 @@ def test_stages_outs_metrics_plots_and_persist(tmp_path):
     assert [o.persist for o in stage.outs] == [True, False, False, False]
     assert ds.snakemake_outputs(stage, lambda p: f"dir:{p}") == ["model.bin", "m.json", "dir:plots/curve"]
     assert ds.snakemake_params(stage, CONFIG) == {"seed": 7, "prepare": CONFIG["prepare"]}
+    dotted = ds.DvcStage("e", "run", (), (), ("seed", "prepare.trim"))
+    assert ds.snakemake_params(dotted, CONFIG) == {"seed": 7, "prepare__trim": True}
 
 
 @pytest.mark.parametrize("data, match", [
     ({"vars": [{"x": 1}], "stages": {}}, "top-level"),
     ({"stages": {"s": {"foreach": [1, 2], "do": {"cmd": "x"}}}}, "foreach"),
     ({"stages": {"s": {"cmd": ["a", "b"]}}}, "one string"),
-    ({"stages": {"s": {"cmd": "a", "params": ["train.steps"]}}}, "top-level section"),
+    ({"stages": {"s": {"cmd": "a", "params": ["prepare.nope"]}}}, r"\$\{prepare\.nope\}"),
+    ({"stages": {"s": {"cmd": "a", "params": [{"other.yaml": ["x"]}]}}}, "params.yaml keys"),
     ({"stages": {"s": {"cmd": "a", "outs": [{"a": {}, "b": {}}]}}}, "cannot read outs"),
 ])
 def test_what_cannot_be_translated_is_an_error(tmp_path, data, match):

@@ -41,8 +41,8 @@ def _dvc_built_workspace(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "data" / "te_sentences.txt", work / "data" / "te_sentences.txt")
     config = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
-    lock = {"schema": "2.0", "stages": {name: {"cmd": "...", "params": {"params.yaml": {
-        section: config[section] for section in spec.get("params", [])}}} for name, spec in dvc["stages"].items()}}
+    lock = {"schema": "2.0", "stages": {name: {"cmd": "...", "params": {"params.yaml": {  # dotted keys stay flat
+        key: parity.lookup(config, key) for key in spec.get("params", [])}}} for name, spec in dvc["stages"].items()}}
     past = time.time() - 3600
     for root, _, files in os.walk(work):
         for name in files:
@@ -84,5 +84,8 @@ def test_overrides_after_a_dvc_build_rerun_the_stages_that_read_them(tmp_path):
     evaluate = tmp_path / "evaluate.yaml"
     evaluate.write_text("evaluate: {max_utterances: 3}\n")
     assert _planned_jobs(work, evaluate) == {"evaluate"}
+    cleanup = tmp_path / "cleanup.yaml"  # a dotted key of evaluate's (prepare's clean-up, for extra corpora)
+    cleanup.write_text("prepare: {trim_top_db: 30.0}\n")
+    assert {"evaluate", "prepare"} <= _planned_jobs(work, cleanup)
     # Back to params.yaml as DVC built it: nothing Snakemake built in between, so nothing to do.
     assert _planned_jobs(work) == set()

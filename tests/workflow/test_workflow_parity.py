@@ -102,6 +102,14 @@ def smk(tmp_path_factory):
     return snakemake_view(ROOT, tmp_path_factory.mktemp("smk"))
 
 
+def lookup(config: dict, dotted: str):
+    """``config["a"]["b"]`` for ``"a.b"``: a params key as dvc.yaml names it."""
+    value = config
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
 def shard_files(num_shards: int) -> list[str]:
     return [f"{SHARDS_DIR}/{split}/part-{i:05d}.parquet" for split in SPLITS for i in range(num_shards)]
 
@@ -150,7 +158,7 @@ def test_prepare_fans_out_per_shard(dvc, smk, config):
         shard_files(num_shards) + [f"{SHARDS_DIR}/parts/part-{i:05d}.json" for i in range(num_shards)])
     dvc_outs = [path for path, _ in dvc["prepare"]["outs"]]
     assert merge["output"] == [f"{SHARDS_DIR}/manifest.json"] + [p for p in dvc_outs if p != SHARDS_DIR]
-    assert shard["params"] == merge["params"] == {k: config[k] for k in dvc["prepare"]["params"]}
+    assert shard["params"] == merge["params"] == {k: lookup(config, k) for k in dvc["prepare"]["params"]}
 
 
 @pytest.mark.parametrize("stage", ["synth", "seed_codebooks", "train", "export", "evaluate"])
@@ -170,8 +178,13 @@ def test_checkpoints_persist_in_dvc_and_are_no_snakemake_output(dvc, smk):
 
 @pytest.mark.parametrize("stage", ["synth", "prepare", "seed_codebooks", "train", "export", "evaluate"])
 def test_params_sections_are_dvc_params(dvc, smk, config, stage):
-    assert list(smk[stage]["params"]) == dvc[stage]["params"]
-    assert smk[stage]["params"] == {k: config[k] for k in dvc[stage]["params"]}
+    assert smk[stage]["params"] == {key.replace(".", "__"): lookup(config, key) for key in dvc[stage]["params"]}
+
+
+def test_evaluate_reads_only_the_clean_up_keys_of_prepare(dvc):
+    # prepare.workers or num_shards change no score: they must not re-run evaluate.
+    keys = dvc["evaluate"]["params"]
+    assert "prepare" not in keys and "prepare.workers" not in keys and "prepare.trim_silence" in keys
 
 
 def test_default_target_builds_every_stage(smk):

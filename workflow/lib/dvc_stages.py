@@ -13,8 +13,8 @@ Translation rules (tests/workflow/test_workflow_parity.py checks them against DV
   sees an edit to any of them (DVC hashes folder contents; Snakemake only compares file times).
 - a dep that another stage writes as a folder but Snakemake builds file by file (``data/shards``,
   from one job per shard) stands for those files: the ``expand`` mapping.
-- a stage's params sections are the rule's ``params``, one per section, so Snakemake re-runs a job
-  whose section changed, as DVC does.
+- a stage's params (whole sections, or dotted keys ``a.b`` where it reads only part of one) are the rule's
+  ``params``, one each (``a.b`` named ``a__b``), so Snakemake re-runs a job whose params changed, as DVC does.
 - a stage's params sections are also written to a stamp file that is one more input of its rules
   (:func:`write_params_stamps`): Snakemake's params trigger needs its own metadata, which outputs built by
   ``dvc repro`` lack; the stamp's time tells Snakemake when the params changed, whichever engine built.
@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from codec.io import write_text_atomic
+from codec.runtime.io import write_text_atomic
 
 STAGE_KEYS = {"cmd", "deps", "params", "outs", "metrics", "plots", "desc"}
 # Top-level sections that only tell DVC how to show results (dvc plots/metrics/params show, artifacts):
@@ -60,7 +60,7 @@ class DvcStage:
     cmd: str
     deps: tuple[str, ...]
     outs: tuple[DvcOut, ...]  # outs, metrics and plots, in that order
-    params: tuple[str, ...]  # top-level params.yaml sections
+    params: tuple[str, ...]  # params.yaml keys: top-level sections or dotted keys
 
     @property
     def out_paths(self) -> tuple[str, ...]:
@@ -121,8 +121,11 @@ def read_dvc_stages(path: str | Path, config: Mapping[str, Any]) -> dict[str, Dv
         if not isinstance(spec.get("cmd"), str):
             raise DvcTranslationError(f"stage {name}: cmd must be one string")
         params = spec.get("params") or []
-        if not all(isinstance(p, str) and "." not in p for p in params):
-            raise DvcTranslationError(f"stage {name}: params must be top-level section names of params.yaml")
+        if not all(isinstance(p, str) and re.fullmatch(r"\w+(\.\w+)*", p) for p in params):
+            raise DvcTranslationError(f"stage {name}: params must be params.yaml keys (sections or a.b.c), "
+                                      f"got {params}")
+        for key in params:
+            lookup(config, key)  # a key params.yaml lacks is an error now, not when the job runs
         outs = []
         for key in ("outs", "metrics", "plots"):
             for out, options in _entries(name, key, spec.get(key)):
@@ -161,7 +164,8 @@ def snakemake_outputs(stage: DvcStage, directory, drop: tuple[str, ...] = ()) ->
 
 
 def snakemake_params(stage: DvcStage, config: Mapping[str, Any]) -> dict[str, Any]:
-    return {section: config[section] for section in stage.params}
+    """The rule's ``params``: each of the stage's params keys, ``a.b`` named ``a__b`` (an identifier)."""
+    return {key.replace(".", "__"): lookup(config, key) for key in stage.params}
 
 
 def snakemake_shell(cmd: str, *, params_file: str | None = None, prefix: str = "", suffix: str = "") -> str:
@@ -190,7 +194,7 @@ def write_params_file(config: Mapping[str, Any], folder: str | Path = ".snakemak
 
 
 def lock_params(lock: str | Path) -> dict[str, dict[str, Any]]:
-    """stage -> {section: value} as dvc.lock records the params of the stage's last DVC build ({} if none)."""
+    """stage -> {key: value} as dvc.lock records the params of the stage's last DVC build ({} if none)."""
     path = Path(lock)
     if not path.is_file():
         return {}
@@ -234,7 +238,7 @@ def write_params_stamps(stages: Mapping[str, DvcStage], config: Mapping[str, Any
     lock_time = lock.stat().st_mtime if lock.is_file() else None
     stamps = {}
     for name, stage in stages.items():
-        wanted = {section: config[section] for section in stage.params}
+        wanted = {key: lookup(config, key) for key in stage.params}  # as dvc.lock records them
         text = yaml.safe_dump(wanted, sort_keys=True, allow_unicode=True)
         path = folder / f"{name}.yaml"
         stamps[name] = path.as_posix()

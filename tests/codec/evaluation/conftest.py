@@ -2,7 +2,7 @@
 
 import pytest
 
-from codec.weights import save_codec_weights
+from codec.formats.weights import save_codec_weights
 from tests.codec.evaluation.support import tiny_codec
 
 

@@ -3,8 +3,9 @@
 import numpy as np
 import torch
 
-from codec.model import ModelConfig, build_codec
-from codec.quantization import QuantizerConfig
+from codec.config.model import ModelConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.model.codec import build_codec
 
 RATE = 16000
 
@@ -26,7 +27,7 @@ def tiny_codec():
                         QuantizerConfig(num_levels=4, codebook_size=32), RATE)
     # Fresh EMA codebooks are all zero (every frame would pick entry 0): fit them on the untrained
     # encoder's latents of a few seconds of speech-like audio, as the seed_codebooks stage does.
-    from codec.quantization import fit_residual_codebooks
+    from codec.quantization.kmeans import fit_residual_codebooks
 
     with torch.no_grad():
         audio = np.concatenate([speechlike(1.0, seed) for seed in range(2)])  # 100 frames

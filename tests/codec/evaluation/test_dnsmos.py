@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from codec.espeak import Espeak
-from codec.evaluation.dnsmos import (MODEL_RATE, WINDOW_SAMPLES, DnsmosScores, _window_bounds, dnsmos,
-                                     dnsmos_available)
+from codec.data.espeak import Espeak
+from codec.evaluation.dnsmos import DnsmosScores, MODEL_RATE, WINDOW_SAMPLES, _window_bounds, dnsmos, dnsmos_available
 
 UNAVAILABLE = dnsmos_available()
 needs_dnsmos = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"DNSMOS unavailable: {UNAVAILABLE}")

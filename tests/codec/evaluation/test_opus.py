@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from codec.evaluation.opus import (OpusError, OpusTools, OpusUnavailable, align, find_opus_tools,
-                                  opus_round_trip)
-from codec.metrics import snr
+from codec.dsp.metrics import snr
+from codec.evaluation.opus import OpusError, OpusTools, OpusUnavailable, align, find_opus_tools, opus_round_trip
 from tests.codec.evaluation.support import RATE, speechlike
 
 needs_opus = pytest.mark.skipif(shutil.which("opusenc") is None or shutil.which("opusdec") is None,

@@ -16,7 +16,7 @@ from codec.evaluation.report import ReportPaths, replaced_dir, write_report
 from codec.evaluation.run import Evaluation
 from codec.evaluation.scoring import METRICS, Timing, evaluate_set
 from codec.evaluation.sets import EvalSet, EvalUtterance
-from codec.weights import load_codec
+from codec.formats.weights import load_codec
 from tests.codec.evaluation.support import RATE, speechlike
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

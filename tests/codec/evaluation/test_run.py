@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from codec.evaluation.config import EvaluateConfig, ExtraCorpus
+from codec.config.evaluate import EvaluateConfig, ExtraCorpus
+from codec.config.prepare import PrepareConfig
 from codec.evaluation.run import pick_device, run_evaluation
 from codec.evaluation.sets import EvaluationError
-from codec.prepare import PrepareConfig
-from codec.weights import load_codec
+from codec.formats.weights import load_codec
 
 
 def test_without_opus_tools_the_codec_is_still_scored(tiny_codec_file, tiny_shards, tmp_path, monkeypatch):

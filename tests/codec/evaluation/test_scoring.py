@@ -7,13 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from codec import metrics as M
+from codec.dsp import metrics as M
 from codec.evaluation.opus import OpusTools, find_opus_tools
-from codec.evaluation.scoring import (CODEC, METRICS, OPUS, System, Timing, evaluate_set, example_systems,
-                                      opus_system, score)
+from codec.evaluation.scoring import (
+    CODEC,
+    METRICS,
+    OPUS,
+    System,
+    Timing,
+    evaluate_set,
+    example_systems,
+    opus_system,
+    score,
+)
 from codec.evaluation.sets import EvalSet, EvalUtterance
 from codec.evaluation.summary import finite_json, metrics_summary
-from codec.weights import load_codec
+from codec.formats.weights import load_codec
 from tests.codec.evaluation.support import RATE, speechlike
 
 

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codec.audio import AudioOptions
-from codec.evaluation.config import EvaluateConfig, ExtraCorpus
+from codec.config.evaluate import EvaluateConfig, ExtraCorpus
+from codec.config.prepare import AudioOptions, PrepareConfig
+from codec.data.shards import iter_segments, split_files
+from codec.data.synthetic import write_synthetic_shards
 from codec.evaluation.sets import EvaluationError, load_extra_corpus, load_test_split, spread
-from codec.prepare import PrepareConfig
-from codec.shards import iter_segments, split_files
-from codec.train.synthetic import write_synthetic_shards
 from tests.conftest import SHARED_CORPUS, write_speechlike_corpus
 
 

@@ -4,9 +4,11 @@ import math
 import pytest
 import torch
 
-from codec.losses import CodecLoss, LossConfig
-from codec.model import Codec, ModelConfig, build_codec, codec_from_config
-from codec.quantization.config import QuantizerConfig
+from codec.config.loss import LossConfig
+from codec.config.model import ModelConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.losses.codec_loss import CodecLoss
+from codec.model.codec import Codec, build_codec, codec_from_config
 
 SR = 16000
 TINY_MODEL = ModelConfig(channels=4, latent_dim=16, n_residual_layers=1)

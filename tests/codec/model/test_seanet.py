@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from codec.model.config import ModelConfig
-from codec.model.seanet import SEANetDecoder, SEANetEncoder, SConv1d, SConvTranspose1d, pad1d
+from codec.config.model import ModelConfig
+from codec.model.seanet import SConv1d, SConvTranspose1d, SEANetDecoder, SEANetEncoder, pad1d
 
 
 def _n_params(module: torch.nn.Module) -> int:

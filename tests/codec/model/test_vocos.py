@@ -5,11 +5,11 @@ import dataclasses
 import pytest
 import torch
 
-from codec.config import ConfigError, from_dict
-from codec.model import ModelConfig, build_codec
-from codec.model.config import VocosConfig
+from codec.config.convert import ConfigError, from_dict
+from codec.config.model import ModelConfig, VocosConfig
+from codec.config.quantizer import QuantizerConfig
+from codec.model.codec import build_codec
 from codec.model.vocos import VocosDecoder, istft_same
-from codec.quantization import QuantizerConfig
 
 SMALL = ModelConfig(channels=4, latent_dim=16, n_residual_layers=1, decoder="vocos",
                     vocos=VocosConfig(dim=32, intermediate_dim=64, num_layers=2))

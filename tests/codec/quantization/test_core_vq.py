@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from codec.config import ConfigError, from_dict
-from codec.quantization import QuantizerConfig, ResidualVectorQuantizer
+from codec.config.convert import ConfigError, from_dict
+from codec.config.quantizer import QuantizerConfig
+from codec.quantization.core_vq import ResidualVectorQuantizer
 
 
 def make_quantizer(dim: int = 8, frame_rate: float = 50.0, seed: int = 0, **overrides) -> ResidualVectorQuantizer:

@@ -8,7 +8,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from codec.quantization import QuantizerConfig, ResidualVectorQuantizer
+from codec.config.quantizer import QuantizerConfig
+from codec.quantization.core_vq import ResidualVectorQuantizer
 
 DIM, SIZE, LEVELS, STEPS, BATCH, LENGTH = 4, 16, 3, 6, 2, 24
 

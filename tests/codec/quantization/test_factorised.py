@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codec.quantization import QuantizerConfig, ResidualVectorQuantizer
+from codec.config.quantizer import QuantizerConfig
+from codec.quantization.core_vq import ResidualVectorQuantizer
 
 
 def make_quantizer(dim: int = 16, codebook_dim: int = 4, **overrides) -> ResidualVectorQuantizer:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from codec.quantization import QuantizerConfig, ResidualVectorQuantizer
+from codec.config.quantizer import QuantizerConfig
+from codec.quantization.core_vq import ResidualVectorQuantizer
 from codec.quantization.kmeans import fit_residual_codebooks
 
 

@@ -8,10 +8,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from codec.discriminator import DiscriminatorConfig
-from codec.losses import LossConfig
-from codec.train.config import OptimizerConfig, ScheduleConfig, TrainConfig
-from codec.train.synthetic import write_synthetic_shards
+from codec.config.loss import DiscriminatorConfig, LossConfig
+from codec.config.train import OptimizerConfig, ScheduleConfig, TrainConfig
 
 SAMPLE_RATE = 16000
 
@@ -31,13 +29,8 @@ def tiny_train(**overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
-@pytest.fixture(scope="session")
-def tiny_shards(tmp_path_factory) -> Path:
-    return write_synthetic_shards(tmp_path_factory.mktemp("shards"), sample_rate=SAMPLE_RATE)
-
-
 @pytest.fixture
-def tiny(tiny_shards, tiny_init, tmp_path):
+def tiny(synthetic_shards, tiny_init, tmp_path):
     """Everything a training test needs: ``tiny.run(cfg, loss, **kw)`` trains into ``tmp_path/<name>``."""
     from codec.train.loop import train
 
@@ -50,9 +43,9 @@ def tiny(tiny_shards, tiny_init, tmp_path):
         folder = tmp_path / name
         kwargs.setdefault("seed", 7)
         kwargs.setdefault("progress", False)
-        return train(cfg, loss or tiny_loss(), shards=tiny_shards, init=tiny_init, checkpoints=folder / "checkpoints",
+        return train(cfg, loss or tiny_loss(), shards=synthetic_shards, init=tiny_init, checkpoints=folder / "checkpoints",
                      **kwargs)
 
-    yield SimpleNamespace(run=run, shards=tiny_shards, init=tiny_init, path=tmp_path, sample_rate=SAMPLE_RATE,
+    yield SimpleNamespace(run=run, shards=synthetic_shards, init=tiny_init, path=tmp_path, sample_rate=SAMPLE_RATE,
                           train=tiny_train, loss=tiny_loss)
     torch.set_num_threads(threads)

@@ -4,8 +4,8 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from codec.losses import LossConfig
-from codec.train.config import TrainConfig
+from codec.config.loss import LossConfig
+from codec.config.train import TrainConfig
 from codec.train.fingerprint import CODE_ROOT, code_digest, run_fingerprint
 
 

@@ -6,9 +6,9 @@ import shutil
 import pytest
 import torch
 
+from codec.formats.weights import load_codec, read_codec_weights
 from codec.train import checkpoint as ckpt
 from codec.train.loop import TrainingDiverged
-from codec.weights import load_codec, read_codec_weights
 
 
 class Recorder:
@@ -192,3 +192,13 @@ def test_a_corrupt_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_o
     assert sorted(p.name for p in (folder / ckpt.UNUSABLE_DIR).iterdir()) == ["step-00000003.pt", "step-00000004.pt"]
     _assert_same(_final_state(folder, 4)["codec"], _final_state(tiny.path / "clean" / "checkpoints", 4)["codec"])
     assert clean.step == 4
+
+
+def test_best_metrics_are_the_ones_the_config_may_name():
+    from typing import get_args, get_type_hints
+
+    from codec.config.train import TrainConfig
+    from codec.train.validation import BEST_METRICS
+
+    assert set(get_args(get_type_hints(TrainConfig)["best_metric"])) == set(BEST_METRICS)
+    assert BEST_METRICS["snr_db"].better(2.0, 1.0) and BEST_METRICS["mel_distance"].better(1.0, 2.0)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from codec.train.config import ScheduleConfig
+from codec.config.train import ScheduleConfig
 from codec.train.schedule import lr_factor
 
 

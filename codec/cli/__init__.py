@@ -1,0 +1,1 @@
+"""The ``telucodec`` command line (``main``) and its many-files mode (``batch``)."""

@@ -1,0 +1,100 @@
+"""Many files in one `telucodec` call: which inputs go to which outputs, and running them with one model.
+
+Starting Python and torch costs more than coding a short clip, so a folder of clips is coded by one process
+that loads the model once and runs ``jobs`` files at a time on threads (torch releases the GIL in its
+kernels; the caller shares the cores out between them as torch intra-op threads). A file that fails is reported on
+stderr with its reason and skipped; the others finish, and the call's status says whether any failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor, wait, FIRST_COMPLETED
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm import tqdm
+
+from codec.runtime.cpus import available_cpus
+
+
+class BatchUsageError(Exception):
+    """The inputs and output given do not make a plan (status 2)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+def read_list(path: str) -> list[str]:
+    """Paths listed one per line in ``path`` (``-`` for stdin); blank lines and ``#`` comments skipped."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BatchUsageError(f"--list {path}: {exc.strerror or exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def plan(inputs: Iterable[str], output: str, source_suffixes: tuple[str, ...], target_suffix: str) -> list[Job]:
+    """One job per input file; a folder contributes every file under it whose suffix is in ``source_suffixes``
+    (hidden paths skipped), mirrored under ``output`` with ``target_suffix``. Two inputs that would write the
+    same output are refused before anything runs."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise BatchUsageError(f"{out}: several inputs need an output folder, and this is a file")
+    jobs: list[Job] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in source_suffixes and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            jobs += [Job(p, out / p.relative_to(path).with_suffix(target_suffix)) for p in found]
+        else:
+            jobs.append(Job(path, out / (path.stem + target_suffix)))  # a missing file fails as a job
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        if job.target in seen:
+            raise BatchUsageError(f"{seen[job.target]} and {job.source} would both write {job.target}")
+        seen[job.target] = job.source
+    if not jobs:
+        raise BatchUsageError(f"no input files (looked for {', '.join(source_suffixes)})")
+    return jobs
+
+
+def default_jobs(files: int) -> int:
+    """One job per available core, no more than there are files."""
+    return max(1, min(files, available_cpus()))
+
+
+def run(jobs: list[Job], work: Callable[[Job], None], workers: int, failure_types: tuple[type[BaseException], ...],
+        verb: str) -> int:
+    """Run ``work`` on every job, ``workers`` at a time; returns the exit status (1 if any job failed).
+
+    A job raising one of ``failure_types`` is reported (``error: <message>``) and counted; anything else
+    (a bug, Ctrl-C, SIGTERM) stops the batch: jobs not started are cancelled, running ones finish (each
+    writes atomically, so nothing is left half-written).
+    """
+    failed: list[Job] = []
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telucodec")
+    try:
+        with tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=None, leave=False) as bar:
+            pending: dict[Future[None], Job] = {pool.submit(work, job): job for job in jobs}
+            while pending:
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)  # wakes for Ctrl-C too
+                for future in done:
+                    job = pending.pop(future)
+                    exc = future.exception()
+                    if exc is not None and not isinstance(exc, failure_types):
+                        raise exc
+                    if exc is not None:
+                        failed.append(job)
+                        tqdm.write(f"error: {exc}", file=sys.stderr)
+                    bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    ok = len(jobs) - len(failed)
+    print(f"{verb} {ok} of {len(jobs)} files" + (f"; {len(failed)} failed (listed above)" if failed else ""))
+    return 1 if failed else 0

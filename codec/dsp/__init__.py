@@ -1,0 +1,1 @@
+"""Signal measures shared by the losses, validation and evaluation: STFT and mel spectra, quality metrics."""
