@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, TypeVar
 
-from codec.config.convert import to_dict
+from codec.config.convert import ConfigError, from_dict, to_dict
 from codec.config.prepare import AudioOptions, PrepareConfig, SILENCE_PEAK_DBFS
 from codec.data.audio import AudioRejected, Segment, process_file
 from codec.data.corpora import detect_format, read_corpus
@@ -123,19 +123,22 @@ def prepare_shard(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, sha
     """Process and write shard ``shard`` of ``cfg.num_shards`` (see module docstring)."""
     if not 0 <= shard < cfg.num_shards:
         raise PrepareError(f"shard {shard} is outside 0..{cfg.num_shards - 1}")
-    return _prepare(cfg, sample_rate, out_dir, [shard])[0]
+    return _prepare(cfg, sample_rate, out_dir, [shard], make_plan(cfg, sample_rate))[0]
 
 
 def run_prepare(
     cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, stats_path: str | Path, rejected_path: str | Path
 ) -> tuple[PrepareStats, list[ShardSummary]]:
-    """Every shard (one shared process pool, no pause between shards), then the merge."""
-    summaries = _prepare(cfg, sample_rate, out_dir, list(range(cfg.num_shards)))
-    return merge_shards(cfg, sample_rate, out_dir, stats_path, rejected_path), summaries
+    """Every shard (one shared process pool, no pause between shards), then the merge; the corpus index is
+    read once."""
+    plan = make_plan(cfg, sample_rate)
+    summaries = _prepare(cfg, sample_rate, out_dir, list(range(cfg.num_shards)), plan)
+    return merge_shards(cfg, sample_rate, out_dir, stats_path, rejected_path, plan), summaries
 
 
 def merge_shards(
-    cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, stats_path: str | Path, rejected_path: str | Path
+    cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, stats_path: str | Path, rejected_path: str | Path,
+    plan: Plan | None = None,
 ) -> PrepareStats:
     """Check the parts of all shards, write ``manifest.json``, the stats json and rejected csv.
 
@@ -143,26 +146,27 @@ def merge_shards(
     (after writing the rejected csv, which says why) when no segment at all was kept.
     """
     out_dir = Path(out_dir)
-    plan = make_plan(cfg, sample_rate)
+    plan = plan or make_plan(cfg, sample_rate)
     parts = [_load_part(out_dir, shard, cfg.num_shards, plan.fingerprint) for shard in range(cfg.num_shards)]
-    rejected = sorted((r for p in parts for r in p["rejected"]), key=lambda r: r["id"])
+    rejected = sorted((r for p in parts for r in p.rejected), key=lambda r: r["id"])
     _write_rejected(rejected_path, rejected)
     reasons = Counter(r["reason"].split(":", 1)[0] for r in rejected)
     splits: dict[str, dict[str, Any]] = {}
     manifest_splits: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
-        entries = [p["splits"][split] for p in parts]
-        rows = sum(e["rows"] for e in entries)
-        seconds = round(sum(e["seconds"] for e in entries), 6)
-        speakers = sorted({s for e in entries for s in e["speakers"]})
+        entries = [p.splits[split] for p in parts]
+        rows = sum(e.rows for e in entries)
+        seconds = round(sum(e.seconds for e in entries), 6)
+        speakers = sorted({s for e in entries for s in e.speakers})
         splits[split] = {
             "hours": round(seconds / 3600, 6),
             "seconds": seconds,
             "utterances": rows,
-            "source_utterances": sum(e["source_utterances"] for e in entries),
+            "source_utterances": sum(e.source_utterances for e in entries),
             "speakers": len(speakers),
         }
-        files = [_file_entry(out_dir, shard_path(out_dir, split, shard), e["rows"], e["seconds"]) for shard, e in enumerate(entries)]
+        files = [_file_entry(out_dir, shard_path(out_dir, split, shard), e.rows, e.seconds)
+                 for shard, e in enumerate(entries)]
         manifest_splits[split] = {"rows": rows, "seconds": seconds, "speakers": len(speakers), "files": files}
     if not any(s["utterances"] for s in splits.values()):
         summary = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "no files"
@@ -175,7 +179,7 @@ def merge_shards(
             f"no usable audio in {plan.root}: all {len(plan.utterances)} files were rejected ({summary}); see {rejected_path}"
         )
     stats = PrepareStats(sample_rate, len(plan.utterances), splits, len(rejected), dict(sorted(reasons.items())),
-                         sum(p.get("clipped_files", 0) for p in parts), sum(p.get("clipped_samples", 0) for p in parts))
+                         sum(p.clipped_files for p in parts), sum(p.clipped_samples for p in parts))
     write_json_atomic(stats_path, to_dict(stats))
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -217,9 +221,9 @@ def _process_batch(paths: list[str], opts: AudioOptions) -> list[_FileResult]:
     return results
 
 
-def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: list[int]) -> list[ShardSummary]:
+def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: list[int],
+             plan: Plan) -> list[ShardSummary]:
     out_dir = Path(out_dir)
-    plan = make_plan(cfg, sample_rate)
     opts = cfg.audio_options(sample_rate)
     members = {shard: plan.shard_utterances(shard, cfg.num_shards) for shard in shards}
     # A worker process only pays off with a few dozen files to share out.
@@ -232,22 +236,24 @@ def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: 
     mark = time.perf_counter()  # the first shard's wall time includes the pool start-up
     with _worker_pool(workers) as pool, contextlib.closing(_ordered_map(task, items, pool, 3 * workers)) as stream:
         for shard in shards:
-            with _ShardOutput(plan, cfg, sample_rate, out_dir, shard) as output:
+            with _ShardOutput(plan, sample_rate, out_dir, shard, cfg.row_group_rows) as output:
                 for batch in batches[shard]:
                     for utt, result in zip(batch, next(stream)):
                         output.add(utt, result)
-            assert output.summary is not None
-            summaries.append(replace(output.summary, wall_seconds=time.perf_counter() - mark))
+            summary = output.summary()
+            _write_part(out_dir, plan, cfg.num_shards, summary)
+            summaries.append(replace(summary, wall_seconds=time.perf_counter() - mark))
             mark = time.perf_counter()
     return summaries
 
 
 class _ShardOutput:
-    """The three split files of one shard plus its part json, written when all rows are in."""
+    """The three split files of one shard (closed on exit, removed when the block fails) and the counts that
+    make its :class:`ShardSummary`."""
 
-    def __init__(self, plan: Plan, cfg: PrepareConfig, sample_rate: int, out_dir: Path, shard: int) -> None:
-        self.plan, self.cfg, self.sample_rate, self.out_dir, self.shard = plan, cfg, sample_rate, out_dir, shard
-        self.writers = {s: ShardWriter(shard_path(out_dir, s, shard), cfg.row_group_rows) for s in SPLITS}
+    def __init__(self, plan: Plan, sample_rate: int, out_dir: Path, shard: int, row_group_rows: int) -> None:
+        self.plan, self.sample_rate, self.shard = plan, sample_rate, shard
+        self.writers = {s: ShardWriter(shard_path(out_dir, s, shard), row_group_rows) for s in SPLITS}
         self.speakers: dict[str, set[str]] = {s: set() for s in SPLITS}
         self.corpus_name = plan.root.resolve().name
         self.kept_utterances: Counter[str] = Counter()
@@ -256,7 +262,6 @@ class _ShardOutput:
         self.source_seconds = 0.0
         self.clipped_files = 0
         self.clipped_samples = 0
-        self.summary: ShardSummary | None = None
 
     def add(self, utt: Utterance, result: _FileResult) -> None:
         split, source = self.plan.splits[utt.id], _relative(utt.path, self.plan.root)
@@ -299,24 +304,29 @@ class _ShardOutput:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         for writer in self.writers.values():
             writer.close(exc)
-        if exc is not None:
-            return
+
+    def summary(self) -> ShardSummary:
+        """What was written (call after the block)."""
         splits = {
-            s: SplitSummary(w.rows, round(w.samples / self.sample_rate, 6), self.kept_utterances[s], sorted(self.speakers[s]))
+            s: SplitSummary(w.rows, round(w.samples / self.sample_rate, 6), self.kept_utterances[s],
+                            sorted(self.speakers[s]))
             for s, w in self.writers.items()
         }
-        self.rejected.sort(key=lambda r: r["id"])
-        self.summary = ShardSummary(self.shard, self.source_files, round(self.source_seconds, 6), splits, self.rejected,
-                                    self.clipped_files, self.clipped_samples)
-        part = {
-            "shard": self.shard,
-            "num_shards": self.cfg.num_shards,
-            "fingerprint": self.plan.fingerprint,
-            "schema_version": SCHEMA_VERSION,
-            **to_dict(self.summary),
-        }
-        part.pop("wall_seconds")
-        write_json_atomic(part_path(self.out_dir, self.shard), part)
+        return ShardSummary(self.shard, self.source_files, round(self.source_seconds, 6), splits,
+                            sorted(self.rejected, key=lambda r: r["id"]), self.clipped_files, self.clipped_samples)
+
+
+# Fields of a part json besides its ShardSummary: they tie the part to one plan.
+_PART_KEYS = ("num_shards", "fingerprint", "schema_version")
+
+
+def _write_part(out_dir: Path, plan: Plan, num_shards: int, summary: ShardSummary) -> None:
+    """The shard's part json: its summary (no wall time: timings would break byte-identical outputs) and the
+    plan it belongs to, for the merge to check."""
+    part = {"num_shards": num_shards, "fingerprint": plan.fingerprint, "schema_version": SCHEMA_VERSION,
+            **to_dict(summary)}
+    part.pop("wall_seconds")
+    write_json_atomic(part_path(out_dir, summary.shard), part)
 
 
 @contextlib.contextmanager
@@ -351,7 +361,7 @@ def _ordered_map(fn: Callable[[T], R], items: Iterable[T], pool: ProcessPoolExec
             future.cancel()
 
 
-def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> dict[str, Any]:
+def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> ShardSummary:
     path = part_path(out_dir, shard)
     try:
         part = json.loads(path.read_text(encoding="utf-8"))
@@ -364,7 +374,10 @@ def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> 
     for split in SPLITS:
         if not shard_path(out_dir, split, shard).is_file():
             raise PrepareError(f"{shard_path(out_dir, split, shard)} is missing; prepare shard {shard} again")
-    return part
+    try:
+        return from_dict(ShardSummary, {k: v for k, v in part.items() if k not in _PART_KEYS}, str(path))
+    except ConfigError as exc:
+        raise PrepareError(f"{exc}; prepare shard {shard} again") from None
 
 
 def _file_entry(out_dir: Path, path: Path, rows: int, seconds: float) -> dict[str, Any]:

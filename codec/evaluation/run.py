@@ -17,6 +17,7 @@ from codec.evaluation.opus import OpusTools, OpusUnavailable, find_opus_tools
 from codec.evaluation.scoring import SetResult, Timing, evaluate_set, warm_up
 from codec.evaluation.sets import EvalSet, EvaluationError, load_extra_corpus, load_test_split
 from codec.model.codec import Codec
+from codec.runtime.devices import DeviceError, resolve_device
 
 
 @dataclass
@@ -37,12 +38,6 @@ class Evaluation:
     unavailable: dict[str, str] = field(default_factory=dict)  # extra corpus -> why it was skipped
 
 
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError("evaluate.device is 'cuda' but no CUDA device is available")
-    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
-
-
 def run_evaluation(codec: Codec, cfg: EvaluateConfig, shards_dir: str | Path, cleaning: AudioOptions, *,
                    model_name: str = "", log: Callable[[str], None] | None = None) -> Evaluation:
     """Score ``codec`` and the Opus baseline on the test split of ``shards_dir`` and the extra corpora.
@@ -51,6 +46,10 @@ def run_evaluation(codec: Codec, cfg: EvaluateConfig, shards_dir: str | Path, cl
     Raises :class:`EvaluationError` when there is nothing to evaluate.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
+    try:  # first: a device that cannot be had stops the stage before any work
+        device = resolve_device(cfg.device)
+    except DeviceError as exc:
+        raise EvaluationError(f"evaluate.device: {exc}") from None
     rate = codec.sample_rate
     sets: list[EvalSet] = [load_test_split(shards_dir, rate, cfg.max_utterances)]
     options = dataclasses.replace(cleaning, sample_rate=rate)
@@ -68,7 +67,6 @@ def run_evaluation(codec: Codec, cfg: EvaluateConfig, shards_dir: str | Path, cl
         tools, opus = None, f"skipped: {exc}"
         log(f"warning: evaluate: Opus baseline skipped: {exc}")
 
-    device = pick_device(cfg.device)
     codec = codec.to(device).eval()
     levels = cfg.levels_for(codec.num_levels)
     timing = Timing()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from codec.runtime.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -31,17 +33,6 @@ class DistInfo:
     def distributed(self) -> bool:
         """In a process group: several ranks, or one started by ``torchrun`` (which then runs the DDP code path)."""
         return self.world_size > 1 or self.owns_group
-
-
-def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is present, else ``cpu``; ``cuda`` without CUDA is an error."""
-    if kind not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown device {kind!r}; expected auto, cpu or cuda")
-    if kind == "cpu" or (kind == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
 def setup_distributed(device_kind: str = "auto") -> DistInfo:

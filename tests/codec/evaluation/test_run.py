@@ -5,7 +5,7 @@ import torch
 
 from codec.config.evaluate import EvaluateConfig, ExtraCorpus
 from codec.config.prepare import PrepareConfig
-from codec.evaluation.run import pick_device, run_evaluation
+from codec.evaluation.run import run_evaluation
 from codec.evaluation.sets import EvaluationError
 from codec.formats.weights import load_codec
 
@@ -30,6 +30,6 @@ def test_without_opus_tools_the_codec_is_still_scored(tiny_codec_file, tiny_shar
 def test_asking_for_cuda_without_it_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    with pytest.raises(EvaluationError, match="no CUDA device"):
-        pick_device("cuda")
-    assert pick_device("auto").type == "cpu"
+    cfg = EvaluateConfig(device="cuda", max_utterances=1)
+    with pytest.raises(EvaluationError, match="evaluate.device: device 'cuda' was asked for but torch sees no CUDA"):
+        run_evaluation(None, cfg, "no-shards", PrepareConfig("x").audio_options(8000))

@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""A team shares data, models and experiments through a DVC remote: the round trip, on the real DVC.
+
+    scripts/check_remote.py          # `make check-remote` (a few minutes on 2 cores, tiny configuration)
+
+Everything is local folders standing in for shared places: a bare git repository (the team's git server) and
+a folder DVC remote (a shared file system; S3, GCS, Azure or SSH work the same with their `dvc[...]` extra).
+1. "Alice" clones HEAD, merges workflow/params-tiny.yaml into params.yaml, adds the remote, `dvc repro`s,
+   commits and pushes git, then `dvc push --run-cache` (outputs and run history).
+2. "Bob" clones the git server: `dvc pull --allow-missing` (the checkpoints are `push: false`, see the README)
+   must fetch every pushed output; then `dvc status` must be clean but for the checkpoints, and
+   `dvc repro --allow-missing` must run no stage.
+3. Alice runs an experiment (`dvc exp run -S train.steps=+2`) and `dvc exp push`es it; Bob `dvc exp pull`s and
+   `dvc exp apply`s it: his outputs must be Alice's, byte for byte, with no stage run.
+4. "Carol" clones, `dvc pull --run-cache`, sets the experiment's parameter by hand and `dvc repro`s: the
+   changed stages must come back from the run cache ("is cached - skipping run"), not be recomputed.
+Prints each step's time; exit status 0 when every check holds, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from pipeline.params import merge_params  # noqa: E402
+
+PUSHED = ["data/corpus", "data/shards", "models/seed.safetensors", "models/codec.safetensors",
+          "models/telucodec.safetensors", "reports/eval", "reports/index.html"]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> tuple[str, float]:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               GIT_AUTHOR_NAME="TeluCodec check", GIT_AUTHOR_EMAIL="check@localhost",
+               GIT_COMMITTER_NAME="TeluCodec check", GIT_COMMITTER_EMAIL="check@localhost")
+    start = time.monotonic()
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} in {cwd} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout + done.stderr, time.monotonic() - start
+
+
+def digest(root: Path, rel: str) -> str:
+    """sha256 over a file, or over every file of a folder by relative path."""
+    path = root / rel
+    h = hashlib.sha256()
+    for p in [path] if path.is_file() else sorted(q for q in path.rglob("*") if q.is_file()):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="workflow/params-tiny.yaml", help="override file merged over params.yaml")
+    ap.add_argument("--workdir", type=Path, help="where everything goes (default: a new temp folder, removed)")
+    args = ap.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="telucodec-remote-"))
+    work.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        print(f"  {'ok  ' if ok else 'FAIL'} {what}", flush=True)
+        if not ok:
+            failures.append(what)
+
+    server, remote, alice, bob, carol = (work / n for n in ("server.git", "dvc-remote", "alice", "bob", "carol"))
+    try:
+        print("1. Alice builds and pushes", flush=True)
+        run(["git", "init", "--bare", "--quiet", str(server)], work)
+        run(["git", "clone", "--quiet", str(REPO), str(alice)], work)
+        run(["git", "remote", "set-url", "origin", str(server)], alice)
+        params = merge_params(yaml.safe_load((alice / "params.yaml").read_text(encoding="utf-8")),
+                              yaml.safe_load((REPO / args.params).read_text(encoding="utf-8")))
+        (alice / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+        run(["dvc", "remote", "add", "--default", "shared", str(remote)], alice)
+        _, built = run(["dvc", "repro"], alice)
+        run(["git", "add", "-A"], alice)
+        run(["git", "commit", "--quiet", "-m", "tiny build, shared remote"], alice)
+        run(["git", "push", "--quiet", "origin", "HEAD:main"], alice)
+        log, pushed = run(["dvc", "push", "--run-cache"], alice)
+        print(f"     dvc repro {built:.0f} s; dvc push --run-cache {pushed:.1f} s ({log.strip().splitlines()[-1]})")
+        check(any((alice / "models" / "checkpoints").glob("step-*.pt")), "Alice has her checkpoints locally")
+
+        print("2. Bob pulls: nothing to rebuild", flush=True)
+        run(["git", "clone", "--quiet", "--branch", "main", str(server), str(bob)], work)
+        log, pulled = run(["dvc", "pull", "--allow-missing"], bob)
+        print(f"     dvc pull {pulled:.1f} s ({log.strip().splitlines()[-1]})")
+        same = [rel for rel in PUSHED if (bob / rel).exists() and digest(bob, rel) == digest(alice, rel)]
+        check(same == PUSHED, f"Bob has every pushed output, byte for byte ({len(same)}/{len(PUSHED)})")
+        check(not (bob / "models" / "checkpoints").exists() or not any((bob / "models" / "checkpoints").iterdir()),
+              "the checkpoints stayed with Alice (push: false)")
+        log, seconds = run(["dvc", "repro", "--allow-missing"], bob)
+        check("Running stage" not in log, f"dvc repro --allow-missing runs no stage ({seconds:.1f} s)")
+
+        print("3. an experiment, pushed and pulled", flush=True)
+        steps = params["train"]["steps"] + 2
+        log, seconds = run(["dvc", "exp", "run", "-n", "more-steps", "-S", f"train.steps={steps}"], alice)
+        print(f"     Alice: dvc exp run {seconds:.0f} s")
+        _, seconds = run(["dvc", "exp", "push", "origin", "more-steps"], alice)
+        print(f"     Alice: dvc exp push {seconds:.1f} s")
+        _, seconds = run(["dvc", "exp", "pull", "origin", "more-steps"], bob)
+        print(f"     Bob: dvc exp pull {seconds:.1f} s")
+        log, _ = run(["dvc", "exp", "show", "--no-pager", "--csv"], bob)
+        check("more-steps" in log, "Bob's dvc exp show lists Alice's experiment")
+        run(["dvc", "exp", "apply", "more-steps"], alice)
+        run(["dvc", "exp", "apply", "more-steps"], bob)
+        same = [rel for rel in PUSHED if (bob / rel).exists() and digest(bob, rel) == digest(alice, rel)]
+        check(same == PUSHED, f"after dvc exp apply, Bob's outputs are Alice's experiment's ({len(same)}/{len(PUSHED)})")
+        log, _ = run(["dvc", "repro", "--allow-missing"], bob)
+        check("Running stage" not in log, "and dvc repro --allow-missing runs no stage")
+
+        print("4. Carol: the run cache through the remote", flush=True)
+        _, seconds = run(["dvc", "push", "--run-cache"], alice)  # the experiment's runs too
+        print(f"     Alice: dvc push --run-cache {seconds:.1f} s")
+        run(["git", "clone", "--quiet", "--branch", "main", str(server), str(carol)], work)
+        _, seconds = run(["dvc", "pull", "--run-cache", "--allow-missing"], carol)
+        print(f"     Carol: dvc pull --run-cache {seconds:.1f} s")
+        mine = yaml.safe_load((carol / "params.yaml").read_text(encoding="utf-8"))
+        mine["train"]["steps"] = steps
+        (carol / "params.yaml").write_text(yaml.safe_dump(mine, sort_keys=False, allow_unicode=True))
+        log, seconds = run(["dvc", "repro", "--pull", "--allow-missing"], carol)
+        restored = log.count("is cached - skipping run")
+        check(restored >= 3 and "Running stage 'train'" not in log,
+              f"train, export and evaluate come back from the run cache ({restored} stages, {seconds:.1f} s)")
+        same = [rel for rel in PUSHED if (carol / rel).exists() and digest(carol, rel) == digest(alice, rel)]
+        check(same == PUSHED, f"Carol's outputs are the experiment's, byte for byte ({len(same)}/{len(PUSHED)})")
+    except RuntimeError as exc:
+        print(f"error: check-remote: {exc}", file=sys.stderr)
+        failures.append("a command failed")
+
+    print(f"{len(failures)} check(s) failed" if failures else "every check holds")
+    if failures:
+        print(f"kept in {work}")
+    elif not args.workdir:
+        shutil.rmtree(work)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
