@@ -60,9 +60,10 @@ clean-env:
 #   make check-rebuild   two `dvc repro` builds in fresh clones of HEAD give byte-identical outputs
 #   make check-parity    `dvc repro` and `snakemake` builds give byte-identical outputs
 #   make check-recovery  a params typo under `dvc repro` costs no retrain; overrides re-run stages across engines
+#   make check-remote    push to a DVC remote, pull in fresh clones: nothing rebuilt; experiments and run cache
 #   make test-slurm      a one-node SLURM cluster on this machine runs the workflow (root, Debian)
 #   make report-diff     metrics/params of the workspace against BASE (default main), as Markdown
-.PHONY: check-rebuild check-parity check-recovery test-slurm report-diff
+.PHONY: check-rebuild check-parity check-recovery check-remote test-slurm report-diff
 BASE ?= main
 
 check-rebuild: env
@@ -73,6 +74,9 @@ check-parity: env
 
 check-recovery: env
 	$(BIN)/python scripts/check_recovery.py
+
+check-remote: env
+	$(BIN)/python scripts/check_remote.py
 
 test-slurm: env
 	scripts/slurm-local.sh

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codec.dsp import metrics as M  # noqa: E402
 from codec.evaluation.opus import OpusUnavailable, find_opus_tools  # noqa: E402
-from codec.evaluation.run import pick_device  # noqa: E402
 from codec.evaluation.scoring import Timing, evaluate_set  # noqa: E402
 from codec.evaluation.sets import EvalSet, EvalUtterance  # noqa: E402
 from codec.model.codec import build_codec  # noqa: E402
+from codec.runtime.devices import resolve_device  # noqa: E402
 from codec.formats.weights import load_codec  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
 
@@ -52,7 +52,7 @@ def main() -> None:
     torch.manual_seed(params.seed)
     codec = load_codec(args.model) if args.model else build_codec(params.model, params.quantizer, params.sample_rate)
     rate = codec.sample_rate
-    device = pick_device(params.evaluate.device)
+    device = resolve_device(params.evaluate.device)
     codec = codec.to(device).eval()
     try:
         tools = find_opus_tools()
