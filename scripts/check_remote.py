@@ -10,10 +10,12 @@ a folder DVC remote (a shared file system; S3, GCS, Azure or SSH work the same w
 2. "Bob" clones the git server: `dvc pull --allow-missing` (the checkpoints are `push: false`, see the README)
    must fetch every pushed output; then `dvc status` must be clean but for the checkpoints, and
    `dvc repro --allow-missing` must run no stage.
-3. Alice runs an experiment (`dvc exp run -S train.steps=+2`) and `dvc exp push`es it; Bob `dvc exp pull`s and
-   `dvc exp apply`s it: his outputs must be Alice's, byte for byte, with no stage run.
-4. "Carol" clones, `dvc pull --run-cache`, sets the experiment's parameter by hand and `dvc repro`s: the
-   changed stages must come back from the run cache ("is cached - skipping run"), not be recomputed.
+3. Alice runs an experiment (`dvc exp run -S train.steps=<2 more>`) and `dvc exp push`es it; Bob `dvc exp pull`s
+   it and checks it out on a branch (`dvc exp branch`, `dvc checkout --allow-missing`): his outputs must be
+   Alice's, byte for byte, with no stage run.
+4. "Carol" clones, `dvc pull --run-cache`, sets the experiment's parameter by hand and `dvc repro`s: export and
+   evaluate must come back from the run cache ("is cached - skipping run"), not be recomputed. (DVC keeps no
+   run cache for train, whose checkpoints are persistent: it trains again, to the same weights on CPU.)
 Prints each step's time; exit status 0 when every check holds, 1 otherwise.
 """
 
@@ -93,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("2. Bob pulls: nothing to rebuild", flush=True)
         run(["git", "clone", "--quiet", "--branch", "main", str(server), str(bob)], work)
-        log, pulled = run(["dvc", "pull", "--allow-missing"], bob)
-        print(f"     dvc pull {pulled:.1f} s ({log.strip().splitlines()[-1]})")
+        _, pulled = run(["dvc", "pull", "--allow-missing"], bob)
+        print(f"     dvc pull --allow-missing {pulled:.1f} s")
         same = [rel for rel in PUSHED if (bob / rel).exists() and digest(bob, rel) == digest(alice, rel)]
         check(same == PUSHED, f"Bob has every pushed output, byte for byte ({len(same)}/{len(PUSHED)})")
         check(not (bob / "models" / "checkpoints").exists() or not any((bob / "models" / "checkpoints").iterdir()),
@@ -112,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"     Bob: dvc exp pull {seconds:.1f} s")
         log, _ = run(["dvc", "exp", "show", "--no-pager", "--csv"], bob)
         check("more-steps" in log, "Bob's dvc exp show lists Alice's experiment")
-        run(["dvc", "exp", "apply", "more-steps"], alice)
-        run(["dvc", "exp", "apply", "more-steps"], bob)
+        # `dvc exp apply` would check the checkpoints out too, which were never pushed: a branch, then a checkout
+        # that allows them to be missing.
+        run(["dvc", "exp", "branch", "more-steps", "more-steps"], bob)
+        run(["git", "checkout", "--quiet", "more-steps"], bob)
+        run(["dvc", "checkout", "--allow-missing"], bob)
         same = [rel for rel in PUSHED if (bob / rel).exists() and digest(bob, rel) == digest(alice, rel)]
-        check(same == PUSHED, f"after dvc exp apply, Bob's outputs are Alice's experiment's ({len(same)}/{len(PUSHED)})")
+        check(same == PUSHED, f"on its branch, Bob's outputs are Alice's experiment's ({len(same)}/{len(PUSHED)})")
         log, _ = run(["dvc", "repro", "--allow-missing"], bob)
         check("Running stage" not in log, "and dvc repro --allow-missing runs no stage")
 
@@ -130,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         (carol / "params.yaml").write_text(yaml.safe_dump(mine, sort_keys=False, allow_unicode=True))
         log, seconds = run(["dvc", "repro", "--pull", "--allow-missing"], carol)
         restored = log.count("is cached - skipping run")
-        check(restored >= 3 and "Running stage 'train'" not in log,
-              f"train, export and evaluate come back from the run cache ({restored} stages, {seconds:.1f} s)")
+        # DVC keeps no run cache for a stage with persistent outputs (dvc/stage/cache.py): train runs again (its
+        # checkpoints stayed with Alice), gives the same weights on CPU, and what depends on them is restored.
+        check(restored >= 2 and "Running stage 'export'" not in log and "Running stage 'evaluate'" not in log,
+              f"export and evaluate come back from the run cache ({restored} stages, {seconds:.1f} s)")
         same = [rel for rel in PUSHED if (carol / rel).exists() and digest(carol, rel) == digest(alice, rel)]
         check(same == PUSHED, f"Carol's outputs are the experiment's, byte for byte ({len(same)}/{len(PUSHED)})")
     except RuntimeError as exc:
