@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: train: {exc}") from None
     if launched_rank() == 0:
         write_json_atomic(args.timings, timings_dict(result))
+        if result.ranks > 1:
+            print(f"train: all {result.ranks} ranks ended with the same weights (sha256 {result.weights_digest[:16]})")
         if result.resumed_from is not None:
             print(f"train: resumed from step {result.resumed_from} of this very run (same parameters, data and "
                   f"code): {'nothing left to train' if result.resumed_from == result.step else 'trained the rest'}")

@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 from pipeline.params import merge_params  # noqa: E402
 
 PUSHED = ["data/corpus", "data/shards", "models/seed.safetensors", "models/codec.safetensors",
-          "models/telucodec.safetensors", "reports/eval", "reports/index.html"]
+          "models/telucodec.safetensors", "reports/eval", "reports/index.html", "reports/data/stats.json",
+          "reports/seed_codebooks.json", "reports/export.json", "reports/metrics.json"]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> tuple[str, float]:

@@ -11,6 +11,14 @@
 #   0                        no GPU: CPU
 # N = 0 hides every GPU (a job granted none must not use one); N = 1 is a plain single process;
 # N > 1 runs `torchrun --standalone --nproc_per_node N` (single node; batch sizes are per process).
+#
+# Several nodes: M = $TELUCODEC_NODES, else $SLURM_JOB_NUM_NODES (a SLURM allocation of M nodes), else 1.
+# M > 1 inside SLURM: this script starts itself once per node with `srun` (one task a node), with
+# TELUCODEC_RDZV_ENDPOINT set to the allocation's first node; each copy then runs
+# `torchrun --nnodes M --nproc_per_node N/M --rdzv-backend c10d --rdzv-endpoint <first node>:<port>` (N is then
+# the job's GPUs in all; one process a node without GPUs), so global rank != local rank beyond the first node.
+# TELUCODEC_RDZV_ENDPOINT set by hand (host:port) runs one node's torchrun directly: how a multi-node run is
+# simulated on one machine (scripts/check_multinode.py: two launchers, 127.0.0.1, gloo on CPU).
 set -euo pipefail
 
 count_visible() {  # "0,1,3" -> 3; "" or "-1" -> 0
@@ -36,10 +44,38 @@ if ! [[ "${gpus}" =~ ^[0-9]+$ ]]; then
   exit 2
 fi
 
-if ((gpus == 0)); then
-  export CUDA_VISIBLE_DEVICES=""
-  exec python -m pipeline.train "$@"
-elif ((gpus == 1)); then
+nodes="${TELUCODEC_NODES:-${SLURM_JOB_NUM_NODES:-1}}"
+if ! [[ "${nodes}" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: launch-train: node count '${nodes}' is not a positive whole number (TELUCODEC_NODES?)" >&2
+  exit 2
+fi
+((gpus == 0)) && export CUDA_VISIBLE_DEVICES=""
+
+if ((nodes > 1)); then
+  # N is the job's GPUs in all (the Snakefile's `gpu` resource): N / M processes a node, one per GPU.
+  if ((gpus % nodes)); then
+    echo "error: launch-train: the job's ${gpus} GPUs do not split evenly over ${nodes} nodes" >&2
+    exit 2
+  fi
+  per_node=$((gpus > 0 ? gpus / nodes : 1))
+  if [[ -z "${TELUCODEC_RDZV_ENDPOINT:-}" ]]; then
+    if [[ -z "${SLURM_JOB_NODELIST:-}" ]] || ! command -v srun >/dev/null; then
+      echo "error: launch-train: ${nodes} nodes asked for outside a SLURM allocation; set TELUCODEC_RDZV_ENDPOINT" \
+        "(host:port of the first node) and start this script on every node" >&2
+      exit 2
+    fi
+    head="$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | sed -n 1p)"  # sed reads all: no SIGPIPE
+    export TELUCODEC_NODES="${nodes}"
+    export TELUCODEC_RDZV_ENDPOINT="${head}:${TELUCODEC_RDZV_PORT:-$((29500 + ${SLURM_JOB_ID:-0} % 2000))}"
+    export TELUCODEC_RDZV_ID="${TELUCODEC_RDZV_ID:-telucodec-${SLURM_JOB_ID:-0}}"
+    echo "launch-train: ${nodes} nodes x ${per_node} processes, rendezvous ${TELUCODEC_RDZV_ENDPOINT}" >&2
+    exec srun --nodes="${nodes}" --ntasks="${nodes}" --ntasks-per-node=1 --kill-on-bad-exit=1 "$0" "$@"
+  fi
+  exec python -m torch.distributed.run --nnodes="${nodes}" --nproc_per_node="${per_node}" \
+    --rdzv_backend=c10d --rdzv_endpoint="${TELUCODEC_RDZV_ENDPOINT}" \
+    --rdzv_id="${TELUCODEC_RDZV_ID:-telucodec}" -m pipeline.train "$@"
+fi
+if ((gpus <= 1)); then
   exec python -m pipeline.train "$@"
 fi
 echo "launch-train: torchrun with ${gpus} processes" >&2

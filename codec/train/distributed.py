@@ -98,6 +98,15 @@ def from_rank0(obj, info: DistInfo):
     return box[0]
 
 
+def all_gather_objects(obj, info: DistInfo) -> list:
+    """Every rank's value of a small picklable ``obj``, in rank order (``[obj]`` without a group)."""
+    if not info.distributed:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def launched_rank() -> int:
     """The rank ``torchrun`` gave this process (0 without a launcher), readable before any setup."""
     return int(os.environ.get("RANK", "0"))

@@ -38,6 +38,7 @@ from codec.runtime.io import write_json_atomic
 from codec.train import checkpoint as ckpt
 from codec.train.distributed import (
     DistInfo,
+    all_gather_objects,
     any_true,
     average_gradients,
     from_rank0,
@@ -100,6 +101,8 @@ class TrainResult:
     data_wait_fraction: float  # of that step time spent waiting for a batch
     seconds: float
     peak_gpu_memory_bytes: int | None = None  # torch.cuda.max_memory_allocated over the run (CUDA only)
+    ranks: int = 1  # processes that trained together (all ended with the weights of weights_digest)
+    weights_digest: str = ""  # sha256 of the final codec state (buffers included: the EMA codebooks)
     model_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)  # final codec weights (CPU)
 
 
@@ -365,6 +368,7 @@ class _Trainer:
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
+        digest = ranks_agree(self.codec, self.info)
         if not last_valid:  # nothing trained this session: the checkpoint's last validation, as it was logged
             last_valid = self._last_logged_validation() or self.validate()
         output = self._export(out) if out is not None and self.info.is_main else None
@@ -376,6 +380,7 @@ class _Trainer:
             data_wait_fraction=waited / step_seconds if step_seconds > 0 else 0.0, seconds=seconds,
             peak_gpu_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             model_state={k: v.detach().cpu().clone() for k, v in self.codec.state_dict().items()},
+            ranks=self.info.world_size, weights_digest=digest,
         )
 
     def validate(self) -> dict[str, float]:
@@ -424,6 +429,20 @@ class _Trainer:
         if self.best is not None:
             meta[f"valid_{self.best['metric']}"] = repr(self.best["value"])
         return save_codec_weights(out, state, self.codec_config, meta)
+
+
+def ranks_agree(codec: Codec, info: DistInfo) -> str:
+    """The digest of the final codec state, checked equal on every rank: DDP averages the gradients and the
+    quantizer all-reduces its EMA statistics, so a difference is a bug (or a rank that read other data), and
+    a run must not hand back weights only one rank had. Raises RuntimeError naming the ranks that differ."""
+    digest = ckpt.state_digest({k: v.detach().cpu() for k, v in codec.state_dict().items()})
+    if not info.distributed:
+        return digest
+    digests = all_gather_objects(digest, info)
+    if len(set(digests)) > 1:
+        differ = [rank for rank, d in enumerate(digests) if d != digests[0]]
+        raise RuntimeError(f"ranks {differ} ended with other weights than rank 0: the ranks diverged")
+    return digest
 
 
 def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: str | Path,

@@ -1,4 +1,4 @@
-"""scripts/launch-train.sh: one process per GPU the job was given, plain python below two."""
+"""scripts/launch-train.sh: one process per GPU the job was given, plain python below two; several nodes."""
 
 import os
 import subprocess
@@ -23,7 +23,8 @@ def fake_bin(tmp_path):
 def launch(fake_bin, *, smi: bool = True, **env) -> subprocess.CompletedProcess:
     if not smi:
         (fake_bin / "nvidia-smi").unlink()
-    base = {k: v for k, v in os.environ.items() if k not in ("TELUCODEC_GPUS", "CUDA_VISIBLE_DEVICES")}
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("CUDA_VISIBLE_DEVICES",) and not k.startswith(("TELUCODEC_", "SLURM_"))}
     base["PATH"] = f"{fake_bin}:/usr/bin:/bin"
     return subprocess.run([str(LAUNCHER), "--shards", "s", "--out", "o"], env={**base, **env},
                           capture_output=True, text=True)
@@ -53,3 +54,41 @@ def test_process_count(fake_bin, env, smi, nproc, visible):
 def test_bad_count_is_an_error(fake_bin):
     done = launch(fake_bin, TELUCODEC_GPUS="two")
     assert done.returncode == 2 and "TELUCODEC_GPUS" in done.stderr and not done.stdout
+
+
+def test_one_node_of_a_multi_node_run_runs_torchrun_with_a_rendezvous(fake_bin):
+    # What each node runs (srun starts the script there with the endpoint set): N / M processes a node.
+    done = launch(fake_bin, TELUCODEC_GPUS="8", TELUCODEC_NODES="2", TELUCODEC_RDZV_ENDPOINT="node1:29600",
+                  TELUCODEC_RDZV_ID="job7")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == (
+        "python -m torch.distributed.run --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d "
+        "--rdzv_endpoint=node1:29600 --rdzv_id=job7 -m pipeline.train --shards s --out o")
+    cpu = launch(fake_bin, TELUCODEC_GPUS="0", TELUCODEC_NODES="2", TELUCODEC_RDZV_ENDPOINT="127.0.0.1:1234")
+    assert "--nnodes=2 --nproc_per_node=1" in cpu.stdout and "CVD=" in cpu.stdout.splitlines()[1]
+
+
+def test_a_slurm_allocation_of_several_nodes_starts_one_launcher_per_node(fake_bin):
+    (fake_bin / "srun").write_text('#!/bin/sh\necho "srun $*"\necho "ENDPOINT=$TELUCODEC_RDZV_ENDPOINT '
+                                   'ID=$TELUCODEC_RDZV_ID"\n')
+    (fake_bin / "scontrol").write_text('#!/bin/sh\necho gpu-a01\necho gpu-a02\n')
+    for tool in ("srun", "scontrol"):
+        (fake_bin / tool).chmod(0o755)
+    done = launch(fake_bin, TELUCODEC_GPUS="8", SLURM_JOB_NUM_NODES="2", SLURM_JOB_NODELIST="gpu-a[01-02]",
+                  SLURM_JOB_ID="4242")
+    assert done.returncode == 0, done.stderr
+    srun, env = done.stdout.splitlines()
+    assert srun == (f"srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --kill-on-bad-exit=1 {LAUNCHER} "
+                    "--shards s --out o")
+    assert env == f"ENDPOINT=gpu-a01:{29500 + 4242 % 2000} ID=telucodec-4242"
+    assert "2 nodes x 4 processes" in done.stderr
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"TELUCODEC_GPUS": "3", "TELUCODEC_NODES": "2", "TELUCODEC_RDZV_ENDPOINT": "h:1"}, "do not split evenly"),
+    ({"TELUCODEC_GPUS": "2", "TELUCODEC_NODES": "2"}, "outside a SLURM allocation"),
+    ({"TELUCODEC_NODES": "zero"}, "TELUCODEC_NODES"),
+])
+def test_multi_node_misuse_is_an_error(fake_bin, env, message):
+    done = launch(fake_bin, **env)
+    assert done.returncode == 2 and message in done.stderr and not done.stdout
