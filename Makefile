@@ -61,9 +61,10 @@ clean-env:
 #   make check-parity    `dvc repro` and `snakemake` builds give byte-identical outputs
 #   make check-recovery  a params typo under `dvc repro` costs no retrain; overrides re-run stages across engines
 #   make check-remote    push to a DVC remote, pull in fresh clones: nothing rebuilt; experiments and run cache
+#   make check-multinode two node launchers and a c10d rendezvous on this machine: same weights, exact resume
 #   make test-slurm      a one-node SLURM cluster on this machine runs the workflow (root, Debian)
 #   make report-diff     metrics/params of the workspace against BASE (default main), as Markdown
-.PHONY: check-rebuild check-parity check-recovery check-remote test-slurm report-diff
+.PHONY: check-rebuild check-parity check-recovery check-remote check-multinode test-slurm report-diff
 BASE ?= main
 
 check-rebuild: env
@@ -77,6 +78,9 @@ check-recovery: env
 
 check-remote: env
 	$(BIN)/python scripts/check_remote.py
+
+check-multinode: env
+	$(BIN)/python scripts/check_multinode.py
 
 test-slurm: env
 	scripts/slurm-local.sh

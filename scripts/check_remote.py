@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         mine["train"]["steps"] = steps
         (carol / "params.yaml").write_text(yaml.safe_dump(mine, sort_keys=False, allow_unicode=True))
         log, seconds = run(["dvc", "repro", "--pull", "--allow-missing"], carol)
+        for line in log.splitlines():
+            if line.startswith(("Stage '", "Running stage")):
+                print(f"     Carol: {line}")
         restored = log.count("is cached - skipping run")
         # DVC keeps no run cache for a stage with persistent outputs (dvc/stage/cache.py): train runs again (its
         # checkpoints stayed with Alice), gives the same weights on CPU, and what depends on them is restored.
