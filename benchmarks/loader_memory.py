@@ -1,7 +1,7 @@
 """Corpora larger than memory: loader speed and peak memory per worker, whole split in memory against a
 bounded window of row groups, on a generated corpus of 20 hours (default) in many shards.
 
-    python benchmarks/loader_memory.py [--hours 20] [--window 2] [--batches 400] [--keep DIR]
+    python benchmarks/loader_memory.py [--hours 20] [--window 2] [--batches 20000] [--keep DIR]
 
 1. Writes ``--hours`` of speech-like 16 kHz WAV files (6-14 s each; benchmarks/prepare_speed.py's voice) and
    runs ``prepare`` on them (16 shards, every core) in a child process: its wall time and peak RSS (the main
@@ -101,7 +101,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=20.0)
     ap.add_argument("--window", type=int, default=2, help="row groups a worker keeps in the bounded mode")
-    ap.add_argument("--batches", type=int, default=400)
+    ap.add_argument("--batches", type=int, default=20000,
+                    help="batches drawn per mode (default: more than an epoch, so both decode every row group)")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (a second run reuses the corpus)")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="telucodec-loader-"))
