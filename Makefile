@@ -63,8 +63,10 @@ clean-env:
 #   make check-remote    push to a DVC remote, pull in fresh clones: nothing rebuilt; experiments and run cache
 #   make check-multinode two node launchers and a c10d rendezvous on this machine: same weights, exact resume
 #   make test-slurm      a one-node SLURM cluster on this machine runs the workflow (root, Debian)
+#   make test-slurm-multinode  a two-node SLURM cluster on this machine runs train as one sbatch job on both
 #   make report-diff     metrics/params of the workspace against BASE (default main), as Markdown
-.PHONY: check-rebuild check-parity check-recovery check-remote check-multinode test-slurm report-diff
+.PHONY: check-rebuild check-parity check-recovery check-remote check-multinode test-slurm test-slurm-multinode \
+	report-diff
 BASE ?= main
 
 check-rebuild: env
@@ -84,6 +86,9 @@ check-multinode: env
 
 test-slurm: env
 	scripts/slurm-local.sh
+
+test-slurm-multinode: env
+	NODES=2 scripts/slurm-local.sh
 
 report-diff: env
 	scripts/report_diff.sh $(BASE)

@@ -4,6 +4,8 @@
 #
 #   scripts/slurm-local.sh                      # `make test-slurm`: the tiny config (a few minutes)
 #   PARAMS=my-overrides.yaml scripts/slurm-local.sh [extra snakemake args]
+#   NODES=2 scripts/slurm-local.sh              # `make test-slurm-multinode`: a two-node cluster, and the
+#                                               # train stage as one sbatch job over both nodes
 #
 # Needs root on Debian/Ubuntu: installs slurm-wlm and munge with apt-get when they are missing. Everything
 # else lives in a temp folder: slurm.conf (SLURM_CONF points every client there), a fresh munge key and
@@ -12,10 +14,17 @@
 # finished jobs are read from the job-completion file (jobcomp/filetxt). The workflow runs in a fresh
 # clone of HEAD (so the work tree is left alone) with profiles/slurm-local; the cluster is torn down on
 # exit, whatever happens. KEEP=1 keeps the temp folder for inspection.
+# NODES=N > 1: N slurmd on this host (this slurm-wlm is built with MULTIPLE_SLURMD: one port, spool and log
+# per node, the first node named localhost so that the rendezvous host resolves), no GPU; the clone prepares
+# the shards and seed locally (dvc repro seed_codebooks), then `sbatch --nodes=N` runs
+# scripts/launch-train.sh, which starts one torchrun per node with srun; the job must COMPLETE and every
+# rank end with the same weights.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 params="${PARAMS:-workflow/params-tiny.yaml}"
+nodes="${NODES:-1}"
+[[ "${nodes}" =~ ^[1-9][0-9]*$ ]] || { echo "error: slurm-local: NODES=${nodes} is not a positive number" >&2; exit 2; }
 [[ "${params}" = /* ]] || params="${repo}/${params}"
 venv_bin="${VENV_BIN:-${repo}/.venv/bin}"
 export PATH="${venv_bin}:${PATH}"
@@ -72,6 +81,8 @@ pids+=("$(cat "${state}/munge/munged.pid")")
 cpus="$(nproc)"
 mem_mb="$(free -m | awk '/^Mem:/ {print int($2 * 0.9)}')"
 node=localhost
+names=("${node}")
+for ((i = 2; i <= nodes; i++)); do names+=("node${i}"); done
 cat >"${state}/slurm.conf" <<EOF
 ClusterName=telucodec-local
 SlurmctldHost=localhost
@@ -83,11 +94,11 @@ AuthInfo=socket=${state}/munge/munge.socket
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=${state}/ctld
-SlurmdSpoolDir=${state}/spool
+SlurmdSpoolDir=${state}/spool/%n
 SlurmctldPidFile=${state}/slurmctld.pid
-SlurmdPidFile=${state}/slurmd.pid
+SlurmdPidFile=${state}/slurmd.%n.pid
 SlurmctldLogFile=${state}/log/slurmctld.log
-SlurmdLogFile=${state}/log/slurmd.log
+SlurmdLogFile=${state}/log/slurmd.%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SchedulerType=sched/backfill
@@ -101,9 +112,17 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=${state}/jobcomp.txt
 MpiDefault=none
-NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:1 State=UNKNOWN
-PartitionName=local Nodes=${node} Default=YES MaxTime=INFINITE State=UP
 EOF
+if ((nodes == 1)); then
+  echo "NodeName=${node} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:1 State=UNKNOWN" \
+    >>"${state}/slurm.conf"
+else
+  for ((i = 0; i < nodes; i++)); do
+    echo "NodeName=${names[i]} NodeHostname=$(hostname) NodeAddr=127.0.0.1 Port=$((26818 + i)) CPUs=${cpus}" \
+      "RealMemory=$((mem_mb / nodes)) State=UNKNOWN" >>"${state}/slurm.conf"
+  done
+fi
+echo "PartitionName=local Nodes=$(IFS=,; echo "${names[*]}") Default=YES MaxTime=INFINITE State=UP" >>"${state}/slurm.conf"
 # A fake GPU (no device file behind it): jobs asking --gpus=1 are scheduled and get CUDA_VISIBLE_DEVICES,
 # and torch, finding no CUDA, trains on the CPU.
 echo "NodeName=${node} Name=gpu File=/dev/null" >"${state}/gres.conf"
@@ -124,19 +143,52 @@ for _ in $(seq 100); do [[ -s "${state}/slurmctld.pid" ]] && break; sleep 0.1; d
 pids+=("$(cat "${state}/slurmctld.pid")")
 sleep 1
 ctld_alive || { tail -5 "${state}/log/slurmctld.log" >&2; die "slurmctld did not start"; }
-slurmd -f "${SLURM_CONF}" -N "${node}"
-for _ in $(seq 100); do [[ -s "${state}/slurmd.pid" ]] && break; sleep 0.1; done
-pids+=("$(cat "${state}/slurmd.pid")")
-node_up() { timeout 5 sinfo --noheader --nodes="${node}" --format=%t 2>/dev/null | grep -qE '^(idle|mix|alloc)'; }
-for _ in $(seq 50); do node_up && break; ctld_alive || break; sleep 0.2; done
-node_up || { tail -5 "${state}/log/slurmctld.log" "${state}/log/slurmd.log" >&2; die "the node did not come up"; }
-echo "slurm-local: cluster up (${cpus} CPUs, ${mem_mb} MB, 1 fake GPU) in ${state}" >&2
+for name in "${names[@]}"; do
+  mkdir -p "${state}/spool/${name}"
+  slurmd -f "${SLURM_CONF}" -N "${name}"
+  for _ in $(seq 100); do [[ -s "${state}/slurmd.${name}.pid" ]] && break; sleep 0.1; done
+  pids+=("$(cat "${state}/slurmd.${name}.pid")")
+done
+nodes_up() {
+  [[ "$(timeout 5 sinfo --noheader --Node --format=%t 2>/dev/null | grep -cE '^(idle|mix|alloc)')" -eq "${nodes}" ]]
+}
+for _ in $(seq 50); do nodes_up && break; ctld_alive || break; sleep 0.2; done
+nodes_up || { tail -5 "${state}"/log/*.log >&2; die "the nodes did not come up"; }
+if ((nodes == 1)); then
+  echo "slurm-local: cluster up (${cpus} CPUs, ${mem_mb} MB, 1 fake GPU) in ${state}" >&2
+else
+  echo "slurm-local: cluster up: ${nodes} nodes (${names[*]}) on this host, no GPU, in ${state}" >&2
+fi
 
 # --- the workflow, every job through sbatch ----------------------------------------------------------
 clone="${state}/clone"
 git clone --quiet "${repo}" "${clone}"
 cp "${params}" "${state}/overrides.yaml"
 cd "${clone}"
+if ((nodes > 1)); then
+  "${venv_bin}/python" -c "import sys, yaml; sys.path.insert(0, '.'); from pipeline.params import merge_params
+base, over = (yaml.safe_load(open(p)) for p in ('params.yaml', sys.argv[1]))
+open('params.yaml', 'w').write(yaml.safe_dump(merge_params(base, over), sort_keys=False, allow_unicode=True))" \
+    "${state}/overrides.yaml"
+  dvc repro --quiet seed_codebooks
+  start=$(date +%s)
+  sbatch --wait --nodes="${nodes}" --ntasks-per-node=1 --job-name=train-multinode --output="${state}/log/train.out" \
+    --wrap "TELUCODEC_GPUS=0 scripts/launch-train.sh --shards data/shards --init models/seed.safetensors \
+      --checkpoints models/checkpoints --out models/codec.safetensors --live reports/train" \
+    || { tail -30 "${state}/log/train.out" >&2; die "the multi-node train job failed"; }
+  seconds=$(($(date +%s) - start))
+  cat "${state}/log/train.out" | grep -E "^(launch-train|train):" >&2
+  job="$(grep "train-multinode" "${state}/jobcomp.txt" || true)"
+  [[ "${job}" == *"JobState=COMPLETED"* && "${job}" == *"NodeCnt=${nodes} "* ]] \
+    || { cat "${state}/jobcomp.txt" >&2; die "the train job did not COMPLETE on ${nodes} nodes"; }
+  echo "slurm-local: $(grep -o 'JobId=[0-9]* ' <<<"${job}")$(grep -o 'JobState=[A-Z]*' <<<"${job}")" \
+    "$(grep -o 'NodeList=[^ ]*' <<<"${job}") $(grep -o 'NodeCnt=[0-9]*' <<<"${job}")" >&2
+  grep -q "all ${nodes} ranks ended with the same weights" "${state}/log/train.out" \
+    || die "the ranks did not report the same weights"
+  [[ -s models/codec.safetensors ]] || die "no weights written"
+  echo "slurm-local: train ran as one sbatch job on ${nodes} nodes (${nodes} ranks, one per node) in ${seconds} s" >&2
+  exit 0
+fi
 start=$(date +%s)
 snakemake --profile profiles/slurm-local --configfile "${state}/overrides.yaml" "$@" 2>&1 \
   | tee "${state}/log/snakemake.log"
