@@ -15,7 +15,7 @@
 # clone of HEAD (so the work tree is left alone) with profiles/slurm-local; the cluster is torn down on
 # exit, whatever happens. KEEP=1 keeps the temp folder for inspection.
 # NODES=N > 1: N slurmd on this host (this slurm-wlm is built with MULTIPLE_SLURMD: one port, spool and log
-# per node, the first node named localhost so that the rendezvous host resolves), no GPU; the clone prepares
+# per node, the first node named after this host so that the rendezvous host resolves), no GPU; the clone prepares
 # the shards and seed locally (dvc repro seed_codebooks), then `sbatch --nodes=N` runs
 # scripts/launch-train.sh, which starts one torchrun per node with srun; the job must COMPLETE and every
 # rank end with the same weights.
@@ -82,7 +82,12 @@ cpus="$(nproc)"
 mem_mb="$(free -m | awk '/^Mem:/ {print int($2 * 0.9)}')"
 node=localhost
 names=("${node}")
-for ((i = 2; i <= nodes; i++)); do names+=("node${i}"); done
+if ((nodes > 1)); then
+  # SLURM reads NodeName=localhost as this host's name; the first node takes it outright (it resolves, so the
+  # rendezvous on the allocation's first node finds it), the others need only their own port.
+  names=("$(hostname)")
+  for ((i = 2; i <= nodes; i++)); do names+=("node${i}"); done
+fi
 cat >"${state}/slurm.conf" <<EOF
 ClusterName=telucodec-local
 SlurmctldHost=localhost
