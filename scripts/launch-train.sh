@@ -13,8 +13,8 @@
 # N > 1 runs `torchrun --standalone --nproc_per_node N` (single node; batch sizes are per process).
 #
 # Several nodes: M = $TELUCODEC_NODES, else $SLURM_JOB_NUM_NODES (a SLURM allocation of M nodes), else 1.
-# M > 1 inside SLURM: this script starts itself once per node with `srun` (one task a node), with
-# TELUCODEC_RDZV_ENDPOINT set to the allocation's first node; each copy then runs
+# M > 1 inside SLURM: this script (the batch step, on the allocation's first node) starts itself once per node
+# with `srun` (one task a node), with TELUCODEC_RDZV_ENDPOINT set to this host; each copy then runs
 # `torchrun --nnodes M --nproc_per_node N/M --rdzv-backend c10d --rdzv-endpoint <first node>:<port>` (N is then
 # the job's GPUs in all; one process a node without GPUs), so global rank != local rank beyond the first node.
 # TELUCODEC_RDZV_ENDPOINT set by hand (host:port) runs one node's torchrun directly: how a multi-node run is
@@ -64,7 +64,7 @@ if ((nodes > 1)); then
         "(host:port of the first node) and start this script on every node" >&2
       exit 2
     fi
-    head="$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | sed -n 1p)"  # sed reads all: no SIGPIPE
+    head="$(hostname)"  # this batch step runs on the allocation's first node: the rendezvous is here
     export TELUCODEC_NODES="${nodes}"
     export TELUCODEC_RDZV_ENDPOINT="${head}:${TELUCODEC_RDZV_PORT:-$((29500 + ${SLURM_JOB_ID:-0} % 2000))}"
     export TELUCODEC_RDZV_ID="${TELUCODEC_RDZV_ID:-telucodec-${SLURM_JOB_ID:-0}}"

@@ -71,8 +71,8 @@ def test_one_node_of_a_multi_node_run_runs_torchrun_with_a_rendezvous(fake_bin):
 def test_a_slurm_allocation_of_several_nodes_starts_one_launcher_per_node(fake_bin):
     (fake_bin / "srun").write_text('#!/bin/sh\necho "srun $*"\necho "ENDPOINT=$TELUCODEC_RDZV_ENDPOINT '
                                    'ID=$TELUCODEC_RDZV_ID"\n')
-    (fake_bin / "scontrol").write_text('#!/bin/sh\necho gpu-a01\necho gpu-a02\n')
-    for tool in ("srun", "scontrol"):
+    (fake_bin / "hostname").write_text('#!/bin/sh\necho gpu-a01\n')  # the batch step's node
+    for tool in ("srun", "hostname"):
         (fake_bin / tool).chmod(0o755)
     done = launch(fake_bin, TELUCODEC_GPUS="8", SLURM_JOB_NUM_NODES="2", SLURM_JOB_NODELIST="gpu-a[01-02]",
                   SLURM_JOB_ID="4242")
