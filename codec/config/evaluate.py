@@ -10,7 +10,7 @@ from codec.config.prepare import CorpusFormat
 
 @dataclass(frozen=True)
 class ExtraCorpus:
-    """A corpus scored besides the test split: read with ``codec.corpora``, cleaned like ``prepare``."""
+    """A corpus scored besides the test split: read with ``codec.data.corpora``, cleaned like ``prepare``."""
 
     name: str  # label in the report and the metrics (letters, digits, ``-`` and ``_``)
     path: str  # corpus root folder

@@ -1,8 +1,5 @@
-"""Settings of the export (the portable codec file): the ``export:`` section of params.yaml.
-
-Kept apart from codec.export (torch) so that pipeline.params can read params.yaml without
-importing torch.
-"""
+"""Settings of the export (the portable codec file, written by codec.formats.export): the ``export:`` section
+of params.yaml."""
 
 from __future__ import annotations
 

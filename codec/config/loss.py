@@ -1,8 +1,5 @@
-"""Settings of the training losses and of the discriminator: the ``loss:`` section of params.yaml.
-
-Kept apart from codec.losses and codec.discriminator (torch modules) so that pipeline.params can
-read params.yaml without importing torch.
-"""
+"""Settings of the training losses and of the discriminators (codec.losses): the ``loss:`` section of
+params.yaml."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ DiscriminatorKind = Literal["msstft", "mpd", "mrd"]
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
-    """Which sub-discriminators judge the output, and their sizes (for CPU runs; see codec.discriminator).
+    """Which sub-discriminators judge the output, and their sizes (for CPU runs; see codec.losses.discriminator).
 
     ``msstft``: EnCodec's multi-scale STFT discriminator (one per ``fft_sizes``); ``mpd``: HiFi-GAN's
     multi-period discriminator (one per ``periods``); ``mrd``: DAC's multi-band multi-resolution STFT

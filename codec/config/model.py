@@ -1,7 +1,7 @@
 """Hyper-parameters of the SEANet encoder/decoder (the codec minus its quantizer).
 
 The number of quantizer levels and the codebook size live in
-:class:`codec.quantization.config.QuantizerConfig`; the bitrate follows from both:
+:class:`codec.config.quantizer.QuantizerConfig`; the bitrate follows from both:
 ``num_levels * log2(codebook_size) * sample_rate / prod(strides)`` bits/s
 (12 * 10 * 50 = 6 kbps at 16 kHz with the defaults).
 

@@ -1,4 +1,6 @@
-"""Residual VQ with EMA codebooks (see core_vq.py)."""
+"""Settings of the residual VQ with EMA codebooks (codec.quantization.core_vq): the ``quantizer:`` section of
+params.yaml."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

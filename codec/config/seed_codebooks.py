@@ -1,8 +1,5 @@
-"""Settings of the k-means codebook seeding: the ``seed_codebooks:`` section of params.yaml.
-
-Kept apart from codec.seeding (torch, scikit-learn) so that pipeline.params can read params.yaml
-without importing them.
-"""
+"""Settings of the k-means codebook seeding (codec.train.seeding): the ``seed_codebooks:`` section of
+params.yaml."""
 
 from __future__ import annotations
 

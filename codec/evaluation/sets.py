@@ -1,8 +1,8 @@
 """The audio an evaluation scores: the prepared test split and optional extra corpora.
 
 Everything comes out as float32 mono at the codec's rate. The test split is read from the Parquet
-shards (already cleaned by ``prepare``); an extra corpus is read with ``codec.corpora`` and cleaned
-by :func:`codec.audio.process_file` with the options ``prepare`` used, so both see the same
+shards (already cleaned by ``prepare``); an extra corpus is read with ``codec.data.corpora`` and cleaned
+by :func:`codec.data.audio.process_file` with the options ``prepare`` used, so both see the same
 resampling, DC removal, trimming and segmentation.
 """
 

@@ -6,7 +6,7 @@ Contents (written by :func:`export_codec`, read by :func:`load_export`):
   plus ``entropy.probabilities`` ``[num_levels, codebook_size]`` float64: per-level code
   distributions for the range coder, from the quantizer's EMA ``cluster_usage`` mixed with a
   little uniform mass so that no code has zero probability, and capped at
-  :data:`codec.bitstream.MAX_SYMBOL_PROBABILITY`;
+  :data:`codec.formats.bitstream.MAX_SYMBOL_PROBABILITY`;
 * metadata: ``config`` (JSON of ``Codec.config``), ``format`` = ``telucodec-export``,
   ``format_version``, ``model_id`` (hex sha256 of the canonical tensors and config, see
   :func:`content_hash`; its first 16 bytes identify the model in every bitstream) and

@@ -1,8 +1,8 @@
 """Training losses of the codec: reconstruction (waveform L1 and cosine, multi-resolution STFT,
 multi-scale mel), the quantizer's commitment loss, and the adversarial stage (the discriminators of
-codec.discriminator with hinge or least-squares loss and feature matching), all weighted by :class:`LossConfig`.
+codec.losses.discriminator with hinge or least-squares loss and feature matching), all weighted by :class:`LossConfig`.
 
-Spectral terms are computed in float32 whatever the autocast precision (see codec.mel).
+Spectral terms are computed in float32 whatever the autocast precision (see codec.dsp.mel).
 Waveforms are ``[B, 1, T]``; every loss is a scalar tensor.
 """
 

@@ -2,7 +2,7 @@
 
 Python turns SIGINT into ``KeyboardInterrupt`` but dies on SIGTERM without unwinding, which would leave the
 temporary file of an atomic write (``.<name>.<random>.tmp``) behind. :func:`exit_cleanly` raises
-:class:`Terminated` on SIGTERM instead, so every ``with`` block unwinds (``codec.io.atomic_path`` removes
+:class:`Terminated` on SIGTERM instead, so every ``with`` block unwinds (``codec.runtime.io.atomic_path`` removes
 its temporary file; finished outputs are left as they were) and the command ends with one line on stderr
 and the status a shell gives a process killed by the signal: 130 for SIGINT, 143 for SIGTERM.
 """

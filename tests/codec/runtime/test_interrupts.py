@@ -1,4 +1,4 @@
-"""codec.interrupts: SIGTERM and Ctrl-C unwind the stack (atomic writes clean up) and end with 143 / 130."""
+"""codec.runtime.interrupts: SIGTERM and Ctrl-C unwind the stack (atomic writes clean up) and end with 143 / 130."""
 
 from __future__ import annotations
 
