@@ -46,8 +46,10 @@ def resume_point(folder: str | Path, fingerprint: RunFingerprint) -> ResumePoint
         return ResumePoint(path, state)
     recorded = state.get("fingerprint_parts")
     changed = fingerprint.changed(recorded if isinstance(recorded, dict) else None)
-    why = (f"its {', '.join(changed)} differ from this run's" if isinstance(recorded, dict) and changed
-           else "it was written by an older version (no fingerprint parts or log history)")
+    if isinstance(recorded, dict) and changed:
+        why = f"it was written with other {' and '.join(changed)} than this run's"
+    else:
+        why = "it was written by an older version (no fingerprint parts or log history)"
     moved = ckpt.move_aside(folder)
     print(f"note: train: not resuming from {path}: {why}; starting afresh "
           f"(moved {len(moved)} checkpoint file(s) to {folder / ckpt.STALE_DIR})", file=sys.stderr)

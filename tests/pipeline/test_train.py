@@ -114,6 +114,6 @@ def test_checkpoints_from_other_code_are_set_aside_with_the_reason(tmp_path, rep
         f.write("\n# edited\n")
     edited = _wait(_cli(str(src), tmp_path))
     assert edited.returncode == 0, edited.stderr
-    assert "its code differ from this run's; starting afresh" in edited.stderr
+    assert "it was written with other code than this run's; starting afresh" in edited.stderr
     assert "resumed" not in edited.stdout
     assert (tmp_path / "models" / "checkpoints" / "stale" / "step-00000004.pt").is_file()

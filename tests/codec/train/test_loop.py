@@ -148,7 +148,7 @@ def test_checkpoints_of_another_run_are_set_aside(tiny, capsys):
     result = tiny.run(tiny.train(steps=2, checkpoint_every=2, validate_every=2, batch_size=2), name="shared")
     assert result.resumed_from is None
     err = capsys.readouterr().err
-    assert "its train params differ from this run's; starting afresh" in err  # says what changed, nothing else
+    assert "it was written with other train params than this run's; starting afresh" in err  # says what changed, nothing else
     assert (tiny.path / "shared" / "checkpoints" / ckpt.STALE_DIR / "step-00000002.pt").is_file()
 
 

@@ -49,7 +49,7 @@ def test_4_another_runs_checkpoints_are_set_aside_naming_what_differs(tmp_path, 
     ckpt.save_checkpoint(tmp_path / ckpt.BEST_NAME, {"step": 2})
     assert resume_point(tmp_path, RUN) is None
     err = capsys.readouterr().err
-    assert "not resuming from" in err and "its seed, code differ from this run's; starting afresh" in err
+    assert "not resuming from" in err and "it was written with other seed and code than this run's; starting afresh" in err
     assert sorted(p.name for p in (tmp_path / ckpt.STALE_DIR).iterdir()) == ["best.pt", "step-00000002.pt"]
     assert ckpt.list_checkpoints(tmp_path) == []
 
