@@ -3,7 +3,7 @@ bounded window of row groups, on a generated corpus of 20 hours (default) in man
 
     python benchmarks/loader_memory.py [--hours 20] [--window 2] [--batches 20000] [--keep DIR]
 
-1. Writes ``--hours`` of speech-like 16 kHz WAV files (6-14 s each; benchmarks/prepare_speed.py's voice) and
+1. Writes ``--hours`` of speech-like 16 kHz WAV files (6-14 s each; benchmarks/prepare_speed.py's corpus) and
    runs ``prepare`` on them (16 shards, every core) in a child process: its wall time and peak RSS (the main
    process and the largest worker), so the stage is shown bounded too.
 2. For each mode, a child process builds the train split's loader exactly as training does
@@ -28,14 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from prepare_speed import speech_like  # noqa: E402
+from prepare_speed import make_corpus  # noqa: E402
 
 RATE = 16000
 
@@ -76,20 +73,6 @@ print(json.dumps({"examples_per_second": batches * 8 / seconds, "row_groups": gr
 """
 
 
-def make_corpus(folder: Path, hours: float, seed: int = 0) -> float:
-    """16 kHz WAV files of 6-14 s in 200 speaker folders, totalling at least ``hours``; returns their seconds."""
-    rng = np.random.default_rng(seed)
-    total, i = 0.0, 0
-    while total < hours * 3600:
-        seconds = float(rng.uniform(6.0, 14.0))
-        sub = folder / f"spk{i % 200:03d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        sf.write(sub / f"utt{i:06d}.wav", speech_like(rng, seconds, RATE), RATE, subtype="PCM_16")
-        total += int(seconds * RATE) / RATE
-        i += 1
-    return total
-
-
 def child(code: str, *args: str) -> dict:
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -110,7 +93,7 @@ def main() -> None:
     try:
         if not (corpus / ".complete").is_file():
             t0 = time.perf_counter()
-            seconds = make_corpus(corpus, args.hours)
+            seconds = make_corpus(corpus, RATE, args.hours, 0, seconds_range=(6.0, 14.0), speakers=200)
             (corpus / ".complete").write_text(str(seconds))
             print(f"corpus: {seconds / 3600:.1f} h of 16 kHz WAV written in {time.perf_counter() - t0:.0f} s")
         if not (out / "shards" / "manifest.json").is_file():

@@ -45,15 +45,17 @@ def speech_like(rng: np.random.Generator, seconds: float, rate: int) -> np.ndarr
     return x
 
 
-def make_corpus(folder: Path, rate: int, hours: float, seed: int) -> float:
-    """Write WAV files of ``rate`` Hz totalling at least ``hours``; returns their seconds."""
+def make_corpus(folder: Path, rate: int, hours: float, seed: int, *, seconds_range: tuple[float, float] = (2.0, 6.0),
+                speakers: int = 20) -> float:
+    """Write WAV files of ``rate`` Hz and ``seconds_range`` each, in ``speakers`` folders, totalling at least
+    ``hours``; returns their seconds."""
     rng = np.random.default_rng(seed)
     total, i = 0.0, 0
     while total < hours * 3600:
-        seconds = float(rng.uniform(2.0, 6.0))
-        sub = folder / f"spk{i % 20:02d}"
+        seconds = float(rng.uniform(*seconds_range))
+        sub = folder / f"spk{i % speakers:03d}"
         sub.mkdir(parents=True, exist_ok=True)
-        sf.write(sub / f"utt{i:05d}.wav", speech_like(rng, seconds, rate), rate, subtype="PCM_16")
+        sf.write(sub / f"utt{i:06d}.wav", speech_like(rng, seconds, rate), rate, subtype="PCM_16")
         total += int(seconds * rate) / rate
         i += 1
     return total

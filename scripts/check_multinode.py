@@ -16,23 +16,18 @@ Prints steps/s; exit status 0 when every check holds, 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from pipeline.params import merge_params  # noqa: E402
+sys.path.insert(0, str(REPO / "scripts"))
+from checklib import Checks, clone_with_params, parse_args, tool_env  # noqa: E402
 
 
 def free_port() -> int:
@@ -42,9 +37,8 @@ def free_port() -> int:
 
 
 def env_for(port: int, run_id: str) -> dict[str, str]:
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                TELUCODEC_NODES="2", TELUCODEC_GPUS="0", TELUCODEC_RDZV_ENDPOINT=f"127.0.0.1:{port}",
-                TELUCODEC_RDZV_ID=run_id, OMP_NUM_THREADS="1")
+    return tool_env(TELUCODEC_NODES="2", TELUCODEC_GPUS="0", TELUCODEC_RDZV_ENDPOINT=f"127.0.0.1:{port}",
+                    TELUCODEC_RDZV_ID=run_id, OMP_NUM_THREADS="1")
 
 
 def start_nodes(clone: Path, run: Path, port: int, run_id: str) -> list[subprocess.Popen]:
@@ -63,25 +57,11 @@ def wait(procs: list[subprocess.Popen], timeout: float = 600) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="workflow/params-tiny.yaml", help="override file merged over params.yaml")
-    ap.add_argument("--workdir", type=Path, help="where the clone goes (default: a new temp folder, removed)")
-    args = ap.parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="telucodec-multinode-"))
-    failures: list[str] = []
-
-    def check(ok: bool, what: str) -> None:
-        print(f"  {'ok  ' if ok else 'FAIL'} {what}", flush=True)
-        if not ok:
-            failures.append(what)
-
+    args, work = parse_args(__doc__, "multinode", argv)
+    check = Checks()
     clone = work / "clone"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
-    params = merge_params(yaml.safe_load((clone / "params.yaml").read_text(encoding="utf-8")),
-                          yaml.safe_load((REPO / args.params).read_text(encoding="utf-8")))
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    subprocess.run(["dvc", "repro", "seed_codebooks"], cwd=clone, env=env, check=True, capture_output=True)
+    params = clone_with_params(clone, args.params)
+    subprocess.run(["dvc", "repro", "seed_codebooks"], cwd=clone, env=tool_env(), check=True, capture_output=True)
     steps, every = params["train"]["steps"], params["train"]["checkpoint_every"]
 
     print(f"1. two nodes x one process, {steps} steps, uninterrupted", flush=True)
@@ -123,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     same = (b / "codec.safetensors").read_bytes() == (a / "codec.safetensors").read_bytes()
     check(same, "the resumed run's weights file is byte-identical to the uninterrupted run's")
 
-    print(f"{len(failures)} check(s) failed" if failures else "every check holds")
-    if failures:
-        print(f"kept in {work}")
-    elif not args.workdir:
-        shutil.rmtree(work)
-    return 1 if failures else 0
+    return check.finish(work, remove=not args.workdir)
 
 
 if __name__ == "__main__":

@@ -17,30 +17,21 @@ In a fresh clone of HEAD with workflow/params-tiny.yaml merged into params.yaml:
 Exit status: 0 when every check holds, 1 otherwise.
 """
 
-import argparse
 import importlib.util
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+from checklib import Checks, parse_args, run  # noqa: E402
+
 _spec = importlib.util.spec_from_file_location("check_rebuild", REPO / "scripts" / "check_rebuild.py")
 rebuild = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rebuild)
-
-
-def run(cmd: list[str], cwd: Path) -> tuple[int, str, float]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    start = time.monotonic()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    return done.returncode, done.stdout + done.stderr, time.monotonic() - start
 
 
 def planned_jobs(log: str) -> set[str]:
@@ -51,17 +42,8 @@ def planned_jobs(log: str) -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="workflow/params-tiny.yaml", help="override file merged over params.yaml")
-    ap.add_argument("--workdir", type=Path, help="where the clone goes (default: a new temp folder, removed)")
-    args = ap.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="telucodec-recovery-"))
-    failures: list[str] = []
-
-    def check(ok: bool, what: str) -> None:
-        print(f"  {'ok  ' if ok else 'FAIL'} {what}", flush=True)
-        if not ok:
-            failures.append(what)
+    args, workdir = parse_args(__doc__, "recovery", argv)
+    check = Checks()
 
     print("1. dvc repro (tiny configuration)", flush=True)
     first = rebuild.build("dvc", workdir / "clone", (REPO / args.params).resolve(), os.cpu_count() or 1, sys.stdout)
@@ -115,12 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     check(rc == 0, f"dvc repro rebuilds with params.yaml ({seconds:.0f} s)")
     same_as_built("after the Snakemake detour")
 
-    print(f"{len(failures)} check(s) failed" if failures else "every check holds")
-    if failures:
-        print(f"clone kept in {workdir}")
-    elif not args.workdir:
-        shutil.rmtree(workdir)
-    return 1 if failures else 0
+    return check.finish(workdir, remove=not args.workdir)
 
 
 if __name__ == "__main__":

@@ -23,36 +23,30 @@ Prints each step's time; exit status 0 when every check holds, 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from pipeline.params import merge_params  # noqa: E402
+sys.path.insert(0, str(REPO / "scripts"))
+import checklib  # noqa: E402
+
+GIT_ENV = checklib.tool_env(GIT_AUTHOR_NAME="TeluCodec check", GIT_AUTHOR_EMAIL="check@localhost",
+                            GIT_COMMITTER_NAME="TeluCodec check", GIT_COMMITTER_EMAIL="check@localhost")
 
 PUSHED = ["data/corpus", "data/shards", "models/seed.safetensors", "models/codec.safetensors",
           "models/telucodec.safetensors", "reports/eval", "reports/index.html", "reports/data/stats.json",
           "reports/seed_codebooks.json", "reports/export.json", "reports/metrics.json"]
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> tuple[str, float]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               GIT_AUTHOR_NAME="TeluCodec check", GIT_AUTHOR_EMAIL="check@localhost",
-               GIT_COMMITTER_NAME="TeluCodec check", GIT_COMMITTER_EMAIL="check@localhost")
-    start = time.monotonic()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} in {cwd} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return done.stdout + done.stderr, time.monotonic() - start
+def run(cmd: list[str], cwd: Path) -> tuple[str, float]:
+    """Output and seconds of ``cmd``; RuntimeError with its output when it fails."""
+    code, log, seconds = checklib.run(cmd, cwd, GIT_ENV)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} in {cwd} failed ({code}):\n{log}")
+    return log, seconds
 
 
 def digest(root: Path, rel: str) -> str:
@@ -65,28 +59,15 @@ def digest(root: Path, rel: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="workflow/params-tiny.yaml", help="override file merged over params.yaml")
-    ap.add_argument("--workdir", type=Path, help="where everything goes (default: a new temp folder, removed)")
-    args = ap.parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="telucodec-remote-"))
-    work.mkdir(parents=True, exist_ok=True)
-    failures: list[str] = []
-
-    def check(ok: bool, what: str) -> None:
-        print(f"  {'ok  ' if ok else 'FAIL'} {what}", flush=True)
-        if not ok:
-            failures.append(what)
+    args, work = checklib.parse_args(__doc__, "remote", argv)
+    check = checklib.Checks()
 
     server, remote, alice, bob, carol = (work / n for n in ("server.git", "dvc-remote", "alice", "bob", "carol"))
     try:
         print("1. Alice builds and pushes", flush=True)
         run(["git", "init", "--bare", "--quiet", str(server)], work)
-        run(["git", "clone", "--quiet", str(REPO), str(alice)], work)
+        params = checklib.clone_with_params(alice, args.params)
         run(["git", "remote", "set-url", "origin", str(server)], alice)
-        params = merge_params(yaml.safe_load((alice / "params.yaml").read_text(encoding="utf-8")),
-                              yaml.safe_load((REPO / args.params).read_text(encoding="utf-8")))
-        (alice / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
         run(["dvc", "remote", "add", "--default", "shared", str(remote)], alice)
         _, built = run(["dvc", "repro"], alice)
         run(["git", "add", "-A"], alice)
@@ -150,14 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         check(same == PUSHED, f"Carol's outputs are the experiment's, byte for byte ({len(same)}/{len(PUSHED)})")
     except RuntimeError as exc:
         print(f"error: check-remote: {exc}", file=sys.stderr)
-        failures.append("a command failed")
-
-    print(f"{len(failures)} check(s) failed" if failures else "every check holds")
-    if failures:
-        print(f"kept in {work}")
-    elif not args.workdir:
-        shutil.rmtree(work)
-    return 1 if failures else 0
+        check(False, "every command ran")
+    return check.finish(work, remove=not args.workdir)
 
 
 if __name__ == "__main__":
