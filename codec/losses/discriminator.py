@@ -66,12 +66,19 @@ class STFTDiscriminator(nn.Module):
         self.negative_slope = cfg.negative_slope
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        z = _complex_image(x, self.n_fft, self.window)
-        features = []
-        for conv in self.convs:
-            z = F.leaky_relu(conv(z), self.negative_slope)
-            features.append(z)
+        features: list[torch.Tensor] = []
+        z = _leaky_stack(self.convs, _complex_image(x, self.n_fft, self.window), self.negative_slope, features)
         return self.conv_post(z), features
+
+
+def _leaky_stack(convs: nn.ModuleList, z: torch.Tensor, negative_slope: float,
+                 features: list[torch.Tensor]) -> torch.Tensor:
+    """``z`` through each conv and a leaky ReLU, in turn; every activation is appended to ``features`` (feature
+    matching compares them), the last one returned."""
+    for conv in convs:
+        z = F.leaky_relu(conv(z), negative_slope)
+        features.append(z)
+    return z
 
 
 class PeriodDiscriminator(nn.Module):
@@ -95,11 +102,8 @@ class PeriodDiscriminator(nn.Module):
         pad = (-x.shape[-1]) % self.period
         if pad:
             x = F.pad(x, (0, pad), mode="reflect" if x.shape[-1] > pad else "constant")
-        z = x.reshape(x.shape[0], 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            z = F.leaky_relu(conv(z), self.negative_slope)
-            features.append(z)
+        features: list[torch.Tensor] = []
+        z = _leaky_stack(self.convs, x.reshape(x.shape[0], 1, -1, self.period), self.negative_slope, features)
         return self.conv_post(z), features
 
 
@@ -131,11 +135,7 @@ class BandSTFTDiscriminator(nn.Module):
         image = _complex_image(x, self.n_fft, self.window)
         features, outputs = [], []
         for (lo, hi), convs in zip(self.bands, self.band_convs):
-            z = image[..., lo:hi]
-            for conv in convs:
-                z = F.leaky_relu(conv(z), self.negative_slope)
-                features.append(z)
-            outputs.append(z)
+            outputs.append(_leaky_stack(convs, image[..., lo:hi], self.negative_slope, features))
         return self.conv_post(torch.cat(outputs, dim=-1)), features
 
 
