@@ -33,11 +33,10 @@ def system_means(result: SetResult, system: System) -> dict[str, float | None]:
     if system.system == CODEC and result.counts is not None:
         out["entropy_kbps"] = M.entropy_kbps(result.counts, result.frame_rate, system.n_q)
     for name in METRICS:
-        values = np.array([r.values[name] for r in rows], dtype=np.float64)
-        finite = values[~np.isnan(values)]
-        out[name] = float(finite.mean()) if finite.size else None
+        values = [r.values[name] for r in rows]
+        out[name] = _mean_skipping_nan(values)
         if name in FALLIBLE:
-            out[f"{name}_failed"] = int(values.size - finite.size)
+            out[f"{name}_failed"] = int(np.isnan(values).sum())
     return out
 
 
@@ -62,13 +61,15 @@ def set_summary(result: SetResult) -> dict[str, Any]:
         out["quantizer"] = quantizer_summary(result)
     if result.reference_dnsmos:  # the original audio's DNSMOS: the ceiling for every system's
         out["original"] = {"utterances": len(result.reference_dnsmos)} | {
-            name: _finite_mean([r[name] for r in result.reference_dnsmos]) for name in DNSMOS_METRICS}
+            name: _mean_skipping_nan([r[name] for r in result.reference_dnsmos]) for name in DNSMOS_METRICS}
     return out
 
 
-def _finite_mean(values: list[float]) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
+def _mean_skipping_nan(values: list[float]) -> float | None:
+    """Mean of the scores that are not NaN (a failed or unscored utterance); None when there is none."""
+    kept = np.asarray(values, dtype=np.float64)
+    kept = kept[~np.isnan(kept)]
+    return float(kept.mean()) if kept.size else None
 
 
 def metrics_summary(sets: list[SetResult]) -> dict[str, Any]:
