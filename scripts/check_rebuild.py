@@ -36,6 +36,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+from checklib import file_hashes, merge_into_params  # noqa: E402
 from pipeline.params import merge_params  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("dvc_stages", REPO / "workflow" / "lib" / "dvc_stages.py")
@@ -47,18 +49,6 @@ class Build(NamedTuple):
     engine: str  # dvc | snakemake
     root: Path
     seconds: float
-
-
-# Snakemake marks each directory() output with this empty file; it is no pipeline output.
-ENGINE_MARKERS = {".snakemake_timestamp"}
-
-
-def file_hashes(root: Path, rel: str) -> dict[str, str]:
-    """sha256 of the file ``root/rel``, or of every file under the folder ``root/rel``, by relative path."""
-    path = root / rel
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
-                                                  if p.is_file() and p.name not in ENGINE_MARKERS)
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def lock_hashes(lock: Path) -> dict[str, str]:
@@ -152,9 +142,7 @@ def build(engine: str, root: Path, overrides: Path | None, cores: int, log) -> B
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(root)], check=True)
     if engine == "dvc":
         if overrides:
-            params = merge_params(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
-                           yaml.safe_load(overrides.read_text(encoding="utf-8")))
-            (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+            merge_into_params(root, overrides)
         cmd = ["dvc", "repro"]
     else:
         cmd = ["snakemake", "--cores", str(cores)] + (["--configfile", str(overrides)] if overrides else [])

@@ -27,7 +27,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
-from checklib import Checks, parse_args, run  # noqa: E402
+from checklib import Checks, file_hashes, parse_args, run  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("check_rebuild", REPO / "scripts" / "check_rebuild.py")
 rebuild = importlib.util.module_from_spec(_spec)
@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     config = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     outputs = [p for stage in rebuild.dvc_stages.read_dvc_stages(root / "dvc.yaml", config).values()
                for p in stage.out_paths if p != "models/checkpoints"]
-    built = {rel: rebuild.file_hashes(root, rel) for rel in outputs}
+    built = {rel: file_hashes(root, rel) for rel in outputs}
 
     def same_as_built(step: str) -> None:
-        differ = [rel for rel in outputs if rebuild.file_hashes(root, rel) != built[rel]]
+        differ = [rel for rel in outputs if file_hashes(root, rel) != built[rel]]
         check(not differ, f"{step}: every output byte-identical to the first build ({len(outputs)} outs)"
               + (f"; differ: {differ}" if differ else ""))
 

@@ -23,7 +23,6 @@ Prints each step's time; exit status 0 when every check holds, 1 otherwise.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -49,13 +48,10 @@ def run(cmd: list[str], cwd: Path) -> tuple[str, float]:
     return log, seconds
 
 
-def digest(root: Path, rel: str) -> str:
-    """sha256 over a file, or over every file of a folder by relative path."""
-    path = root / rel
-    h = hashlib.sha256()
-    for p in [path] if path.is_file() else sorted(q for q in path.rglob("*") if q.is_file()):
-        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
+def same_outputs(a: Path, b: Path) -> list[str]:
+    """The pushed outputs present in ``b`` with the same bytes as in ``a``."""
+    return [rel for rel in PUSHED
+            if (b / rel).exists() and checklib.file_hashes(b, rel) == checklib.file_hashes(a, rel)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         run(["git", "clone", "--quiet", "--branch", "main", str(server), str(bob)], work)
         _, pulled = run(["dvc", "pull", "--allow-missing"], bob)
         print(f"     dvc pull --allow-missing {pulled:.1f} s")
-        same = [rel for rel in PUSHED if (bob / rel).exists() and digest(bob, rel) == digest(alice, rel)]
+        same = same_outputs(alice, bob)
         check(same == PUSHED, f"Bob has every pushed output, byte for byte ({len(same)}/{len(PUSHED)})")
         check(not (bob / "models" / "checkpoints").exists() or not any((bob / "models" / "checkpoints").iterdir()),
               "the checkpoints stayed with Alice (push: false)")
@@ -103,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         run(["dvc", "exp", "branch", "more-steps", "more-steps"], bob)
         run(["git", "checkout", "--quiet", "more-steps"], bob)
         run(["dvc", "checkout", "--allow-missing"], bob)
-        same = [rel for rel in PUSHED if (bob / rel).exists() and digest(bob, rel) == digest(alice, rel)]
+        same = same_outputs(alice, bob)
         check(same == PUSHED, f"on its branch, Bob's outputs are Alice's experiment's ({len(same)}/{len(PUSHED)})")
         log, _ = run(["dvc", "repro", "--allow-missing"], bob)
         check("Running stage" not in log, "and dvc repro --allow-missing runs no stage")
@@ -127,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         # (cache: false), and `dvc push --run-cache` does not push the run cache's copies of uncached outputs.
         check("Stage 'export' is cached - skipping run" in log and "Running stage 'export'" not in log,
               f"export comes back from the run cache instead of running ({seconds:.1f} s for the repro)")
-        same = [rel for rel in PUSHED if (carol / rel).exists() and digest(carol, rel) == digest(alice, rel)]
+        same = same_outputs(alice, carol)
         check(same == PUSHED, f"Carol's outputs are the experiment's, byte for byte ({len(same)}/{len(PUSHED)})")
     except RuntimeError as exc:
         print(f"error: check-remote: {exc}", file=sys.stderr)

@@ -1,10 +1,11 @@
-"""What the workflow checks (check_recovery, check_remote, check_multinode) share: a tally of named checks,
-a fresh clone of HEAD with an override file merged into its params.yaml, and commands run with the
-environment's tools first on PATH."""
+"""What the workflow checks (check_rebuild, check_recovery, check_remote, check_multinode, slurm-local.sh)
+share: a tally of named checks, a fresh clone of HEAD with an override file merged into its params.yaml,
+output hashes, and commands run with the environment's tools first on PATH."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import tempfile
@@ -32,14 +33,31 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[i
     return done.returncode, done.stdout + done.stderr, time.monotonic() - start
 
 
-def clone_with_params(dest: Path, overrides: str | Path) -> dict:
-    """``git clone`` HEAD into ``dest`` and merge ``overrides`` (relative to the repo) into its params.yaml, as
-    Snakemake merges a --configfile; returns the merged params."""
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
-    params = merge_params(yaml.safe_load((dest / "params.yaml").read_text(encoding="utf-8")),
+# Snakemake marks each directory() output with this empty file; it is no pipeline output.
+ENGINE_MARKERS = {".snakemake_timestamp"}
+
+
+def file_hashes(root: Path, rel: str) -> dict[str, str]:
+    """sha256 of the file ``root/rel``, or of every file under the folder ``root/rel``, by relative path."""
+    path = root / rel
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
+                                                  if p.is_file() and p.name not in ENGINE_MARKERS)
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def merge_into_params(root: Path, overrides: str | Path) -> dict:
+    """Merge the override file ``overrides`` (relative to the repo, or absolute) into ``root/params.yaml`` as
+    Snakemake merges a --configfile (nested keys merge, lists are replaced); returns the merged params."""
+    params = merge_params(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
                           yaml.safe_load((REPO / overrides).read_text(encoding="utf-8")))
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     return params
+
+
+def clone_with_params(dest: Path, overrides: str | Path) -> dict:
+    """``git clone`` HEAD into ``dest`` and :func:`merge_into_params`; returns the merged params."""
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
+    return merge_into_params(dest, overrides)
 
 
 def parse_args(doc: str, name: str, argv: list[str] | None) -> tuple[argparse.Namespace, Path]:

@@ -171,10 +171,8 @@ git clone --quiet "${repo}" "${clone}"
 cp "${params}" "${state}/overrides.yaml"
 cd "${clone}"
 if ((nodes > 1)); then
-  "${venv_bin}/python" -c "import sys, yaml; sys.path.insert(0, '.'); from pipeline.params import merge_params
-base, over = (yaml.safe_load(open(p)) for p in ('params.yaml', sys.argv[1]))
-open('params.yaml', 'w').write(yaml.safe_dump(merge_params(base, over), sort_keys=False, allow_unicode=True))" \
-    "${state}/overrides.yaml"
+  "${venv_bin}/python" -c "import sys; from pathlib import Path; sys.path.insert(0, 'scripts')
+from checklib import merge_into_params; merge_into_params(Path('.'), sys.argv[1])" "${state}/overrides.yaml"
   dvc repro --quiet seed_codebooks
   start=$(date +%s)
   sbatch --wait --nodes="${nodes}" --ntasks-per-node=1 --job-name=train-multinode --output="${state}/log/train.out" \
