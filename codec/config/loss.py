@@ -63,6 +63,7 @@ class LossConfig:
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 2.0
     adversarial_start_step: int = 1000  # generator step at which the discriminator joins in
+    adversarial_every: int = 1  # from then on it takes part in every k-th step only (cheaper steps between)
     adversarial_loss: AdversarialLoss = "hinge"
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
@@ -74,6 +75,8 @@ class LossConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.adversarial_start_step < 0:
             raise ValueError("adversarial_start_step must be >= 0")
+        if self.adversarial_every < 1:
+            raise ValueError(f"adversarial_every must be >= 1, got {self.adversarial_every}")
         if not self.stft_fft_sizes or not self.mel_fft_sizes or min(self.mel_bands) < 1:
             raise ValueError("need at least one STFT size, one mel size and one mel band")
         if isinstance(self.mel_n_mels, list) and len(self.mel_n_mels) != len(self.mel_fft_sizes):

@@ -69,6 +69,7 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the codec (CUDA runs)
     deterministic: bool = True  # torch.use_deterministic_algorithms on CPU
+    weight_ema_decay: float = 0.0  # > 0: validate and export an EMA of the weights (codec.train.weight_ema); 0 = off
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "prefetch_batches", "log_every", "validate_every", "valid_max_examples",
@@ -80,3 +81,5 @@ class TrainConfig:
             raise ValueError("segment_seconds and valid_segment_seconds must be positive")
         if self.num_workers < 0 or self.cached_row_groups < 0 or self.max_grad_norm < 0:
             raise ValueError("num_workers, cached_row_groups and max_grad_norm must be >= 0")
+        if not 0.0 <= self.weight_ema_decay < 1.0:
+            raise ValueError(f"weight_ema_decay must lie in [0, 1), got {self.weight_ema_decay}")

@@ -157,8 +157,10 @@ class CodecLoss(nn.Module):
         self.mel_loss = MultiScaleMelLoss(sample_rate, cfg.mel_fft_sizes, cfg.mel_n_mels)
 
     def adversarial_active(self, step: int) -> bool:
-        """Whether the discriminator takes part at generator step ``step`` (0-based)."""
-        return step >= self.cfg.adversarial_start_step
+        """Whether the discriminator takes part at generator step ``step`` (0-based): from
+        ``adversarial_start_step`` on, every ``adversarial_every``-th step."""
+        start = self.cfg.adversarial_start_step
+        return step >= start and (step - start) % self.cfg.adversarial_every == 0
 
     def generator_loss(self, target: torch.Tensor, reconstruction: torch.Tensor, commitment_loss: torch.Tensor,
                        step: int = 0, discriminator: Discriminator | None = None) -> LossOutput:

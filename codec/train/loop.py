@@ -50,6 +50,7 @@ from codec.train.progress import TrainProgress
 from codec.train.resume import resume_point
 from codec.train.schedule import lr_factor
 from codec.train.validation import BEST_METRICS, validate
+from codec.train.weight_ema import WeightEMA
 
 BatchHook = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -169,6 +170,7 @@ class _Trainer:
         self.disc_opt = make_optimizer(self.disc_params, cfg.disc_optimizer)
         self.generators = module_generators(self.codec)
         self.persistent_buffers = set(self.codec.state_dict()) & {n for n, _ in self.codec.named_buffers()}
+        self.weight_ema = WeightEMA(self.codec, cfg.weight_ema_decay) if cfg.weight_ema_decay > 0 else None
 
         self.step = 0
         self.bad_steps = 0
@@ -220,6 +222,7 @@ class _Trainer:
             "discriminator": {k: v.detach().cpu() for k, v in self.disc.state_dict().items()},
             "optimizer": self.opt.state_dict(),
             "disc_optimizer": self.disc_opt.state_dict(),
+            "weight_ema": None if self.weight_ema is None else self.weight_ema.state_dict(),
             # The schedules are pure functions of the step; the factors are kept for the record.
             "schedule": {"step": self.step, "lr_factor": lr_factor(self.step, self.cfg.steps, self.cfg.schedule)},
             "rng": ckpt.capture_rng_state(),
@@ -248,6 +251,8 @@ class _Trainer:
             self.disc.load_state_dict(state["discriminator"])
             self.opt.load_state_dict(state["optimizer"])
             self.disc_opt.load_state_dict(state["disc_optimizer"])
+            if self.weight_ema is not None:
+                self.weight_ema.load_state_dict(state["weight_ema"])
             for name, g in self.generators.items():
                 g.set_state(state["generators"][name])
             ckpt.restore_rng_state(state["rng"])
@@ -300,6 +305,8 @@ class _Trainer:
             self.codec.load_state_dict(buffers, strict=False)
         else:
             self.opt.step()
+            if self.weight_ema is not None:
+                self.weight_ema.update(self.codec, step)
             if adversarial:
                 self.disc_opt.step()
         self.opt.zero_grad(set_to_none=True)
@@ -384,8 +391,11 @@ class _Trainer:
         )
 
     def validate(self) -> dict[str, float]:
-        return validate(self.codec, self.loss, self.valid_crops, self.cfg.valid_batch_size, self.device,
-                        self._autocast)
+        """Validation of the weights the run exports: their EMA when there is one."""
+        averaged = contextlib.nullcontext() if self.weight_ema is None else self.weight_ema.applied(self.codec)
+        with averaged:
+            return validate(self.codec, self.loss, self.valid_crops, self.cfg.valid_batch_size, self.device,
+                            self._autocast)
 
     def _last_logged_validation(self) -> dict[str, float]:
         for _, row in reversed(self.log_history):
@@ -419,13 +429,20 @@ class _Trainer:
         self.logger.next_step()
 
     def _export(self, out: Path) -> Path:
-        """Write the final weights (best on validation, or the last) with their config to ``out``."""
+        """Write the final weights (best on validation, or the last; their EMA when there is one) with their
+        config to ``out``."""
         state, source, step = self.codec.state_dict(), "last", self.step
+        if self.weight_ema is not None:
+            state = self.weight_ema.module_state(self.codec)
         best_path = self.checkpoints / ckpt.BEST_NAME
         if self.cfg.final_weights == "best" and self.best is not None and best_path.is_file():
             best = ckpt.load_checkpoint(best_path)
             state, source, step = best["codec"], "best", int(best["step"])
+            if best["weight_ema"] is not None:
+                state = {**state, **{k: v.to(state[k].dtype) for k, v in best["weight_ema"].items()}}
         meta = {"stage": "train", "step": str(step), "weights": source}
+        if self.weight_ema is not None:
+            meta["weight_ema_decay"] = repr(self.cfg.weight_ema_decay)
         if self.best is not None:
             meta[f"valid_{self.best['metric']}"] = repr(self.best["value"])
         return save_codec_weights(out, state, self.codec_config, meta)

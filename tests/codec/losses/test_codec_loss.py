@@ -145,6 +145,13 @@ def test_adversarial_terms_start_at_the_configured_step():
     assert all(p.grad is not None for p in disc.parameters())
 
 
+def test_adversarial_every_k_steps_after_the_start():
+    loss = CodecLoss(_small_cfg(adversarial_start_step=5, adversarial_every=3), SR)
+    assert [s for s in range(16) if loss.adversarial_active(s)] == [5, 8, 11, 14]
+    with pytest.raises(ValueError, match="adversarial_every"):
+        _small_cfg(adversarial_every=0)
+
+
 def test_losses_are_float32_under_bf16_autocast_and_close_to_fp32():
     loss = CodecLoss(_small_cfg(), SR)
     x, y = _noise(0), _noise(1).bfloat16()  # a decoder under autocast hands back bf16
