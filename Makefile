@@ -46,49 +46,45 @@ run: env system-deps
 test: env system-deps
 	$(BIN)/python -m pytest -q
 
-# The quick benchmarks (minutes in all). The long ones are run by hand: recipe_budget.py (30 min per recipe),
-# train_convergence.py, gpu_check.sh (a GPU machine); see the README.
+# The quick benchmarks (minutes in all). The long ones are run by hand: benchmarks.recipe_budget (30 min per
+# recipe), benchmarks.train_convergence, benchmarks/gpu_check.sh (a GPU machine); see the README.
 QUICK_BENCHMARKS := cli_speed evaluate_speed prepare_speed quantizer_speed train_speed
 bench: env
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	for b in $(QUICK_BENCHMARKS); do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in $(QUICK_BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean-env:
 	rm -rf $(VENV)
 
-# Workflow checks, too slow for `make test` (minutes each; tiny config in workflow/params-tiny.yaml):
-#   make check-rebuild   two `dvc repro` builds in fresh clones of HEAD give byte-identical outputs
-#   make check-parity    `dvc repro` and `snakemake` builds give byte-identical outputs
-#   make check-recovery  a params typo under `dvc repro` costs no retrain; overrides re-run stages across engines
-#   make check-remote    push to a DVC remote, pull in fresh clones: nothing rebuilt; experiments and run cache
-#   make check-multinode two node launchers and a c10d rendezvous on this machine: same weights, exact resume
-#   make test-slurm      a one-node SLURM cluster on this machine runs the workflow (root, Debian)
-#   make test-slurm-multinode  a two-node SLURM cluster on this machine runs train as one sbatch job on both
+# Workflow checks, too slow for `make test` (minutes each; tiny config in workflow/params-tiny.yaml): the tests
+# marked `check` in tests/workflow/checks/test_checks.py (their docstring says what each proves).
+#   make check-rebuild / check-parity / check-recovery / check-remote / check-multinode / test-slurm[-multinode]
 #   make report-diff     metrics/params of the workspace against BASE (default main), as Markdown
 .PHONY: check-rebuild check-parity check-recovery check-remote check-multinode test-slurm test-slurm-multinode \
 	report-diff
 BASE ?= main
+CHECKS := $(BIN)/python -m pytest -m check -s -q tests/workflow/checks/test_checks.py
 
 check-rebuild: env
-	$(BIN)/python scripts/check_rebuild.py --engines dvc dvc
+	$(CHECKS) -k test_two_dvc_builds
 
 check-parity: env
-	$(BIN)/python scripts/check_rebuild.py --engines dvc snakemake
+	$(CHECKS) -k test_dvc_and_snakemake
 
 check-recovery: env
-	$(BIN)/python scripts/check_recovery.py
+	$(CHECKS) -k test_a_params_typo
 
 check-remote: env
-	$(BIN)/python scripts/check_remote.py
+	$(CHECKS) -k test_a_dvc_remote
 
 check-multinode: env
-	$(BIN)/python scripts/check_multinode.py
+	$(CHECKS) -k test_two_simulated_nodes
 
 test-slurm: env
-	scripts/slurm-local.sh
+	$(CHECKS) -k "test_a_local_slurm_cluster and one-node"
 
 test-slurm-multinode: env
-	NODES=2 scripts/slurm-local.sh
+	$(CHECKS) -k "test_a_local_slurm_cluster and two-nodes"
 
 report-diff: env
 	scripts/report_diff.sh $(BASE)

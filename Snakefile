@@ -8,7 +8,7 @@
 #   - prepare runs as prepare_shard jobs (the DVC command + `--shard N`) and a merge (+ `--merge`);
 #   - models/checkpoints (DVC `persist: true`) is no output: Snakemake would delete it before a re-run;
 #   - every command ends with `--params <file>`: the config Snakemake validated, overrides included;
-#   - train runs with TELUCODEC_GPUS set to the job's `gpu` resource (scripts/launch-train.sh);
+#   - train runs with TELUCODEC_GPUS set to the job's `gpu` resource (workflow/launch-train.sh);
 #   - every rule has one more input, .snakemake/telucodec/params/<stage>.yaml: its params sections, stamped
 #     with the time they changed, so a job re-runs when they differ from what its outputs were built with,
 #     also when `dvc repro` built them (then dvc.lock says with what; see write_params_stamps).

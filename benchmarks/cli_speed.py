@@ -12,7 +12,7 @@ side as a user would from a shell, start-up included: one ``telucodec encode`` p
 batch call (``telucodec encode clips/ out/``) on one core (``--jobs 1 --threads 1``, target >= 20x real time)
 and on every core.
 
-    python benchmarks/cli_speed.py [--seconds 60] [--repeats 3] [--input-rate 44100 --channels 2]
+    python -m benchmarks.cli_speed [--seconds 60] [--repeats 3] [--input-rate 44100 --channels 2]
         [--batch-clips 42 --clip-seconds 4]
 """
 
@@ -86,17 +86,23 @@ def main() -> None:
             "encode": ["encode", str(wav), str(tcq), *common],
             "decode": ["decode", str(tcq), str(out), *common],
         }
-        print(f"cli_speed: default codec ({sum(p.numel() for p in codec.parameters()) / 1e6:.2f} M parameters, "
-              f"{codec.num_levels} levels x {params.quantizer.codebook_size}), {args.seconds:g} s input at "
-              f"{args.input_rate} Hz x {args.channels} ch, 1 thread, best of {args.repeats}")
+        print(
+            f"cli_speed: default codec ({sum(p.numel() for p in codec.parameters()) / 1e6:.2f} M parameters, "
+            f"{codec.num_levels} levels x {params.quantizer.codebook_size}), {args.seconds:g} s input at "
+            f"{args.input_rate} Hz x {args.channels} ch, 1 thread, best of {args.repeats}"
+        )
         for name, argv in runs.items():
             times = [_timed(argv) for _ in range(args.repeats)]
             wall, cpu = min(t[0] for t in times), min(t[1] for t in times)
-            print(f"  {name}: {wall:.3f} s wall ({args.seconds / wall:.0f}x real time), "
-                  f"{cpu:.3f} s CPU ({args.seconds / cpu:.0f}x real time)")
+            print(
+                f"  {name}: {wall:.3f} s wall ({args.seconds / wall:.0f}x real time), "
+                f"{cpu:.3f} s CPU ({args.seconds / cpu:.0f}x real time)"
+            )
         h = read_bitstream(tcq).header
-        print(f"  bitstream: {h.file_bytes} bytes, {h.nominal_kbps:.2f} kbit/s nominal, "
-              f"{h.payload_kbps:.2f} kbit/s achieved (entropy-coded, random weights)")
+        print(
+            f"  bitstream: {h.file_bytes} bytes, {h.nominal_kbps:.2f} kbit/s nominal, "
+            f"{h.payload_kbps:.2f} kbit/s achieved (entropy-coded, random weights)"
+        )
         if args.batch_clips > 0:
             _batch(tmp, model, args)
 
@@ -106,8 +112,14 @@ def _batch(tmp: Path, model: str, args: argparse.Namespace) -> None:
     clips = tmp / "clips"
     clips.mkdir()
     for i in range(args.batch_clips):
-        sf.write(clips / f"clip{i:03d}.wav", _speechlike(args.clip_seconds, args.input_rate, args.channels)
-                 [int(i * 0.05 * args.input_rate) % args.input_rate:], args.input_rate, subtype="PCM_16")
+        sf.write(
+            clips / f"clip{i:03d}.wav",
+            _speechlike(args.clip_seconds, args.input_rate, args.channels)[
+                int(i * 0.05 * args.input_rate) % args.input_rate :
+            ],
+            args.input_rate,
+            subtype="PCM_16",
+        )
     audio = sum(sf.info(p).duration for p in clips.iterdir())
     cli = [sys.executable, "-m", "codec.cli.main", "encode"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -118,19 +130,29 @@ def _batch(tmp: Path, model: str, args: argparse.Namespace) -> None:
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         return time.perf_counter() - start
 
-    per_file = shell([[*cli, str(c), str(tmp / "one" / (c.stem + ".tcq")), "--model", model, "--threads", "1"]
-                      for c in sorted(clips.iterdir())])
+    per_file = shell(
+        [
+            [*cli, str(c), str(tmp / "one" / (c.stem + ".tcq")), "--model", model, "--threads", "1"]
+            for c in sorted(clips.iterdir())
+        ]
+    )
     one_core = shell([[*cli, str(clips), str(tmp / "batch1"), "--model", model, "--threads", "1", "--jobs", "1"]])
     cores = available_cpus()
     every_core = shell([[*cli, str(clips), str(tmp / "batchn"), "--model", model]])
     same = all((tmp / "batch1" / p.name).read_bytes() == p.read_bytes() for p in (tmp / "one").iterdir())
-    print(f"cli_speed batch: {args.batch_clips} clips of {args.clip_seconds:g} s ({audio:.0f} s of audio), "
-          "wall time from the shell, interpreter and torch start-up included")
-    for label, seconds in [("a process per file, 1 thread", per_file), ("one batch call, --jobs 1, 1 thread",
-                                                                         one_core),
-                           (f"one batch call, every core ({cores})", every_core)]:
-        print(f"  {label}: {seconds:.1f} s ({audio / seconds:.1f}x real time, {per_file / seconds:.1f}x the "
-              "process per file)")
+    print(
+        f"cli_speed batch: {args.batch_clips} clips of {args.clip_seconds:g} s ({audio:.0f} s of audio), "
+        "wall time from the shell, interpreter and torch start-up included"
+    )
+    for label, seconds in [
+        ("a process per file, 1 thread", per_file),
+        ("one batch call, --jobs 1, 1 thread", one_core),
+        (f"one batch call, every core ({cores})", every_core),
+    ]:
+        print(
+            f"  {label}: {seconds:.1f} s ({audio / seconds:.1f}x real time, {per_file / seconds:.1f}x the "
+            "process per file)"
+        )
     print(f"  batch output identical to per-file output: {same}")
 
 

@@ -1,6 +1,6 @@
 """How long does the evaluate stage spend per utterance, and where?
 
-    python benchmarks/evaluate_speed.py [--model models/codec.safetensors] [--params params.yaml]
+    python -m benchmarks.evaluate_speed [--model models/codec.safetensors] [--params params.yaml]
                                         [--utterances 4] [--seconds 4]
 
 Scores ``--utterances`` speech-like signals of ``--seconds`` each with the codec at every level
@@ -13,23 +13,19 @@ untrained codec of the ``model``/``quantizer`` sections (same compute as a train
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from codec.dsp import metrics as M  # noqa: E402
-from codec.evaluation.opus import OpusUnavailable, find_opus_tools  # noqa: E402
-from codec.evaluation.scoring import Timing, evaluate_set  # noqa: E402
-from codec.evaluation.sets import EvalSet, EvalUtterance  # noqa: E402
-from codec.model.codec import build_codec  # noqa: E402
-from codec.runtime.devices import resolve_device  # noqa: E402
-from codec.formats.weights import load_codec  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from codec.dsp import metrics as M
+from codec.evaluation.opus import OpusUnavailable, find_opus_tools
+from codec.evaluation.scoring import Timing, evaluate_set
+from codec.evaluation.sets import EvalSet, EvalUtterance
+from codec.formats.weights import load_codec
+from codec.model.codec import build_codec
+from codec.runtime.devices import resolve_device
+from pipeline.params import load_params
 
 
 def speechlike(seconds: float, rate: int, seed: int) -> np.ndarray:
@@ -59,8 +55,11 @@ def main() -> None:
     except OpusUnavailable as exc:
         tools = None
         print(f"note: {exc}; Opus not timed")
-    data = EvalSet("bench", [EvalUtterance(f"u{i}", None, speechlike(args.seconds, rate, i))
-                             for i in range(args.utterances)], args.utterances)
+    data = EvalSet(
+        "bench",
+        [EvalUtterance(f"u{i}", None, speechlike(args.seconds, rate, i)) for i in range(args.utterances)],
+        args.utterances,
+    )
     levels = params.evaluate.levels_for(codec.num_levels)
     timing = Timing()
     start = time.perf_counter()
@@ -69,11 +68,15 @@ def main() -> None:
     wall = time.perf_counter() - start
     systems = len(levels) + (len(params.evaluate.opus_kbps) if tools else 0)
     encode_rtf, decode_rtf = timing.rtf()
-    print(f"device {device}, threads {torch.get_num_threads()}, {args.utterances} x {args.seconds:g} s, "
-          f"{len(levels)} level counts + {systems - len(levels)} Opus bitrates")
+    print(
+        f"device {device}, threads {torch.get_num_threads()}, {args.utterances} x {args.seconds:g} s, "
+        f"{len(levels)} level counts + {systems - len(levels)} Opus bitrates"
+    )
     print(f"codec real-time factor (all {codec.num_levels} levels): encode x{encode_rtf:.1f}, decode x{decode_rtf:.1f}")
-    print(f"stage wall time per utterance: {wall / args.utterances:.2f} s "
-          f"({wall / (args.utterances * args.seconds):.3f} s per audio second)")
+    print(
+        f"stage wall time per utterance: {wall / args.utterances:.2f} s "
+        f"({wall / (args.utterances * args.seconds):.3f} s per audio second)"
+    )
 
     x = data.utterances[0].audio
     ys = [x + 0.01 * np.random.default_rng(s).standard_normal(x.size).astype(np.float32) for s in range(systems)]

@@ -16,35 +16,82 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from recipe_budget import RECIPES, base_params, prepare_corpus, recipe_params  # noqa: E402
-from stage_runs import ROOT, merge, run_stage, write_params  # noqa: E402
+from benchmarks.recipe_budget import RECIPES, base_params, prepare_corpus, recipe_params
+from benchmarks.stage_runs import ROOT, merge, run_stage, write_params
 
 
 def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
     """A short torchrun training of the gpu recipe (bf16 + compile on CUDA); returns its timings."""
     work = args.work / "paths"
-    base = base_params(argparse.Namespace(params=args.params, corpus=args.corpus, format=args.format,
-                                          extra_corpus=[], extra_format="auto", max_utterances=1))
+    base = base_params(
+        argparse.Namespace(
+            params=args.params,
+            corpus=args.corpus,
+            format=args.format,
+            extra_corpus=[],
+            extra_format="auto",
+            max_utterances=1,
+        )
+    )
     shards = prepare_corpus(base, args.work / "corpus")
-    data = merge(recipe_params(base, args.recipe_dir, args.recipe),
-                 {"train": {"steps": args.paths_steps, "validate_every": args.paths_steps, "bf16": True,
-                            "compile": cuda, "checkpoint_every": args.paths_steps, "valid_max_examples": 4}})
+    data = merge(
+        recipe_params(base, args.recipe_dir, args.recipe),
+        {
+            "train": {
+                "steps": args.paths_steps,
+                "validate_every": args.paths_steps,
+                "bf16": True,
+                "compile": cuda,
+                "checkpoint_every": args.paths_steps,
+                "valid_max_examples": 4,
+            }
+        },
+    )
     write_params(data, work / "params.yaml", f"recipe {args.recipe}")
     p = ["--params", str(work / "params.yaml")]
-    run_stage(["pipeline.seed_codebooks", "--shards", str(shards), "--out", str(work / "seed.safetensors"),
-               "--metrics", str(work / "seed.json"), *p], done=work / "seed.safetensors", log=work / "seed.log")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-               "-m", "pipeline.train", "--shards", str(shards), "--init", str(work / "seed.safetensors"),
-               "--checkpoints", str(work / "checkpoints"), "--out", str(work / "codec.safetensors"),
-               "--live", str(work / "train"), "--timings", str(work / "timings.json"), *p]
+    run_stage(
+        [
+            "pipeline.seed_codebooks",
+            "--shards",
+            str(shards),
+            "--out",
+            str(work / "seed.safetensors"),
+            "--metrics",
+            str(work / "seed.json"),
+            *p,
+        ],
+        done=work / "seed.safetensors",
+        log=work / "seed.log",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "1",
+        "-m",
+        "pipeline.train",
+        "--shards",
+        str(shards),
+        "--init",
+        str(work / "seed.safetensors"),
+        "--checkpoints",
+        str(work / "checkpoints"),
+        "--out",
+        str(work / "codec.safetensors"),
+        "--live",
+        str(work / "train"),
+        "--timings",
+        str(work / "timings.json"),
+        *p,
+    ]
     print("$ " + " ".join(command[2:]), flush=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(command, check=True, cwd=ROOT, env=env)
+    subprocess.run(command, check=True, cwd=ROOT)
     return json.loads((work / "timings.json").read_text())
 
 
@@ -66,21 +113,43 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if cuda else "no CUDA device: CPU fallback (gloo, float32, uncompiled)"
     print(f"gpu_check: torch {torch.__version__}, {device}", flush=True)
     paths = check_code_paths(args, cuda)
-    print(f"code paths: torchrun x1 (DDP), bf16 {'on' if cuda else 'off (CPU)'}, compile {'on' if cuda else 'off'}: "
-          f"{paths['steps']} steps, {paths['examples_per_second']:.1f} examples/s", flush=True)
+    print(
+        f"code paths: torchrun x1 (DDP), bf16 {'on' if cuda else 'off (CPU)'}, compile {'on' if cuda else 'off'}: "
+        f"{paths['steps']} steps, {paths['examples_per_second']:.1f} examples/s",
+        flush=True,
+    )
 
     budget = ["--budget-minutes", f"{args.minutes:g}"] if "--budget-steps" not in rest else []
     out = args.work / "results"
-    command = [sys.executable, str(ROOT / "benchmarks" / "recipe_budget.py"), "--corpus", str(args.corpus),
-               "--format", args.format, "--recipes", args.recipe, "--recipe-dir", str(args.recipe_dir),
-               "--params", *map(str, args.params), "--work", str(args.work), "--out", str(out), *budget, *rest]
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "recipe_budget.py"),
+        "--corpus",
+        str(args.corpus),
+        "--format",
+        args.format,
+        "--recipes",
+        args.recipe,
+        "--recipe-dir",
+        str(args.recipe_dir),
+        "--params",
+        *map(str, args.params),
+        "--work",
+        str(args.work),
+        "--out",
+        str(out),
+        *budget,
+        *rest,
+    ]
     subprocess.run(command, check=True, cwd=ROOT)
     (folder,) = [p for p in out.iterdir() if (p / "results.json").is_file()]
     (result,) = json.loads((folder / "results.json").read_text())["results"]
     peak = result["peak_gpu_memory_bytes"]
-    print(f"\ngpu recipe: {result['steps']} steps in {result['train_seconds']:.0f} s, "
-          f"{result['examples_per_second']:.1f} examples/s, data wait {100 * result['data_wait_fraction']:.1f}% of "
-          f"step time, peak GPU memory {'n/a (CPU)' if peak is None else f'{peak / 2**30:.2f} GiB'}")
+    print(
+        f"\ngpu recipe: {result['steps']} steps in {result['train_seconds']:.0f} s, "
+        f"{result['examples_per_second']:.1f} examples/s, data wait {100 * result['data_wait_fraction']:.1f}% of "
+        f"step time, peak GPU memory {'n/a (CPU)' if peak is None else f'{peak / 2**30:.2f} GiB'}"
+    )
     print((folder / "results.md").read_text())
 
 

@@ -19,4 +19,4 @@ if [[ -n "${wheels:-}" ]]; then
   export PYTHONPATH="/tmp/telucodec-site${PYTHONPATH:+:${PYTHONPATH}}"
 fi
 export PYTHONUNBUFFERED=1
-exec "${PYTHON:-python3}" benchmarks/gpu_check.py "${args[@]}"
+exec "${PYTHON:-python3}" -m benchmarks.gpu_check "${args[@]}"

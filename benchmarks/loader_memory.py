@@ -1,7 +1,7 @@
 """Corpora larger than memory: loader speed and peak memory per worker, whole split in memory against a
 bounded window of row groups, on a generated corpus of 20 hours (default) in many shards.
 
-    python benchmarks/loader_memory.py [--hours 20] [--window 2] [--batches 20000] [--keep DIR]
+    python -m benchmarks.loader_memory [--hours 20] [--window 2] [--batches 20000] [--keep DIR]
 
 1. Writes ``--hours`` of speech-like 16 kHz WAV files (6-14 s each; benchmarks/prepare_speed.py's corpus) and
    runs ``prepare`` on them (16 shards, every core) in a child process: its wall time and peak RSS (the main
@@ -28,12 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.prepare_speed import make_corpus
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from prepare_speed import make_corpus  # noqa: E402
-
 RATE = 16000
 
 PREPARE_CHILD = """
@@ -53,6 +50,8 @@ LOADER_CHILD = """
 import json, resource, sys, time
 import torch
 from codec.data.crops import CropBatchSampler, CropDataset, build_loader, index_split
+
+ROOT = Path(__file__).resolve().parents[1]
 shards, window, batches = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 index = index_split(shards, "train", 16000)
 segment = 8000  # 0.5 s, params.yaml's train.segment_seconds
@@ -84,8 +83,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=20.0)
     ap.add_argument("--window", type=int, default=2, help="row groups a worker keeps in the bounded mode")
-    ap.add_argument("--batches", type=int, default=20000,
-                    help="batches drawn per mode (default: more than an epoch, so both decode every row group)")
+    ap.add_argument(
+        "--batches",
+        type=int,
+        default=20000,
+        help="batches drawn per mode (default: more than an epoch, so both decode every row group)",
+    )
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (a second run reuses the corpus)")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="telucodec-loader-"))
@@ -98,24 +101,36 @@ def main() -> None:
             print(f"corpus: {seconds / 3600:.1f} h of 16 kHz WAV written in {time.perf_counter() - t0:.0f} s")
         if not (out / "shards" / "manifest.json").is_file():
             prep = child(PREPARE_CHILD, str(corpus), str(out))
-            print(f"prepare: {prep['hours']:.1f} h of train split in {prep['seconds']:.0f} s "
-                  f"({args.hours * 3600 / prep['seconds']:.0f}x real time); peak RSS {prep['self_mb']:.0f} MB "
-                  f"(main process), {prep['workers_mb']:.0f} MB (largest worker)")
-        rows = [("in-memory (cached_row_groups: 0)", child(LOADER_CHILD, str(out / "shards"), "0", str(args.batches))),
-                (f"window (cached_row_groups: {args.window})",
-                 child(LOADER_CHILD, str(out / "shards"), str(args.window), str(args.batches)))]
+            print(
+                f"prepare: {prep['hours']:.1f} h of train split in {prep['seconds']:.0f} s "
+                f"({args.hours * 3600 / prep['seconds']:.0f}x real time); peak RSS {prep['self_mb']:.0f} MB "
+                f"(main process), {prep['workers_mb']:.0f} MB (largest worker)"
+            )
+        rows = [
+            ("in-memory (cached_row_groups: 0)", child(LOADER_CHILD, str(out / "shards"), "0", str(args.batches))),
+            (
+                f"window (cached_row_groups: {args.window})",
+                child(LOADER_CHILD, str(out / "shards"), str(args.window), str(args.batches)),
+            ),
+        ]
         timings = ROOT / "reports" / "timings" / "train.json"
         consumed = json.loads(timings.read_text())["examples_per_second"] if timings.is_file() else 30.0
         data_mb = sum(p.stat().st_size for p in (out / "shards" / "train").glob("*.parquet")) / 2**20
-        print(f"\ntrain split: {rows[0][1]['rows']} rows in {rows[0][1]['row_groups']} row groups, "
-              f"{data_mb:.0f} MB of Parquet; a training step consumes {consumed:.1f} examples/s here")
+        print(
+            f"\ntrain split: {rows[0][1]['rows']} rows in {rows[0][1]['row_groups']} row groups, "
+            f"{data_mb:.0f} MB of Parquet; a training step consumes {consumed:.1f} examples/s here"
+        )
         print(f"{'mode':<36} {'examples/s':>11} {'x training':>11} {'worker peak RSS':>16}")
         for name, r in rows:
-            print(f"{name:<36} {r['examples_per_second']:>11.0f} {r['examples_per_second'] / consumed:>10.0f}x "
-                  f"{r['worker_mb']:>13.0f} MB")
+            print(
+                f"{name:<36} {r['examples_per_second']:>11.0f} {r['examples_per_second'] / consumed:>10.0f}x "
+                f"{r['worker_mb']:>13.0f} MB"
+            )
         ratio = rows[0][1]["worker_mb"] / rows[1][1]["worker_mb"]
-        print(f"the window mode holds {ratio:.1f}x less per worker, at "
-              f"{rows[1][1]['examples_per_second'] / rows[0][1]['examples_per_second']:.2f}x the in-memory speed")
+        print(
+            f"the window mode holds {ratio:.1f}x less per worker, at "
+            f"{rows[1][1]['examples_per_second'] / rows[0][1]['examples_per_second']:.2f}x the in-memory speed"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -6,14 +6,13 @@ syllable-rate envelope, breath noise and silent margins. Then runs the whole pre
 shards, merge) on each and prints seconds of audio / wall seconds. Target: >= 1000x.
 The real corpus (../shared/corpora/chai-bisket-te) is timed too when it is present.
 
-    python benchmarks/prepare_speed.py [--hours 1.0] [--rates 22050 44100] [--workers 0]
+    python -m benchmarks.prepare_speed [--hours 1.0] [--rates 22050 44100] [--workers 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from codec.config.prepare import PrepareConfig
-from codec.data.prepare import run_prepare  # noqa: E402
+from codec.data.prepare import run_prepare
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGET_RATE = 16000
 REAL_CORPUS = ROOT.parent / "shared" / "corpora" / "chai-bisket-te"
@@ -45,8 +43,15 @@ def speech_like(rng: np.random.Generator, seconds: float, rate: int) -> np.ndarr
     return x
 
 
-def make_corpus(folder: Path, rate: int, hours: float, seed: int, *, seconds_range: tuple[float, float] = (2.0, 6.0),
-                speakers: int = 20) -> float:
+def make_corpus(
+    folder: Path,
+    rate: int,
+    hours: float,
+    seed: int,
+    *,
+    seconds_range: tuple[float, float] = (2.0, 6.0),
+    speakers: int = 20,
+) -> float:
     """Write WAV files of ``rate`` Hz and ``seconds_range`` each, in ``speakers`` folders, totalling at least
     ``hours``; returns their seconds."""
     rng = np.random.default_rng(seed)
@@ -78,8 +83,10 @@ def time_prepare(corpus: Path, work: Path, fmt: str, workers: int) -> tuple[floa
 
 def report(name: str, seconds: float, wall: float, cpu: float, rejected: int) -> None:
     # CPU seconds show the cost independently of other load on the machine.
-    print(f"{name}: {seconds / 3600:.2f} h in {wall:.2f} s = {seconds / wall:.0f}x real time "
-          f"(CPU {cpu:.2f} s = {seconds / cpu:.0f}x per busy core; {rejected} rejected)")
+    print(
+        f"{name}: {seconds / 3600:.2f} h in {wall:.2f} s = {seconds / wall:.0f}x real time "
+        f"(CPU {cpu:.2f} s = {seconds / cpu:.0f}x per busy core; {rejected} rejected)"
+    )
 
 
 def main() -> None:
@@ -97,7 +104,9 @@ def main() -> None:
             print(f"  generated {generated / 3600:.2f} h at {rate} Hz in {time.perf_counter() - start:.1f} s")
             report(f"{rate:>6} Hz", *time_prepare(corpus, work, "folder", args.workers))
         if REAL_CORPUS.is_dir():
-            report("chai-bisket-te (16 kHz ULCA)", *time_prepare(REAL_CORPUS, Path(tmp) / "out_real", "ulca", args.workers))
+            report(
+                "chai-bisket-te (16 kHz ULCA)", *time_prepare(REAL_CORPUS, Path(tmp) / "out_real", "ulca", args.workers)
+            )
 
 
 if __name__ == "__main__":

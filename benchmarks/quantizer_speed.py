@@ -5,8 +5,9 @@ the same settings for both: EMA decay 0.99, commitment weight 1, dead-code repla
 k-means init, no quantizer dropout. The two run interleaved (so machine noise hits both alike)
 with the same thread count; after a warm-up the median time of ``--steps`` steps is printed.
 
-    python benchmarks/quantizer_speed.py [--steps 30] [--threads 2]
+    python -m benchmarks.quantizer_speed [--steps 30] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,14 @@ from codec.quantization.core_vq import ResidualVectorQuantizer
 
 
 def _ours(args: argparse.Namespace):
-    config = QuantizerConfig(num_levels=args.levels, codebook_size=args.codebook_size, decay=0.99,
-                             commitment_weight=1.0, dead_code_threshold=0.1, dropout=False)
+    config = QuantizerConfig(
+        num_levels=args.levels,
+        codebook_size=args.codebook_size,
+        decay=0.99,
+        commitment_weight=1.0,
+        dead_code_threshold=0.1,
+        dropout=False,
+    )
     model = ResidualVectorQuantizer(args.dim, config, frame_rate=50.0).train()
     latents = torch.randn(args.batch, args.dim, args.frames, requires_grad=True)
 
@@ -37,8 +44,15 @@ def _theirs(args: argparse.Namespace):
 
     # Same relative dead-code rule as ours at uniform use: 0.1 x (frames per batch / K) per entry.
     threshold = 0.1 * args.batch * args.frames / args.codebook_size
-    model = ResidualVQ(dim=args.dim, num_quantizers=args.levels, codebook_size=args.codebook_size, decay=0.99,
-                       kmeans_init=False, threshold_ema_dead_code=threshold, commitment_weight=1.0).train()
+    model = ResidualVQ(
+        dim=args.dim,
+        num_quantizers=args.levels,
+        codebook_size=args.codebook_size,
+        decay=0.99,
+        kmeans_init=False,
+        threshold_ema_dead_code=threshold,
+        commitment_weight=1.0,
+    ).train()
     latents = torch.randn(args.batch, args.frames, args.dim, requires_grad=True)
 
     def step() -> None:
@@ -78,8 +92,10 @@ def main() -> None:
             times[name].append(_time(step))
 
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    print(f"train step B={args.batch} T={args.frames} D={args.dim} {args.levels} levels x {args.codebook_size} "
-          f"entries, {args.threads} threads, median of {args.steps} steps after {args.warmup} warm-up")
+    print(
+        f"train step B={args.batch} T={args.frames} D={args.dim} {args.levels} levels x {args.codebook_size} "
+        f"entries, {args.threads} threads, median of {args.steps} steps after {args.warmup} warm-up"
+    )
     for name, ms in medians.items():
         print(f"  {name:<24} {ms:8.1f} ms/step")
     ratio = medians["vector_quantize_pytorch"] / medians["ours"]

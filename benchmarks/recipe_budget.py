@@ -1,6 +1,6 @@
 """How good a codec does each training recipe give for the same compute? Side by side with Opus.
 
-    python benchmarks/recipe_budget.py [--corpus ../shared/corpora/chai-bisket-te --format ulca]
+    python -m benchmarks.recipe_budget [--corpus ../shared/corpora/chai-bisket-te --format ulca]
         [--recipes today cpu ...] [--budget-minutes 30 | --budget-steps N]
         [--work /tmp/telucodec-recipes] [--out docs/recipes] [--extra-corpus DIR [--extra-format F]]
         [--params params.yaml [more.yaml ...]] [--recipe-dir workflow/recipes] [--max-utterances N]
@@ -18,7 +18,8 @@ Each trained codec is scored on the corpus's speaker-disjoint test split at 1.5,
 levels) with the evaluate stage's metrics, next to Opus at 6, 8 and 12 kbps on the same utterances, and
 its average output spectrum is compared with the input's (narrow peaks, DC, top band:
 ``codec.evaluation.spectrum``). The table goes to ``<out>/results.{json,md}``,
-``<out>/rate_distortion.png`` and ``<out>/spectra.png``, ``<out>`` being ``--out``/<budget>. Run it when nothing else uses the CPU: two jobs on 2 cores halve each
+``<out>/rate_distortion.png`` and ``<out>/spectra.png``, ``<out>`` being ``--out``/<budget>. Run it when nothing
+else uses the CPU: two jobs on 2 cores halve each
 other's steps. Re-running resumes: finished stages of a recipe and budget are kept.
 """
 
@@ -29,23 +30,27 @@ import hashlib
 import json
 import math
 import re
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from stage_runs import ROOT, load_yaml, merge, run_stage, write_params  # noqa: E402
-
-from codec.evaluation.spectrum import BAND_LIMIT_DB, RIPPLE_LIMIT_DB  # noqa: E402
-from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic  # noqa: E402
+from benchmarks.stage_runs import ROOT, load_yaml, merge, run_stage, write_params
+from codec.evaluation.spectrum import BAND_LIMIT_DB, RIPPLE_LIMIT_DB
+from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
 
 RECIPES = ROOT / "workflow" / "recipes"
 SEED_SECTIONS = ("seed", "sample_rate", "model", "quantizer", "seed_codebooks")  # what seed_codebooks reads
 LEVELS = [3, 6, 12]  # 1.5, 3 and 6 kbps at 50 frames/s x 10 bits
 OPUS_KBPS = [6, 8, 12]
-METRICS = [("snr_db", "SNR dB", "{:+.2f}"), ("si_snr_db", "SI-SNR dB", "{:+.2f}"),
-           ("mel_distance", "mel dist", "{:.3f}"), ("stoi", "STOI", "{:.3f}"), ("pesq_wb", "PESQ-WB", "{:.2f}"),
-           ("entropy_kbps", "coded kbps", "{:.2f}")]
+METRICS = [
+    ("snr_db", "SNR dB", "{:+.2f}"),
+    ("si_snr_db", "SI-SNR dB", "{:+.2f}"),
+    ("mel_distance", "mel dist", "{:.3f}"),
+    ("stoi", "STOI", "{:.3f}"),
+    ("pesq_wb", "PESQ-WB", "{:.2f}"),
+    ("entropy_kbps", "coded kbps", "{:.2f}"),
+]
 
 
 def recipe_names(recipe_dir: Path, requested: list[str] | None) -> list[str]:
@@ -62,10 +67,23 @@ def base_params(args: argparse.Namespace) -> dict[str, Any]:
     for path in args.params:
         data = merge(data, load_yaml(path))
     data["prepare"] = {**data["prepare"], "corpus": str(args.corpus.resolve()), "format": args.format}
-    extra = [{"name": re.sub(r"[^A-Za-z0-9_-]", "-", Path(d).resolve().name) or "extra", "path": str(Path(d).resolve()),
-              "format": args.extra_format, "max_utterances": args.max_utterances} for d in args.extra_corpus]
-    data["evaluate"] = {**data["evaluate"], "levels": LEVELS, "opus_kbps": OPUS_KBPS,
-                        "max_utterances": args.max_utterances, "extra_corpora": extra, "examples": 2}
+    extra = [
+        {
+            "name": re.sub(r"[^A-Za-z0-9_-]", "-", Path(d).resolve().name) or "extra",
+            "path": str(Path(d).resolve()),
+            "format": args.extra_format,
+            "max_utterances": args.max_utterances,
+        }
+        for d in args.extra_corpus
+    ]
+    data["evaluate"] = {
+        **data["evaluate"],
+        "levels": LEVELS,
+        "opus_kbps": OPUS_KBPS,
+        "max_utterances": args.max_utterances,
+        "extra_corpora": extra,
+        "examples": 2,
+    }
     return data
 
 
@@ -81,14 +99,27 @@ def prepare_corpus(base: dict[str, Any], work: Path) -> Path:
     """The prepare stage on the base params' corpus, once (kept on re-runs); returns the shards folder."""
     write_params(base, work / "params.yaml")
     shards = work / "shards"
-    run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(work / "stats.json"),
-               "--rejected", str(work / "rejected.csv"), "--params", str(work / "params.yaml")],
-              done=shards / "manifest.json", log=work / "prepare.log")
+    run_stage(
+        [
+            "pipeline.prepare",
+            "--out",
+            str(shards),
+            "--stats",
+            str(work / "stats.json"),
+            "--rejected",
+            str(work / "rejected.csv"),
+            "--params",
+            str(work / "params.yaml"),
+        ],
+        done=shards / "manifest.json",
+        log=work / "prepare.log",
+    )
     return shards
 
 
-def calibrate(name: str, data: dict[str, Any], shards: Path, seed: Callable[[], Path], work: Path,
-              adversarial: bool, steps: int) -> float:
+def calibrate(
+    name: str, data: dict[str, Any], shards: Path, seed: Callable[[], Path], work: Path, adversarial: bool, steps: int
+) -> float:
     """Seconds per training step of the recipe (with its discriminator from step 0 when ``adversarial``),
     from a short run of the train stage in a scratch folder."""
     key = "adversarial" if adversarial else "generator"
@@ -96,14 +127,40 @@ def calibrate(name: str, data: dict[str, Any], shards: Path, seed: Callable[[], 
     if done.is_file():
         return json.loads(done.read_text())["seconds_per_step"]
     scratch = work / f"calibration-{key}"
-    short = merge(data, {"train": {"steps": steps + 1, "validate_every": 10_000, "checkpoint_every": 10_000,
-                                   "valid_max_examples": 1, "valid_segment_seconds": 0.5},
-                         "loss": {"adversarial_start_step": 0 if adversarial else 10**9}})
+    short = merge(
+        data,
+        {
+            "train": {
+                "steps": steps + 1,
+                "validate_every": 10_000,
+                "checkpoint_every": 10_000,
+                "valid_max_examples": 1,
+                "valid_segment_seconds": 0.5,
+            },
+            "loss": {"adversarial_start_step": 0 if adversarial else 10**9},
+        },
+    )
     write_params(short, scratch / "params.yaml", f"recipe {name}")
-    run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed()), "--checkpoints", str(scratch / "ckpt"),
-               "--out", str(scratch / "codec.safetensors"), "--live", str(scratch / "live"),
-               "--timings", str(scratch / "timings.json"), "--params", str(scratch / "params.yaml")],
-              log=scratch / "train.log")
+    run_stage(
+        [
+            "pipeline.train",
+            "--shards",
+            str(shards),
+            "--init",
+            str(seed()),
+            "--checkpoints",
+            str(scratch / "ckpt"),
+            "--out",
+            str(scratch / "codec.safetensors"),
+            "--live",
+            str(scratch / "live"),
+            "--timings",
+            str(scratch / "timings.json"),
+            "--params",
+            str(scratch / "params.yaml"),
+        ],
+        log=scratch / "train.log",
+    )
     timings = json.loads((scratch / "timings.json").read_text())
     seconds = data["train"]["batch_size"] / timings["examples_per_second"]
     write_json_atomic(done, {"seconds_per_step": seconds, "steps_timed": steps})
@@ -132,9 +189,21 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     model = work / "codec.safetensors"
 
     def ensure_seed() -> Path:
-        run_stage(["pipeline.seed_codebooks", "--shards", str(shards), "--out", str(seed),
-                   "--metrics", str(seed.with_suffix(".json")), "--params", str(work / "seed-params.yaml")],
-                  done=seed, log=seed.with_suffix(".log"))
+        run_stage(
+            [
+                "pipeline.seed_codebooks",
+                "--shards",
+                str(shards),
+                "--out",
+                str(seed),
+                "--metrics",
+                str(seed.with_suffix(".json")),
+                "--params",
+                str(work / "seed-params.yaml"),
+            ],
+            done=seed,
+            log=seed.with_suffix(".log"),
+        )
         return seed
 
     start = seed_params.loss.adversarial_start_step
@@ -145,8 +214,11 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     else:
         adversarial = start < args.budget_minutes * 60 / generator_s
     # The discriminator's cost is measured only where it takes part within the budget.
-    adversarial_s = calibrate(name, data, shards, ensure_seed, work, adversarial=True,
-                              steps=args.calibration_steps) if adversarial else None
+    adversarial_s = (
+        calibrate(name, data, shards, ensure_seed, work, adversarial=True, steps=args.calibration_steps)
+        if adversarial
+        else None
+    )
     if not args.budget_steps:
         steps = budget_steps(args.budget_minutes, generator_s, adversarial_s or generator_s, start)
     every = max(50, steps // 4 // 50 * 50) if steps >= 200 else steps
@@ -156,29 +228,70 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     t0 = time.perf_counter()
     if not model.is_file():
         ensure_seed()
-    run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed), "--checkpoints", str(work / "checkpoints"),
-               "--out", str(model), "--live", str(work / "train"), "--timings", str(work / "timings.json"), *p],
-              done=model, log=work / "train.log")
+    run_stage(
+        [
+            "pipeline.train",
+            "--shards",
+            str(shards),
+            "--init",
+            str(seed),
+            "--checkpoints",
+            str(work / "checkpoints"),
+            "--out",
+            str(model),
+            "--live",
+            str(work / "train"),
+            "--timings",
+            str(work / "timings.json"),
+            *p,
+        ],
+        done=model,
+        log=work / "train.log",
+    )
     if not (work / "train-wall.json").is_file():
         write_json_atomic(work / "train-wall.json", {"seconds": time.perf_counter() - t0})
     evaluation = work / "eval"
-    run_stage(["pipeline.evaluate", "--model", str(model), "--shards", str(shards),
-               "--metrics", str(evaluation / "metrics.json"), "--scores", str(evaluation / "scores"),
-               "--plots", str(evaluation / "rate_distortion"), "--out-dir", str(evaluation / "eval"), "--html", str(evaluation / "index.html"),
-               "--timings", str(evaluation / "timings.json"), *p],
-              done=evaluation / "metrics.json", log=work / "evaluate.log")
+    run_stage(
+        [
+            "pipeline.evaluate",
+            "--model",
+            str(model),
+            "--shards",
+            str(shards),
+            "--metrics",
+            str(evaluation / "metrics.json"),
+            "--scores",
+            str(evaluation / "scores"),
+            "--plots",
+            str(evaluation / "rate_distortion"),
+            "--out-dir",
+            str(evaluation / "eval"),
+            "--html",
+            str(evaluation / "index.html"),
+            "--timings",
+            str(evaluation / "timings.json"),
+            *p,
+        ],
+        done=evaluation / "metrics.json",
+        log=work / "evaluate.log",
+    )
     spectra = work / "spectrum.json"
     if not spectra.is_file() or "frame_ripple_db" not in json.loads(spectra.read_text()):  # older runs: less
         write_json_atomic(spectra, check_spectrum(model, shards, args.max_utterances))
     timings = json.loads((work / "timings.json").read_text())
     disc_share = max(0.0, 1 - generator_s / adversarial_s) if adversarial_s and start < steps else 0.0
     return {
-        "recipe": name, "steps": params.train.steps, "batch_size": params.train.batch_size,
-        "segment_seconds": params.train.segment_seconds, "adversarial_start_step": start,
+        "recipe": name,
+        "steps": params.train.steps,
+        "batch_size": params.train.batch_size,
+        "segment_seconds": params.train.segment_seconds,
+        "adversarial_start_step": start,
         "seconds_per_step": {"generator": generator_s, "adversarial": adversarial_s},
         "discriminator_share": disc_share,
-        "train_seconds": timings["seconds"], "examples_per_second": timings["examples_per_second"],
-        "data_wait_fraction": timings["data_wait_fraction"], "peak_gpu_memory_bytes": timings.get("peak_gpu_memory_bytes"),
+        "train_seconds": timings["seconds"],
+        "examples_per_second": timings["examples_per_second"],
+        "data_wait_fraction": timings["data_wait_fraction"],
+        "peak_gpu_memory_bytes": timings.get("peak_gpu_memory_bytes"),
         "train_wall_seconds": json.loads((work / "train-wall.json").read_text())["seconds"],
         "metrics": json.loads((evaluation / "metrics.json").read_text()),
         "spectrum": json.loads(spectra.read_text()),
@@ -200,27 +313,36 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
     with torch.no_grad(), torch.nn.utils.parametrize.cached():
         for utt in test.utterances:
             x = torch.from_numpy(utt.audio).view(1, 1, -1)
-            outputs.append(codec.decode(codec.encode(x))[0, 0, :x.shape[-1]].numpy())
+            outputs.append(codec.decode(codec.encode(x))[0, 0, : x.shape[-1]].numpy())
             inputs.append(utt.audio)
     reference, output = average_power_spectrum(inputs), average_power_spectrum(outputs)
     found = spectrum_check(reference, output, codec.sample_rate, frame_rate=codec.frame_rate)
     # The curve itself, for the plot: output over input per 15.6 Hz bin, the overall level taken out.
     curve = excess_db(reference, output) - found.level_excess_db
-    return {**found.as_dict(), "bin_hz": codec.sample_rate / 2 / (curve.size - 1),
-            "excess_db": [round(float(v), 2) for v in curve]}
+    return {
+        **found.as_dict(),
+        "bin_hz": codec.sample_rate / 2 / (curve.size - 1),
+        "excess_db": [round(float(v), 2) for v in curve],
+    }
 
 
 def validation_curve(plots: Path, levels: int) -> list[dict[str, float]]:
-    from stage_runs import read_series
+    from benchmarks.stage_runs import read_series
 
     series = {name: read_series(plots, f"valid/{name}") for name in ("snr_db", "si_snr_db", "mel_distance")}
     used = [read_series(plots, f"valid/vq/used_fraction/{level:02d}") for level in range(levels)]
-    return [{"step": step, **{k: v.get(step) for k, v in series.items()},
-             "min_used_fraction": min((u[step] for u in used if step in u), default=None)}
-            for step in sorted(series["snr_db"])]
+    return [
+        {
+            "step": step,
+            **{k: v.get(step) for k, v in series.items()},
+            "min_used_fraction": min((u[step] for u in used if step in u), default=None),
+        }
+        for step in sorted(series["snr_db"])
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- report
+
 
 def table_rows(results: list[dict[str, Any]], corpus: str) -> list[dict[str, Any]]:
     """One row per recipe and bitrate, then the Opus rows (from the first recipe's run: same utterances)."""
@@ -241,25 +363,41 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
     fmt = lambda f, v: "–" if v is None else f.format(v)  # noqa: E731
     lines = [f"# Recipes at a budget of {tag} of training (this machine)", ""]
     for corpus in corpora:
-        lines += [f"## `{corpus}`", "", "| system | kbps | " + " | ".join(h for _, h, _ in METRICS) + " |",
-                  "| --- | ---: | " + " | ".join("---:" for _ in METRICS) + " |"]
+        lines += [
+            f"## `{corpus}`",
+            "",
+            "| system | kbps | " + " | ".join(h for _, h, _ in METRICS) + " |",
+            "| --- | ---: | " + " | ".join("---:" for _ in METRICS) + " |",
+        ]
         for row in table_rows(results, corpus):
-            lines.append(f"| {row['system']} | {row['kbps']:g} | "
-                         + " | ".join(fmt(f, row[m]) for m, _, f in METRICS) + " |")
+            lines.append(
+                f"| {row['system']} | {row['kbps']:g} | " + " | ".join(fmt(f, row[m]) for m, _, f in METRICS) + " |"
+            )
         lines.append("")
-    lines += ["## Training cost and codec health", "",
-              "| recipe | steps | batch x s | s/step (gen / +disc) | disc share | train s | examples/s | data wait | "
-              "first / last valid SNR | min level used | spectrum |",
-              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
+    lines += [
+        "## Training cost and codec health",
+        "",
+        "| recipe | steps | batch x s | s/step (gen / +disc) | disc share | train s | examples/s | data wait | "
+        "first / last valid SNR | min level used | spectrum |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
     for r in results:
         curve = r["validation"]
         s = r["spectrum"]
-        spectrum = "ok" if s["ok"] else "; ".join(
-            [f"peak {p['frequency_hz']:.0f} Hz +{p['excess_db']:.0f} dB" for p in s["peaks"][:3]]
-            + ([f"DC +{s['dc_excess_db']:.0f} dB"] if s["dc_excess_db"] > BAND_LIMIT_DB else [])
-            + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > BAND_LIMIT_DB else [])
-            + ([f"{s['frame_ripple_db']:.1f} dB ripple every frame rate"]
-               if s["frame_ripple_db"] > RIPPLE_LIMIT_DB else []))
+        spectrum = (
+            "ok"
+            if s["ok"]
+            else "; ".join(
+                [f"peak {p['frequency_hz']:.0f} Hz +{p['excess_db']:.0f} dB" for p in s["peaks"][:3]]
+                + ([f"DC +{s['dc_excess_db']:.0f} dB"] if s["dc_excess_db"] > BAND_LIMIT_DB else [])
+                + ([f"top band +{s['nyquist_excess_db']:.0f} dB"] if s["nyquist_excess_db"] > BAND_LIMIT_DB else [])
+                + (
+                    [f"{s['frame_ripple_db']:.1f} dB ripple every frame rate"]
+                    if s["frame_ripple_db"] > RIPPLE_LIMIT_DB
+                    else []
+                )
+            )
+        )
         sps = r["seconds_per_step"]
         with_disc = "–" if sps["adversarial"] is None else f"{sps['adversarial']:.3f}"
         lines.append(
@@ -268,7 +406,8 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
             f"{r['train_seconds']:.0f} | {r['examples_per_second']:.1f} | {100 * r['data_wait_fraction']:.1f}% | "
             f"{fmt('{:+.2f}', curve[0]['snr_db'] if curve else None)} / "
             f"{fmt('{:+.2f}', curve[-1]['snr_db'] if curve else None)} | "
-            f"{fmt('{:.0%}', min((c['min_used_fraction'] for c in curve[1:] or curve), default=None))} | {spectrum} |")
+            f"{fmt('{:.0%}', min((c['min_used_fraction'] for c in curve[1:] or curve), default=None))} | {spectrum} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -281,8 +420,9 @@ def plot_spectra(results: list[dict[str, Any]], out: Path, tag: str) -> None:
     import matplotlib.pyplot as plt
 
     curves = [r for r in results if r["spectrum"].get("excess_db")]
-    fig, axes = plt.subplots(len(curves) or 1, 1, figsize=(12, 1.8 + 1.6 * len(curves)), sharex=True,
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(curves) or 1, 1, figsize=(12, 1.8 + 1.6 * len(curves)), sharex=True, squeeze=False, constrained_layout=True
+    )
     for ax, r in zip(axes[:, 0], curves):
         s = r["spectrum"]
         hz = [k * s["bin_hz"] for k in range(len(s["excess_db"]))]
@@ -307,8 +447,14 @@ def plot(results: list[dict[str, Any]], out: Path, tag: str) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
     rows = table_rows(results, "test")
     systems = list(dict.fromkeys(r["system"] for r in rows))
-    for ax, (metric, label) in zip(axes, (("pesq_wb", "PESQ-WB (higher is better)"), ("stoi", "STOI (higher)"),
-                                          ("mel_distance", "mel distance (lower)"))):
+    for ax, (metric, label) in zip(
+        axes,
+        (
+            ("pesq_wb", "PESQ-WB (higher is better)"),
+            ("stoi", "STOI (higher)"),
+            ("mel_distance", "mel distance (lower)"),
+        ),
+    ):
         for system in systems:
             points = sorted((r["kbps"], r[metric]) for r in rows if r["system"] == system and r[metric] is not None)
             if points:
@@ -332,20 +478,38 @@ def main() -> None:
     budget.add_argument("--budget-steps", type=int, help="fixed steps per recipe instead (quick checks)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/telucodec-recipes"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "recipes")
-    parser.add_argument("--extra-corpus", action="append", default=[], metavar="DIR",
-                        help="also score on this corpus (any folder of WAVs, or a known format)")
+    parser.add_argument(
+        "--extra-corpus",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also score on this corpus (any folder of WAVs, or a known format)",
+    )
     parser.add_argument("--extra-format", default="auto", help="format of the --extra-corpus folders")
     parser.add_argument("--max-utterances", type=int, default=0, help="test utterances scored (0 = all)")
-    parser.add_argument("--params", type=Path, nargs="+", default=[ROOT / "params.yaml"],
-                        help="base params files, merged in order (e.g. params.yaml workflow/params-tiny.yaml)")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        nargs="+",
+        default=[ROOT / "params.yaml"],
+        help="base params files, merged in order (e.g. params.yaml workflow/params-tiny.yaml)",
+    )
     parser.add_argument("--recipe-dir", type=Path, default=RECIPES, help="folder of recipe files")
-    parser.add_argument("--calibration-steps", type=int, default=24,
-                        help="timed steps of each calibration run (the first, untimed step comes on top)")
+    parser.add_argument(
+        "--calibration-steps",
+        type=int,
+        default=24,
+        help="timed steps of each calibration run (the first, untimed step comes on top)",
+    )
     args = parser.parse_args()
     if not args.corpus.is_dir():
         raise SystemExit(f"error: {args.corpus}: no such corpus folder")
-    if args.budget_minutes <= 0 or (args.budget_steps is not None and args.budget_steps < 1) or \
-            not math.isfinite(args.budget_minutes) or args.calibration_steps < 1:
+    if (
+        args.budget_minutes <= 0
+        or (args.budget_steps is not None and args.budget_steps < 1)
+        or not math.isfinite(args.budget_minutes)
+        or args.calibration_steps < 1
+    ):
         raise SystemExit("error: the budget and the calibration steps must be positive")
     names = recipe_names(args.recipe_dir, args.recipes)
     args.work = args.work.resolve()
@@ -360,10 +524,12 @@ def main() -> None:
         results.append(run_recipe(name, base, args, shards, tag.replace(" ", "")))
         r = results[-1]
         top = max(r["metrics"]["test"]["codec"].values(), key=lambda v: v["kbps"])
-        print(f"   {r['steps']} steps in {r['train_seconds']:.0f} s ({r['examples_per_second']:.1f} examples/s); "
-              f"{top['kbps']:g} kbps: PESQ {top['pesq_wb'] or math.nan:.2f}, STOI {top['stoi'] or math.nan:.3f}, "
-              f"mel {top['mel_distance'] or math.nan:.3f}; spectrum {'ok' if r['spectrum']['ok'] else 'FLAGGED'}",
-              flush=True)
+        print(
+            f"   {r['steps']} steps in {r['train_seconds']:.0f} s ({r['examples_per_second']:.1f} examples/s); "
+            f"{top['kbps']:g} kbps: PESQ {top['pesq_wb'] or math.nan:.2f}, STOI {top['stoi'] or math.nan:.3f}, "
+            f"mel {top['mel_distance'] or math.nan:.3f}; spectrum {'ok' if r['spectrum']['ok'] else 'FLAGGED'}",
+            flush=True,
+        )
     corpora = ["test"] + [c["name"] for c in base["evaluate"]["extra_corpora"]]
     text = markdown(results, tag, corpora)
     print("\n" + text)

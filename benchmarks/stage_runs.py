@@ -4,7 +4,6 @@ params files with overrides (validated like any params file), stage subprocesses
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +11,11 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from codec.config.convert import ConfigError
+from codec.runtime.io import write_text_atomic
+from pipeline.params import Params, params_from_dict
 
-from codec.config.convert import ConfigError  # noqa: E402
-from codec.runtime.io import write_text_atomic  # noqa: E402
-from pipeline.params import Params, merge_params as merge, params_from_dict  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def set_dotted(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -62,14 +59,14 @@ def run_stage(args: list[str], done: Path | None = None, log: Path | None = None
         print(f"kept {done}", flush=True)
         return
     print("$ python -m " + " ".join(args), flush=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # `python -m` from the checkout's root puts it first on sys.path: the stages run this checkout's code
+    # (a worktree's too), whatever is installed.
     if log is None:
-        subprocess.run([sys.executable, "-m", *args], check=True, cwd=ROOT, env=env)
+        subprocess.run([sys.executable, "-m", *args], check=True, cwd=ROOT)
         return
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as f:
-        code = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT
-                              ).returncode
+        code = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
     if code:
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise SystemExit(f"error: {args[0]} failed (exit {code}); last lines of {log}:\n" + "\n".join(tail))

@@ -1,6 +1,6 @@
 """Does the codec converge on a real corpus? The training report of the README.
 
-    python benchmarks/train_convergence.py --corpus ../shared/corpora/chai-bisket-te --format ulca \
+    python -m benchmarks.train_convergence --corpus ../shared/corpora/chai-bisket-te --format ulca \
         --work /tmp/telucodec-convergence --report docs/training [--set train.steps=3000 ...]
 
 Runs the pipeline's own stage commands (``prepare``, ``seed_codebooks``, ``train``) on the corpus with
@@ -21,9 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from stage_runs import ROOT, load_yaml, read_series, run_stage, set_dotted, write_params  # noqa: E402
-
-from codec.runtime.io import atomic_path, write_json_atomic  # noqa: E402
+from benchmarks.stage_runs import ROOT, load_yaml, read_series, run_stage, set_dotted, write_params
+from codec.runtime.io import atomic_path, write_json_atomic
 
 USED_FLOOR = 0.5  # lowest acceptable fraction of a level's entries used over a validation pass
 
@@ -31,9 +30,11 @@ USED_FLOOR = 0.5  # lowest acceptable fraction of a level's entries used over a 
 def validations(plots: Path, levels: int) -> list[dict[str, float]]:
     """Per validation step: SNR, SI-SNR, mel distance, total loss and per-level used fractions."""
     snr = read_series(plots, "valid/snr_db")
-    series = {"si_snr_db": read_series(plots, "valid/si_snr_db"),
-              "mel_distance": read_series(plots, "valid/mel_distance"),
-              "loss_total": read_series(plots, "valid/loss/total")}
+    series = {
+        "si_snr_db": read_series(plots, "valid/si_snr_db"),
+        "mel_distance": read_series(plots, "valid/mel_distance"),
+        "loss_total": read_series(plots, "valid/loss/total"),
+    }
     used = [read_series(plots, f"valid/vq/used_fraction/{level:02d}") for level in range(levels)]
     rows = []
     for step in sorted(snr):
@@ -48,8 +49,8 @@ def check(rows: list[dict], warmup_steps: int) -> dict[str, bool]:
     return {
         "snr_positive_at_first_validation": bool(rows) and rows[0]["snr_db"] > 0,
         "snr_rises": len(rows) > 1 and rows[-1]["snr_db"] > rows[0]["snr_db"],
-        f"every_level_used_at_least_{USED_FLOOR:.0%}_after_warmup": bool(after_warmup) and all(
-            min(r["used_fraction"]) >= USED_FLOOR for r in after_warmup),
+        f"every_level_used_at_least_{USED_FLOOR:.0%}_after_warmup": bool(after_warmup)
+        and all(min(r["used_fraction"]) >= USED_FLOOR for r in after_warmup),
     }
 
 
@@ -109,35 +110,85 @@ def main() -> None:
     params = write_params(set_dotted(load_yaml(args.params), overrides), params_path, "--set")
     p = ["--params", str(params_path)]
     shards, seed, live = work / "shards", work / "seed.safetensors", work / "train"
-    run_stage(["pipeline.prepare", "--out", str(shards), "--stats", str(work / "stats.json"),
-               "--rejected", str(work / "rejected.csv"), *p], done=shards / "manifest.json")
-    run_stage(["pipeline.seed_codebooks", "--shards", str(shards), "--out", str(seed),
-               "--metrics", str(work / "seed_codebooks.json"), *p], done=seed)
-    run_stage(["pipeline.train", "--shards", str(shards), "--init", str(seed), "--checkpoints",
-               str(work / "checkpoints"), "--out", str(work / "codec.safetensors"), "--live", str(live),
-               "--timings", str(work / "timings.json"), *p])
+    run_stage(
+        [
+            "pipeline.prepare",
+            "--out",
+            str(shards),
+            "--stats",
+            str(work / "stats.json"),
+            "--rejected",
+            str(work / "rejected.csv"),
+            *p,
+        ],
+        done=shards / "manifest.json",
+    )
+    run_stage(
+        [
+            "pipeline.seed_codebooks",
+            "--shards",
+            str(shards),
+            "--out",
+            str(seed),
+            "--metrics",
+            str(work / "seed_codebooks.json"),
+            *p,
+        ],
+        done=seed,
+    )
+    run_stage(
+        [
+            "pipeline.train",
+            "--shards",
+            str(shards),
+            "--init",
+            str(seed),
+            "--checkpoints",
+            str(work / "checkpoints"),
+            "--out",
+            str(work / "codec.safetensors"),
+            "--live",
+            str(live),
+            "--timings",
+            str(work / "timings.json"),
+            *p,
+        ]
+    )
 
     plots = live / "plots" / "metrics"
     rows = validations(plots, params.quantizer.num_levels)
     print(f"\n{'step':>6} {'SNR dB':>7} {'SI-SNR':>7} {'mel':>6} {'min used':>8} {'mean used':>9}")
     for r in rows:
         used = r["used_fraction"]
-        print(f"{r['step']:6d} {r['snr_db']:+7.2f} {r['si_snr_db']:+7.2f} {r['mel_distance']:6.3f} "
-              f"{min(used):8.2f} {sum(used) / len(used):9.2f}")
+        print(
+            f"{r['step']:6d} {r['snr_db']:+7.2f} {r['si_snr_db']:+7.2f} {r['mel_distance']:6.3f} "
+            f"{min(used):8.2f} {sum(used) / len(used):9.2f}"
+        )
     checks = check(rows, params.train.schedule.warmup_steps)
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     timings = json.loads((work / "timings.json").read_text())
-    print(f"train: {timings['examples_per_second']:.1f} examples/s, data wait "
-          f"{100 * timings['data_wait_fraction']:.1f}% of step time, {timings['seconds']:.0f} s")
+    print(
+        f"train: {timings['examples_per_second']:.1f} examples/s, data wait "
+        f"{100 * timings['data_wait_fraction']:.1f}% of step time, {timings['seconds']:.0f} s"
+    )
     if args.report:
-        title = (f"{args.corpus.name}: {params.train.steps} steps, batch {params.train.batch_size} x "
-                 f"{params.train.segment_seconds} s, {params.model.channels}-channel SEANet, "
-                 f"{params.quantizer.num_levels} x {params.quantizer.codebook_size} RVQ")
+        title = (
+            f"{args.corpus.name}: {params.train.steps} steps, batch {params.train.batch_size} x "
+            f"{params.train.segment_seconds} s, {params.model.channels}-channel SEANet, "
+            f"{params.quantizer.num_levels} x {params.quantizer.codebook_size} RVQ"
+        )
         plot_curves(plots, rows, args.report / "curves.png", title)
-        write_json_atomic(args.report / "convergence.json", {
-            "corpus": args.corpus.name, "overrides": args.set, "validations": rows, "checks": checks,
-            "timings": timings})
+        write_json_atomic(
+            args.report / "convergence.json",
+            {
+                "corpus": args.corpus.name,
+                "overrides": args.set,
+                "validations": rows,
+                "checks": checks,
+                "timings": timings,
+            },
+        )
         print(f"wrote {args.report / 'curves.png'} and {args.report / 'convergence.json'}")
     sys.exit(0 if all(checks.values()) else 1)
 

@@ -1,6 +1,6 @@
 """Is the data loader ever the bottleneck of training?
 
-    python benchmarks/train_speed.py [--shards data/shards] [--params params.yaml] [--steps 20]
+    python -m benchmarks.train_speed [--shards data/shards] [--params params.yaml] [--steps 20]
 
 Prints the examples/s the DataLoader alone delivers (same workers, crops and batch size as
 training) and the examples/s of full training steps on CPU, and their ratio (target >= 5x).
@@ -14,31 +14,35 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from codec.model.codec import build_codec  # noqa: E402
-from codec.data.crops import CropBatchSampler, CropDataset, build_loader, index_split  # noqa: E402
-from codec.train.loop import train  # noqa: E402
-from codec.data.synthetic import write_synthetic_shards  # noqa: E402
-from codec.formats.weights import save_codec_weights  # noqa: E402
-from pipeline.params import load_params  # noqa: E402
+from codec.data.crops import CropBatchSampler, CropDataset, build_loader, index_split
+from codec.data.synthetic import write_synthetic_shards
+from codec.formats.weights import save_codec_weights
+from codec.model.codec import build_codec
+from codec.train.loop import train
+from pipeline.params import load_params
 
 
 def loader_rate(shards: Path, cfg, sample_rate: int, seed: int, batches: int) -> float:
     """Examples/s of the training DataLoader alone (after its first batch: worker start-up excluded)."""
     index = index_split(shards, "train", sample_rate)
     segment = round(cfg.segment_seconds * sample_rate)
-    sampler = CropBatchSampler(index, segment, cfg.batch_size, seed=seed, short=cfg.short_utterances,
-                               locality_groups=cfg.cached_row_groups)
-    loader = build_loader(CropDataset(index, segment, cfg.cached_row_groups), sampler, num_workers=cfg.num_workers,
-                          prefetch_batches=cfg.prefetch_batches, pin_memory=False, seed=seed)
+    sampler = CropBatchSampler(
+        index, segment, cfg.batch_size, seed=seed, short=cfg.short_utterances, locality_groups=cfg.cached_row_groups
+    )
+    loader = build_loader(
+        CropDataset(index, segment, cfg.cached_row_groups),
+        sampler,
+        num_workers=cfg.num_workers,
+        prefetch_batches=cfg.prefetch_batches,
+        pin_memory=False,
+        seed=seed,
+    )
     it = iter(loader)
     next(it)
     start = time.perf_counter()
@@ -50,11 +54,11 @@ def loader_rate(shards: Path, cfg, sample_rate: int, seed: int, batches: int) ->
 def train_rate(shards: Path, init: Path, params, steps: int, device: str) -> tuple[float, float]:
     """(examples/s, data-wait fraction) of ``steps`` training steps on ``device`` (the trainer's own timing:
     batch wait + step, first step, validation and checkpoints excluded)."""
-    cfg = dataclasses.replace(params.train, steps=steps, validate_every=10**9, checkpoint_every=10**9,
-                              device=device)
+    cfg = dataclasses.replace(params.train, steps=steps, validate_every=10**9, checkpoint_every=10**9, device=device)
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(cfg, params.loss, shards=shards, init=init, checkpoints=Path(tmp), seed=params.seed,
-                       progress=False)
+        result = train(
+            cfg, params.loss, shards=shards, init=init, checkpoints=Path(tmp), seed=params.seed, progress=False
+        )
     return result.examples_per_second, result.data_wait_fraction
 
 
@@ -68,25 +72,36 @@ def main() -> None:
     params = load_params(args.params)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        shards = args.shards or write_synthetic_shards(tmp / "shards", sample_rate=params.sample_rate, train_rows=300,
-                                                       valid_rows=20, min_seconds=0.5, max_seconds=3.5,
-                                                       row_group_rows=64)
+        shards = args.shards or write_synthetic_shards(
+            tmp / "shards",
+            sample_rate=params.sample_rate,
+            train_rows=300,
+            valid_rows=20,
+            min_seconds=0.5,
+            max_seconds=3.5,
+            row_group_rows=64,
+        )
         torch.manual_seed(params.seed)
         codec = build_codec(params.model, params.quantizer, params.sample_rate, seed=params.seed)
         init = save_codec_weights(tmp / "init.safetensors", codec.state_dict(), codec.config)
         cfg = params.train
-        print(f"batch {cfg.batch_size} x {cfg.segment_seconds} s, {cfg.num_workers} loader worker(s), "
-              f"{torch.get_num_threads()} torch threads, shards: {args.shards or 'synthetic'}")
+        print(
+            f"batch {cfg.batch_size} x {cfg.segment_seconds} s, {cfg.num_workers} loader worker(s), "
+            f"{torch.get_num_threads()} torch threads, shards: {args.shards or 'synthetic'}"
+        )
         loader = loader_rate(shards, cfg, params.sample_rate, params.seed, args.batches)
         print(f"loader alone:        {loader:10.1f} examples/s")
         step, wait = train_rate(shards, init, params, args.steps, "cpu")
-        print(f"training steps (CPU): {step:9.1f} examples/s ({cfg.batch_size / step:.3f} s/step), "
-              f"data wait {100 * wait:.1f}% of step time")
+        print(
+            f"training steps (CPU): {step:9.1f} examples/s ({cfg.batch_size / step:.3f} s/step), "
+            f"data wait {100 * wait:.1f}% of step time"
+        )
         print(f"loader / training:   {loader / step:10.1f}x (target >= 5x)")
         if torch.cuda.is_available():
             step, wait = train_rate(shards, init, params, args.steps * 5, "cuda")
-            print(f"training steps (CUDA): {step:8.1f} examples/s, data wait {100 * wait:.1f}% of step time "
-                  f"(target < 5%)")
+            print(
+                f"training steps (CUDA): {step:8.1f} examples/s, data wait {100 * wait:.1f}% of step time (target < 5%)"
+            )
 
 
 if __name__ == "__main__":

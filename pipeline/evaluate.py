@@ -26,13 +26,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="trained codec weights + config (safetensors)")
     parser.add_argument("--shards", required=True, help="prepared shard folder (its test split is scored)")
     parser.add_argument("--metrics", required=True, help="the whole summary JSON")
-    parser.add_argument("--scores", required=True,
-                        help="folder of headline scores, one JSON per system and bitrate (DVC metrics)")
+    parser.add_argument(
+        "--scores", required=True, help="folder of headline scores, one JSON per system and bitrate (DVC metrics)"
+    )
     parser.add_argument("--plots", required=True, help="folder of rate-distortion CSVs (DVC plots)")
     parser.add_argument("--out-dir", required=True, help="per-utterance scores, figures and example audio")
     parser.add_argument("--html", required=True, help="the report page")
-    parser.add_argument("--timings", default="reports/timings/evaluate.json",
-                        help="real-time factors (not a DVC output: they differ from run to run)")
+    parser.add_argument(
+        "--timings",
+        default="reports/timings/evaluate.json",
+        help="real-time factors (not a DVC output: they differ from run to run)",
+    )
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
@@ -40,19 +44,23 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(params.seed)
     try:
         codec = load_codec(args.model)
-        evaluation = run_evaluation(codec, params.evaluate, args.shards,
-                                    params.prepare.audio_options(codec.sample_rate), model_name=args.model)
+        evaluation = run_evaluation(
+            codec, params.evaluate, args.shards, params.prepare.audio_options(codec.sample_rate), model_name=args.model
+        )
     except (WeightsError, EvaluationError) as exc:
         raise SystemExit(f"error: evaluate: {exc}") from None
-    paths = ReportPaths(Path(args.metrics), Path(args.scores), Path(args.plots), Path(args.out_dir), Path(args.html),
-                        Path(args.timings))
+    paths = ReportPaths(
+        Path(args.metrics), Path(args.scores), Path(args.plots), Path(args.out_dir), Path(args.html), Path(args.timings)
+    )
     doc = write_report(evaluation, paths)
     best = f"q{evaluation.levels[-1]}"
     test = doc["test"]["codec"][best]
-    print(f"evaluate: {doc['test']['utterances']} test utterances; codec {best} ({test['kbps']:g} kbps): "
-          f"SNR {test['snr_db']:+.2f} dB, mel {test['mel_distance']:.3f}, PESQ {test['pesq_wb'] or float('nan'):.2f}; "
-          f"encode x{evaluation.timing.rtf()[0]:.1f}, decode x{evaluation.timing.rtf()[1]:.1f} real time "
-          f"on {evaluation.device} -> {args.html}")
+    print(
+        f"evaluate: {doc['test']['utterances']} test utterances; codec {best} ({test['kbps']:g} kbps): "
+        f"SNR {test['snr_db']:+.2f} dB, mel {test['mel_distance']:.3f}, PESQ {test['pesq_wb'] or float('nan'):.2f}; "
+        f"encode x{evaluation.timing.rtf()[0]:.1f}, decode x{evaluation.timing.rtf()[1]:.1f} real time "
+        f"on {evaluation.device} -> {args.html}"
+    )
 
 
 if __name__ == "__main__":

@@ -40,9 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     info = export_codec(codec, out, params.export, {"source": Path(args.model).name})
     if args.metrics:
         write_json_atomic(args.metrics, info.metrics())
-    print(f"export: {info.path} ({info.file_bytes / 1e6:.1f} MB, {info.num_parameters} parameters), model id "
-          f"{info.model_id[:32]}; {info.nominal_kbps:g} kbit/s nominal, ~{info.expected_kbps:.2f} kbit/s "
-          "entropy-coded at the training code distribution")
+    print(
+        f"export: {info.path} ({info.file_bytes / 1e6:.1f} MB, {info.num_parameters} parameters), model id "
+        f"{info.model_id[:32]}; {info.nominal_kbps:g} kbit/s nominal, ~{info.expected_kbps:.2f} kbit/s "
+        "entropy-coded at the training code distribution"
+    )
 
 
 if __name__ == "__main__":

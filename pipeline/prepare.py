@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: prepare: {exc}")
     if summaries:
         seconds, wall = sum(s.source_seconds for s in summaries), sum(s.wall_seconds for s in summaries)
-        print(f"shards {[s.shard for s in summaries]}: {sum(s.source_files for s in summaries)} files, "
-              f"{seconds / 3600:.3f} h decoded in {wall:.1f} s ({seconds / max(wall, 1e-9):.0f}x real time)")
+        print(
+            f"shards {[s.shard for s in summaries]}: {sum(s.source_files for s in summaries)} files, "
+            f"{seconds / 3600:.3f} h decoded in {wall:.1f} s ({seconds / max(wall, 1e-9):.0f}x real time)"
+        )
     for name, split in (stats.splits if stats else {}).items():
         print(f"{name}: {split['utterances']} segments, {split['hours']:.3f} h, {split['speakers']} speakers")
     if stats:

@@ -37,14 +37,18 @@ def main(argv: list[str] | None = None) -> None:
         report = seed_codebooks(codec, args.shards, params.seed_codebooks, params.seed)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: seed_codebooks: {exc}") from None
-    save_codec_weights(args.out, codec.state_dict(), codec.config,
-                       {"stage": "seed_codebooks", "seed": str(params.seed)})
+    save_codec_weights(
+        args.out, codec.state_dict(), codec.config, {"stage": "seed_codebooks", "seed": str(params.seed)}
+    )
     metrics = {**report.metrics(), "config": to_dict(params.seed_codebooks)}
     write_json_atomic(args.metrics, metrics)
     levels = report.levels
-    print(f"seed_codebooks: {report.num_frames} frames from {report.num_crops} crops, {len(levels)} levels in "
-          f"{time.perf_counter() - start:.1f}s; quantization error {levels[0].quantization_error:.3f} (1 level) -> "
-          f"{levels[-1].quantization_error:.3f} ({len(levels)} levels), min usage {report.metrics()['min_usage_fraction']:.2f}")
+    print(
+        f"seed_codebooks: {report.num_frames} frames from {report.num_crops} crops, {len(levels)} levels in "
+        f"{time.perf_counter() - start:.1f}s; quantization error {levels[0].quantization_error:.3f} (1 level) -> "
+        f"{levels[-1].quantization_error:.3f} ({len(levels)} levels), "
+        f"min usage {report.metrics()['min_usage_fraction']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,9 +42,17 @@ def main(argv: list[str] | None = None) -> None:
         live = Live(dir=args.live, resume=False, save_dvc_exp=False, dvcyaml=None)
     try:
         with live as logger:
-            result = train(params.train, params.loss, shards=args.shards, init=args.init,
-                           checkpoints=args.checkpoints, seed=params.seed, out=args.out, logger=logger,
-                           summary_path=Path(args.live) / "summary.json")
+            result = train(
+                params.train,
+                params.loss,
+                shards=args.shards,
+                init=args.init,
+                checkpoints=args.checkpoints,
+                seed=params.seed,
+                out=args.out,
+                logger=logger,
+                summary_path=Path(args.live) / "summary.json",
+            )
     except (TrainingDiverged, CheckpointError, WeightsError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: train: {exc}") from None
     if launched_rank() == 0:
@@ -52,12 +60,16 @@ def main(argv: list[str] | None = None) -> None:
         if result.ranks > 1:
             print(f"train: all {result.ranks} ranks ended with the same weights (sha256 {result.weights_digest[:16]})")
         if result.resumed_from is not None:
-            print(f"train: resumed from step {result.resumed_from} of this very run (same parameters, data and "
-                  f"code): {'nothing left to train' if result.resumed_from == result.step else 'trained the rest'}")
-        print(f"train: {result.step} steps ({result.bad_steps} skipped) in {result.seconds:.0f} s, "
-              f"{result.examples_per_second:.1f} examples/s; valid SNR {result.valid['snr_db']:+.2f} dB, "
-              f"best {params.train.best_metric} {result.best_value or float('nan'):.3f} at step {result.best_step} "
-              f"-> {result.output}")
+            print(
+                f"train: resumed from step {result.resumed_from} of this very run (same parameters, data and "
+                f"code): {'nothing left to train' if result.resumed_from == result.step else 'trained the rest'}"
+            )
+        print(
+            f"train: {result.step} steps ({result.bad_steps} skipped) in {result.seconds:.0f} s, "
+            f"{result.examples_per_second:.1f} examples/s; valid SNR {result.valid['snr_db']:+.2f} dB, "
+            f"best {params.train.best_metric} {result.best_value or float('nan'):.3f} at step {result.best_step} "
+            f"-> {result.output}"
+        )
 
 
 if __name__ == "__main__":

@@ -17,25 +17,35 @@ import argparse
 import base64
 import hashlib
 import io
-import sys
 import tarfile
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from codec.runtime.io import write_text_atomic
 
-from codec.runtime.io import write_text_atomic  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 REGISTRY = "https://registry.npmjs.org"
 # (package, version, sha512 integrity from the registry, file inside the tarball)
 PACKAGES = [
-    ("vega", "5.30.0", "ZGoC8LdfEUV0LlXIuz7hup9jxuQYhSaWek2M7r9dEHAPbPrzSQvKXZ0BbsJbrarM100TGRpTVN/l1AFxCwDkWw==",
-     "package/build/vega.min.js"),
-    ("vega-lite", "5.21.0", "hNxM9nuMqpI1vkUOhEx6ewEf23WWLmJxSFJ4TA86AW43ixJyqcLV+iSCO0NipuVTE0rlDcc2e8joSewWyOlEwA==",
-     "package/build/vega-lite.min.js"),
-    ("vega-embed", "6.26.0", "AZCTdKHDAuhp6TFZRQOOs332tStCwZr/5e4uZMNEuJL69A57cT66NNZJdNiCP6u66REzIToYtMJhMTL9wl5B3A==",
-     "package/build/vega-embed.min.js"),
+    (
+        "vega",
+        "5.30.0",
+        "ZGoC8LdfEUV0LlXIuz7hup9jxuQYhSaWek2M7r9dEHAPbPrzSQvKXZ0BbsJbrarM100TGRpTVN/l1AFxCwDkWw==",
+        "package/build/vega.min.js",
+    ),
+    (
+        "vega-lite",
+        "5.21.0",
+        "hNxM9nuMqpI1vkUOhEx6ewEf23WWLmJxSFJ4TA86AW43ixJyqcLV+iSCO0NipuVTE0rlDcc2e8joSewWyOlEwA==",
+        "package/build/vega-lite.min.js",
+    ),
+    (
+        "vega-embed",
+        "6.26.0",
+        "AZCTdKHDAuhp6TFZRQOOs332tStCwZr/5e4uZMNEuJL69A57cT66NNZJdNiCP6u66REzIToYtMJhMTL9wl5B3A==",
+        "package/build/vega-embed.min.js",
+    ),
 ]
 DVC_PLACEHOLDERS = ("{plot_divs}", "{scripts}", "{refresh_tag}")  # dvc_render fills these by str.replace
 
@@ -83,8 +93,12 @@ def build_page(cache: Path) -> str:
         scripts.append(f"<script>{source}</script>")
     versions = {p[0].replace("-", "_"): p[1] for p in PACKAGES}
     # Only this script's own placeholders are filled (the scripts last); DVC's stay for `dvc plots show`.
-    return (PAGE.replace("{vega}", versions["vega"]).replace("{vega_lite}", versions["vega_lite"])
-            .replace("{vega_embed}", versions["vega_embed"]).replace("{inline}", "\n".join(scripts)))
+    return (
+        PAGE.replace("{vega}", versions["vega"])
+        .replace("{vega_lite}", versions["vega_lite"])
+        .replace("{vega_embed}", versions["vega_embed"])
+        .replace("{inline}", "\n".join(scripts))
+    )
 
 
 def main() -> None:
@@ -95,8 +109,10 @@ def main() -> None:
     try:
         page = build_page(args.cache)
     except OSError as exc:
-        raise SystemExit(f"error: cannot fetch vega from {REGISTRY} ({exc}); `dvc plots show` still works with "
-                         "internet (its default page loads vega from a CDN)") from None
+        raise SystemExit(
+            f"error: cannot fetch vega from {REGISTRY} ({exc}); `dvc plots show` still works with "
+            "internet (its default page loads vega from a CDN)"
+        ) from None
     write_text_atomic(args.out, page)
     print(f"wrote {args.out} ({len(page) / 1e6:.1f} MB: vega, vega-lite and vega-embed inline)")
 

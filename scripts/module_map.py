@@ -118,13 +118,22 @@ def draw(lines: dict[str, int], edges: Counter, level: dict[str, int], out: Path
     fig, ax = plt.subplots(figsize=(1.5 * SLOT * width + 0.5, 1.2 * (max(rows) + 1) + 0.6))
     for (a, b), count in sorted(edges.items()):
         (xa, ya), (xb, yb) = place[a], place[b]
-        ax.annotate("", xy=(xb, yb + 0.2), xytext=(xa, ya - 0.2),
-                    arrowprops=dict(arrowstyle="-|>", color="#7a869a", lw=0.6 + 0.25 * count, alpha=0.7,
-                                    shrinkA=2, shrinkB=2))
+        ax.annotate(
+            "",
+            xy=(xb, yb + 0.2),
+            xytext=(xa, ya - 0.2),
+            arrowprops=dict(arrowstyle="-|>", color="#7a869a", lw=0.6 + 0.25 * count, alpha=0.7, shrinkA=2, shrinkB=2),
+        )
     for node, (x, y) in place.items():
-        box = FancyBboxPatch((x - 0.95, y - 0.2), 1.9, 0.4,
-                             boxstyle="round,pad=0.02", fc="#e8f0fe" if node.startswith("codec") else "#fde8e8",
-                             ec="#3b5998" if node.startswith("codec") else "#a33", lw=1)
+        box = FancyBboxPatch(
+            (x - 0.95, y - 0.2),
+            1.9,
+            0.4,
+            boxstyle="round,pad=0.02",
+            fc="#e8f0fe" if node.startswith("codec") else "#fde8e8",
+            ec="#3b5998" if node.startswith("codec") else "#a33",
+            lw=1,
+        )
         ax.add_patch(box)
         ax.text(x, y + 0.04, node, ha="center", va="center", fontsize=9, weight="bold")
         ax.text(x, y - 0.11, f"{lines[node]:,} lines", ha="center", va="center", fontsize=7, color="#555")

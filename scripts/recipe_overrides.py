@@ -22,11 +22,10 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from codec.config.convert import ConfigError
+from pipeline.params import merge_params, params_from_dict
 
-from codec.config.convert import ConfigError  # noqa: E402
-from pipeline.params import merge_params, params_from_dict  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

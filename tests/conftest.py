@@ -16,8 +16,9 @@ def repo_root() -> str:
     return REPO_ROOT
 
 
-def write_speechlike_corpus(root, *, speakers: int = 4, utterances: int = 4, seconds: float = 2.0,
-                            sample_rate: int = 22050) -> None:
+def write_speechlike_corpus(
+    root, *, speakers: int = 4, utterances: int = 4, seconds: float = 2.0, sample_rate: int = 22050
+) -> None:
     """A small plain-folder corpus ``<root>/<speaker>/<utt>.wav`` of voiced, speech-like signals.
 
     Each speaker has its own pitch; each utterance a slowly varying f0 contour, a few harmonics and
@@ -48,7 +49,8 @@ def tiny_shards(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny")
     write_speechlike_corpus(root / "corpus", speakers=6, utterances=4)
-    cfg = PrepareConfig(corpus=str(root / "corpus"), format="folder", num_shards=2,
-                        split=SplitFractions(valid=0.2, test=0.2), workers=1)
+    cfg = PrepareConfig(
+        corpus=str(root / "corpus"), format="folder", num_shards=2, split=SplitFractions(valid=0.2, test=0.2), workers=1
+    )
     run_prepare(cfg, 16000, root / "shards", root / "stats.json", root / "rejected.csv")
     return root / "shards"

@@ -9,10 +9,10 @@ stderr with its reason and skipped; the others finish, and the call's status say
 from __future__ import annotations
 
 import sys
-from concurrent.futures import Future, ThreadPoolExecutor, wait, FIRST_COMPLETED
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tqdm import tqdm
 
@@ -49,8 +49,13 @@ def plan(inputs: Iterable[str], output: str, source_suffixes: tuple[str, ...], t
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in source_suffixes and p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in source_suffixes
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             jobs += [Job(p, out / p.relative_to(path).with_suffix(target_suffix)) for p in found]
         else:
             jobs.append(Job(path, out / (path.stem + target_suffix)))  # a missing file fails as a job
@@ -69,8 +74,13 @@ def default_jobs(files: int) -> int:
     return max(1, min(files, available_cpus()))
 
 
-def run(jobs: list[Job], work: Callable[[Job], None], workers: int, failure_types: tuple[type[BaseException], ...],
-        verb: str) -> int:
+def run(
+    jobs: list[Job],
+    work: Callable[[Job], None],
+    workers: int,
+    failure_types: tuple[type[BaseException], ...],
+    verb: str,
+) -> int:
     """Run ``work`` on every job, ``workers`` at a time; returns the exit status (1 if any job failed).
 
     A job raising one of ``failure_types`` is reported (``error: <message>``) and counted; anything else

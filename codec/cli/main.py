@@ -21,11 +21,10 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-
 import soundfile as sf
 import soxr
 
@@ -78,41 +77,69 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="telucodec", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="telucodec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    enc = commands.add_parser("encode", help="audio file -> .tcq bitstream",
-                              description="Encode any libsndfile audio (any rate, any channel count: downmixed "
-                                          "and resampled with soxr to the codec's rate) into a .tcq bitstream.")
-    enc.add_argument("inputs", nargs="*", metavar="INPUT",
-                     help="audio file (wav, flac, ogg, mp3...), or several files and folders (a batch)")
-    enc.add_argument("output", help=".tcq file to write (atomically); for a batch, a folder (created, "
-                                    "<name>.tcq per input, folder layout mirrored)")
+    enc = commands.add_parser(
+        "encode",
+        help="audio file -> .tcq bitstream",
+        description="Encode any libsndfile audio (any rate, any channel count: downmixed "
+        "and resampled with soxr to the codec's rate) into a .tcq bitstream.",
+    )
+    enc.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="audio file (wav, flac, ogg, mp3...), or several files and folders (a batch)",
+    )
+    enc.add_argument(
+        "output",
+        help=".tcq file to write (atomically); for a batch, a folder (created, "
+        "<name>.tcq per input, folder layout mirrored)",
+    )
     rate = enc.add_mutually_exclusive_group()
-    rate.add_argument("--kbps", type=_positive_float(math.inf),
-                      help="target nominal bitrate: the most levels that fit (default: all)")
+    rate.add_argument(
+        "--kbps", type=_positive_float(math.inf), help="target nominal bitrate: the most levels that fit (default: all)"
+    )
     rate.add_argument("--levels", type=_integer(1, 1 << 16), help="number of quantizer levels to send (default: all)")
-    enc.add_argument("--entropy", action=argparse.BooleanOptionalAction, default=True,
-                     help="range-code the codes with the model's code distributions (default: on)")
+    enc.add_argument(
+        "--entropy",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="range-code the codes with the model's code distributions (default: on)",
+    )
     _common_options(enc)
     enc.set_defaults(run=_encode)
 
-    dec = commands.add_parser("decode", help=".tcq bitstream -> audio file",
-                              description="Decode a .tcq bitstream to mono audio at the codec's rate (or --rate).")
+    dec = commands.add_parser(
+        "decode",
+        help=".tcq bitstream -> audio file",
+        description="Decode a .tcq bitstream to mono audio at the codec's rate (or --rate).",
+    )
     dec.add_argument("inputs", nargs="*", metavar="INPUT", help=".tcq file, or several files and folders (a batch)")
-    dec.add_argument("output", help="audio file to write (atomically; the format follows the suffix: .wav, "
-                                    ".flac); for a batch, a folder")
+    dec.add_argument(
+        "output",
+        help="audio file to write (atomically; the format follows the suffix: .wav, .flac); for a batch, a folder",
+    )
     dec.add_argument("--format", choices=("wav", "flac"), default="wav", help="a batch's output format (default: wav)")
     dec.add_argument("--rate", type=_integer(1, MAX_OUTPUT_RATE), help="resample the output to this rate in Hz (soxr)")
-    dec.add_argument("--subtype", choices=OUTPUT_SUBTYPES, default="PCM_16",
-                     help="sample format of the output (default: PCM_16; FLOAT keeps the decoder's exact values)")
+    dec.add_argument(
+        "--subtype",
+        choices=OUTPUT_SUBTYPES,
+        default="PCM_16",
+        help="sample format of the output (default: PCM_16; FLOAT keeps the decoder's exact values)",
+    )
     _common_options(dec)
     dec.set_defaults(run=_decode)
 
-    info = commands.add_parser("info", help="print a .tcq file's header, duration and bitrates",
-                               description="Validate a .tcq file (header, sizes, CRC) and print its fields, "
-                                           "duration and nominal and achieved bitrates. Needs no model.")
+    info = commands.add_parser(
+        "info",
+        help="print a .tcq file's header, duration and bitrates",
+        description="Validate a .tcq file (header, sizes, CRC) and print its fields, "
+        "duration and nominal and achieved bitrates. Needs no model.",
+    )
     info.add_argument("input", help=".tcq file")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     info.set_defaults(run=_info)
@@ -120,19 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None,
-                        help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
-    parser.add_argument("--chunk-seconds", type=_positive_float(MAX_CHUNK_SECONDS), default=DEFAULT_CHUNK_SECONDS,
-                        help="audio processed per chunk, bounding memory (default: %(default)s, at most "
-                             f"{MAX_CHUNK_SECONDS:g})")
-    parser.add_argument("--threads", type=_integer(0, MAX_THREADS), default=0,
-                        help="torch CPU threads (default: 0, torch's choice; in a batch, the cores shared by the jobs)")
+    parser.add_argument("--model", default=None, help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--chunk-seconds",
+        type=_positive_float(MAX_CHUNK_SECONDS),
+        default=DEFAULT_CHUNK_SECONDS,
+        help=f"audio processed per chunk, bounding memory (default: %(default)s, at most {MAX_CHUNK_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_integer(0, MAX_THREADS),
+        default=0,
+        help="torch CPU threads (default: 0, torch's choice; in a batch, the cores shared by the jobs)",
+    )
     parser.add_argument("--list", metavar="FILE", help="more inputs, one path per line ('-': stdin); makes a batch")
-    parser.add_argument("--jobs", type=_integer(1, 256), default=0,
-                        help="files coded at once in a batch (default: one per CPU core)")
+    parser.add_argument(
+        "--jobs", type=_integer(1, 256), default=0, help="files coded at once in a batch (default: one per CPU core)"
+    )
 
 
 # ------------------------------------------------------------------------------------ commands
+
 
 def _encode(args: argparse.Namespace) -> int:
     jobs = _batch(args, AUDIO_SUFFIXES, ".tcq")
@@ -140,12 +175,15 @@ def _encode(args: argparse.Namespace) -> int:
     model = _load_model(args)
     n_q = _levels(model.codec, args.kbps, args.levels)
     if jobs is not None:
-        return _run_batch(args, jobs, lambda job: _encode_file(model, n_q, _input_file(job.source), job.target, args),
-                          "encoded")
+        return _run_batch(
+            args, jobs, lambda job: _encode_file(model, n_q, _input_file(job.source), job.target, args), "encoded"
+        )
     h = _encode_file(model, n_q, path, Path(args.output), args)
-    print(f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
-          f"{h.payload_kbps:.2f} kbit/s achieved ({'entropy-coded' if h.entropy_coded else 'raw'}), "
-          f"{h.file_bytes} bytes")
+    print(
+        f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
+        f"{h.payload_kbps:.2f} kbit/s achieved ({'entropy-coded' if h.entropy_coded else 'raw'}), "
+        f"{h.file_bytes} bytes"
+    )
     return 0
 
 
@@ -157,16 +195,23 @@ def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Names
     try:
         # Read, resampled and encoded chunk by chunk: memory stays flat however long the file is.
         audio = stream_mono(path, codec.sample_rate, args.chunk_seconds, RESAMPLE_QUALITY)
-        codes, num_samples = encode_stream(codec, audio.pieces, n_q,
-                                           _chunk_frames(args.chunk_seconds, codec.frame_rate))
+        codes, num_samples = encode_stream(
+            codec, audio.pieces, n_q, _chunk_frames(args.chunk_seconds, codec.frame_rate)
+        )
     except AudioRejected as exc:
         raise CliError(f"{path}: {exc}") from None
     except ValueError:
         raise CliError(f"{path}: no audio: no sample left at {codec.sample_rate} Hz") from None
-    data = build_bitstream(codes.numpy(), model_id=model.model_id_bytes, sample_rate=codec.sample_rate,
-                           hop_length=codec.hop_length, codebook_size=int(codec.quantizer.codebook_size),
-                           num_samples=num_samples, source_rate=audio.source_rate,
-                           probabilities=model.probabilities if args.entropy else None)
+    data = build_bitstream(
+        codes.numpy(),
+        model_id=model.model_id_bytes,
+        sample_rate=codec.sample_rate,
+        hop_length=codec.hop_length,
+        codebook_size=int(codec.quantizer.codebook_size),
+        num_samples=num_samples,
+        source_rate=audio.source_rate,
+        probabilities=model.probabilities if args.entropy else None,
+    )
     write_bytes_atomic(output, data)
     return parse_bitstream(data).header
 
@@ -176,11 +221,17 @@ def _decode(args: argparse.Namespace) -> int:
     stream = read_bitstream(_input_file(args.inputs[0])) if jobs is None else None
     model = _load_model(args)
     if jobs is not None:
-        return _run_batch(args, jobs, lambda job: _decode_file(model, read_bitstream(_input_file(job.source)),
-                                                               job.source, job.target, args), "decoded")
+        return _run_batch(
+            args,
+            jobs,
+            lambda job: _decode_file(model, read_bitstream(_input_file(job.source)), job.source, job.target, args),
+            "decoded",
+        )
     h, written, rate = _decode_file(model, stream, Path(args.inputs[0]), Path(args.output), args)
-    print(f"{args.output}: {written / rate:.2f} s at {rate} Hz from {h.num_levels} levels ({h.nominal_kbps:.2f} "
-          "kbit/s nominal)")
+    print(
+        f"{args.output}: {written / rate:.2f} s at {rate} Hz from {h.num_levels} levels ({h.nominal_kbps:.2f} "
+        "kbit/s nominal)"
+    )
     return 0
 
 
@@ -239,6 +290,7 @@ def header_summary(h: Header) -> dict[str, object]:
 
 # ------------------------------------------------------------------------------------- helpers
 
+
 def _load_model(args: argparse.Namespace):
     import torch
 
@@ -246,13 +298,19 @@ def _load_model(args: argparse.Namespace):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    source, path = ("--model", Path(args.model)) if args.model else \
-        (f"${MODEL_ENV}", Path(os.environ[MODEL_ENV])) if os.environ.get(MODEL_ENV) else \
-        ("the default, relative to the current folder", Path(DEFAULT_MODEL))
+    source, path = (
+        ("--model", Path(args.model))
+        if args.model
+        else (f"${MODEL_ENV}", Path(os.environ[MODEL_ENV]))
+        if os.environ.get(MODEL_ENV)
+        else ("the default, relative to the current folder", Path(DEFAULT_MODEL))
+    )
     if not path.is_file():
-        raise CliError(f"model {path} not found (looked for {path.absolute()}, from {source}): pass --model PATH "
-                       f"or set ${MODEL_ENV} to an export (`python -m pipeline.export` or `dvc repro export` "
-                       "writes models/telucodec.safetensors in the project folder)")
+        raise CliError(
+            f"model {path} not found (looked for {path.absolute()}, from {source}): pass --model PATH "
+            f"or set ${MODEL_ENV} to an export (`python -m pipeline.export` or `dvc repro export` "
+            "writes models/telucodec.safetensors in the project folder)"
+        )
     try:
         return load_export(path)
     except ExportError as exc:
@@ -263,13 +321,17 @@ def _check_model(h: Header, model, source: str) -> None:
     """The bitstream must come from this very model (id), and fit its shape."""
     codec = model.codec
     if h.model_id != model.model_id_bytes:
-        raise BitstreamError(f"{source}: encoded with model {h.model_id.hex()}, but the model given is "
-                             f"{model.model_id_bytes.hex()} (pass the right one with --model)")
+        raise BitstreamError(
+            f"{source}: encoded with model {h.model_id.hex()}, but the model given is "
+            f"{model.model_id_bytes.hex()} (pass the right one with --model)"
+        )
     got = (h.sample_rate, h.hop_length, h.codebook_size)
     want = (codec.sample_rate, codec.hop_length, int(codec.quantizer.codebook_size))
     if got != want or h.num_levels > codec.num_levels:
-        raise BitstreamError(f"{source}: stream (rate, hop, codebook) {got} with {h.num_levels} levels does not "
-                             f"fit the model's {want} with {codec.num_levels} levels")
+        raise BitstreamError(
+            f"{source}: stream (rate, hop, codebook) {got} with {h.num_levels} levels does not "
+            f"fit the model's {want} with {codec.num_levels} levels"
+        )
 
 
 def _levels(codec, kbps: float | None, levels: int | None) -> int:
@@ -282,13 +344,16 @@ def _levels(codec, kbps: float | None, levels: int | None) -> int:
         return codec.num_levels
     per_level = codec.bitrate_kbps(1)
     if not math.isfinite(kbps) or kbps < per_level * (1 - 1e-9):
-        raise CliError(f"--kbps {kbps:g} is not a usable bitrate: the lowest bitrate of this model is "
-                       f"{per_level:g} kbit/s (1 level)")
+        raise CliError(
+            f"--kbps {kbps:g} is not a usable bitrate: the lowest bitrate of this model is "
+            f"{per_level:g} kbit/s (1 level)"
+        )
     return min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
     """argparse type: an integer in [low, high] (a usage error, status 2, otherwise)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -297,11 +362,13 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value}")
         return value
+
     return parse
 
 
 def _positive_float(high: float) -> Callable[[str], float]:
     """argparse type: a finite number in (0, high] (``inf`` and ``nan`` are usage errors)."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -310,6 +377,7 @@ def _positive_float(high: float) -> Callable[[str], float]:
         if not (math.isfinite(value) and 0 < value <= high):
             raise argparse.ArgumentTypeError(f"expected a finite number in (0, {high:g}], got {text}")
         return value
+
     return parse
 
 
@@ -319,8 +387,13 @@ def _batch(args: argparse.Namespace, suffixes: tuple[str, ...], target_suffix: s
     if not inputs:
         raise BatchUsageError("no input given")
     output = Path(args.output)
-    if (len(inputs) == 1 and args.list is None and not Path(inputs[0]).is_dir() and not output.is_dir()
-            and not args.output.endswith(("/", os.sep))):
+    if (
+        len(inputs) == 1
+        and args.list is None
+        and not Path(inputs[0]).is_dir()
+        and not output.is_dir()
+        and not args.output.endswith(("/", os.sep))
+    ):
         return None
     return plan(inputs, args.output, suffixes, target_suffix)
 
@@ -354,14 +427,19 @@ def _write_audio(path: Path, pieces, codec_rate: int, rate: int, subtype: str) -
         raise CliError(f"{path}: unknown audio format {path.suffix!r} (use .wav or .flac)")
     if not sf.check_format(fmt, subtype):
         raise CliError(f"{path}: format {fmt} cannot hold {subtype} samples")
-    resampler = soxr.ResampleStream(codec_rate, rate, 1, dtype="float32", quality=RESAMPLE_QUALITY) \
-        if rate != codec_rate else None
+    resampler = (
+        soxr.ResampleStream(codec_rate, rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+        if rate != codec_rate
+        else None
+    )
     # libsndfile wraps out-of-range floats when converting to integers: clip those, keep floats exact.
     limit = (lambda y: y) if subtype == "FLOAT" else clip
     written = 0
     try:
-        with atomic_path(path) as tmp, sf.SoundFile(tmp, "w", samplerate=rate, channels=1, subtype=subtype,
-                                                     format=fmt) as out:
+        with (
+            atomic_path(path) as tmp,
+            sf.SoundFile(tmp, "w", samplerate=rate, channels=1, subtype=subtype, format=fmt) as out,
+        ):
             for piece in pieces:
                 if resampler is not None:
                     piece = resampler.resample_chunk(piece)

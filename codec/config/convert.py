@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import types
-import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
@@ -59,12 +58,12 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if value not in get_args(tp):
             raise ConfigError(f"{path}: {value!r} is not one of {list(get_args(tp))}")
         return value
-    if origin in (list, typing.List):
+    if origin in (list, list):
         (item,) = get_args(tp) or (Any,)
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
         return [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin in (tuple, typing.Tuple):
+    if origin in (tuple, tuple):
         args = get_args(tp)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
@@ -73,7 +72,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if len(args) != len(value):
             raise ConfigError(f"{path}: expected {len(args)} items, got {len(value)}")
         return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin in (dict, typing.Dict):
+    if origin in (dict, dict):
         key_tp, val_tp = get_args(tp) or (str, Any)
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
@@ -110,8 +109,11 @@ def _convert_dataclass(cls: Any, value: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(value) - set(fields))
     if unknown:
-        hints = [f"{key!r} -> {close[0]!r}?" for key in unknown
-                 if (close := difflib.get_close_matches(key, fields, n=1, cutoff=0.7))]
+        hints = [
+            f"{key!r} -> {close[0]!r}?"
+            for key in unknown
+            if (close := difflib.get_close_matches(key, fields, n=1, cutoff=0.7))
+        ]
         hint = f" (did you mean {', '.join(hints)})" if hints else ""
         raise ConfigError(f"{path}: unknown key(s) {unknown}{hint}; expected some of {sorted(fields)}")
     kwargs = {}

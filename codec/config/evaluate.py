@@ -41,16 +41,22 @@ class EvaluateConfig:
         problems = [
             msg
             for bad, msg in (
-                (not self.levels or min(self.levels) < 1,
-                 f"levels must be a non-empty list of ints >= 1, got {self.levels}"),
-                (any(not 6.0 <= k <= 256.0 for k in self.opus_kbps),
-                 f"opus_kbps must lie in [6, 256] (opusenc's range for mono), got {self.opus_kbps}"),
+                (
+                    not self.levels or min(self.levels) < 1,
+                    f"levels must be a non-empty list of ints >= 1, got {self.levels}",
+                ),
+                (
+                    any(not 6.0 <= k <= 256.0 for k in self.opus_kbps),
+                    f"opus_kbps must lie in [6, 256] (opusenc's range for mono), got {self.opus_kbps}",
+                ),
                 (self.max_utterances < 0, f"max_utterances must be >= 0, got {self.max_utterances}"),
                 (self.examples < 0, f"examples must be >= 0, got {self.examples}"),
                 (self.opus_jobs < 0, f"opus_jobs must be >= 0, got {self.opus_jobs}"),
                 (self.dnsmos_utterances < 0, f"dnsmos_utterances must be >= 0, got {self.dnsmos_utterances}"),
-                (len({c.name for c in self.extra_corpora}) != len(self.extra_corpora),
-                 "extra_corpora names must be unique"),
+                (
+                    len({c.name for c in self.extra_corpora}) != len(self.extra_corpora),
+                    "extra_corpora names must be unique",
+                ),
             )
             if bad
         ]

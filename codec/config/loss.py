@@ -30,8 +30,9 @@ class DiscriminatorConfig:
     periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # mpd
     period_channels: list[int] = field(default_factory=lambda: [16, 64, 256, 512])  # mpd widths, stride 3 each
     band_fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])  # mrd; hop = n_fft / 4
-    bands: list[tuple[float, float]] = field(default_factory=lambda: [
-        (0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)])  # mrd: fractions of the bins
+    bands: list[tuple[float, float]] = field(
+        default_factory=lambda: [(0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
+    )  # mrd: fractions of the bins
 
     def __post_init__(self) -> None:
         if not self.kinds or len(set(self.kinds)) != len(self.kinds):
@@ -40,11 +41,13 @@ class DiscriminatorConfig:
             raise ValueError("discriminator needs channels >= 1 and FFT sizes >= 4")
         if any(k < 1 or k % 2 == 0 for k in self.kernel_size):
             raise ValueError(f"discriminator kernel sizes must be odd, got {self.kernel_size}")
-        if "mpd" in self.kinds and (not self.periods or min(self.periods) < 1 or not self.period_channels
-                                    or min(self.period_channels) < 1):
+        if "mpd" in self.kinds and (
+            not self.periods or min(self.periods) < 1 or not self.period_channels or min(self.period_channels) < 1
+        ):
             raise ValueError("mpd needs periods >= 1 and channels >= 1")
-        if "mrd" in self.kinds and (not self.band_fft_sizes or not self.bands or any(
-                not 0.0 <= lo < hi <= 1.0 for lo, hi in self.bands)):
+        if "mrd" in self.kinds and (
+            not self.band_fft_sizes or not self.bands or any(not 0.0 <= lo < hi <= 1.0 for lo, hi in self.bands)
+        ):
             raise ValueError(f"mrd needs FFT sizes and bands 0 <= lo < hi <= 1, got {self.bands}")
 
 
@@ -68,8 +71,15 @@ class LossConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
     def __post_init__(self) -> None:
-        weights = ("waveform_l1_weight", "waveform_cosine_weight", "spectral_convergence_weight",
-                   "log_magnitude_weight", "mel_weight", "adversarial_weight", "feature_matching_weight")
+        weights = (
+            "waveform_l1_weight",
+            "waveform_cosine_weight",
+            "spectral_convergence_weight",
+            "log_magnitude_weight",
+            "mel_weight",
+            "adversarial_weight",
+            "feature_matching_weight",
+        )
         for name in weights:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")

@@ -55,7 +55,10 @@ class PrepareConfig:
                 (self.num_shards < 1, f"num_shards must be >= 1, got {self.num_shards}"),
                 (self.trim_top_db <= 0, f"trim_top_db must be > 0, got {self.trim_top_db}"),
                 (self.min_seconds < 0, f"min_seconds must be >= 0, got {self.min_seconds}"),
-                (self.max_seconds <= self.min_seconds, f"max_seconds ({self.max_seconds}) must exceed min_seconds ({self.min_seconds})"),
+                (
+                    self.max_seconds <= self.min_seconds,
+                    f"max_seconds ({self.max_seconds}) must exceed min_seconds ({self.min_seconds})",
+                ),
                 (self.row_group_rows < 1, f"row_group_rows must be >= 1, got {self.row_group_rows}"),
                 (self.workers < 0, f"workers must be >= 0, got {self.workers}"),
             )
@@ -64,9 +67,14 @@ class PrepareConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-
     def audio_options(self, sample_rate: int) -> AudioOptions:
         """The per-file clean-up these settings ask for, targeting ``sample_rate`` (also used by evaluate)."""
-        return AudioOptions(sample_rate=sample_rate, trim_silence=self.trim_silence, trim_top_db=self.trim_top_db,
-                            min_seconds=self.min_seconds, max_seconds=self.max_seconds,
-                            quality=self.resample_quality, silence_dbfs=self.silence_dbfs)
+        return AudioOptions(
+            sample_rate=sample_rate,
+            trim_silence=self.trim_silence,
+            trim_top_db=self.trim_top_db,
+            min_seconds=self.min_seconds,
+            max_seconds=self.max_seconds,
+            quality=self.resample_quality,
+            silence_dbfs=self.silence_dbfs,
+        )

@@ -72,8 +72,18 @@ class TrainConfig:
     weight_ema_decay: float = 0.0  # > 0: validate and export an EMA of the weights (codec.train.weight_ema); 0 = off
 
     def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "prefetch_batches", "log_every", "validate_every", "valid_max_examples",
-                    "valid_batch_size", "checkpoint_every", "keep_last", "max_bad_steps")
+        positive = (
+            "steps",
+            "batch_size",
+            "prefetch_batches",
+            "log_every",
+            "validate_every",
+            "valid_max_examples",
+            "valid_batch_size",
+            "checkpoint_every",
+            "keep_last",
+            "max_bad_steps",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

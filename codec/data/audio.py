@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import soundfile as sf
 import soxr
-from codec.config.prepare import AudioOptions, SILENCE_PEAK_DBFS
+
+from codec.config.prepare import AudioOptions
 
 # What the readers and the CLI's folder mode take for audio: what soundfile (libsndfile) decodes.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
@@ -105,8 +106,9 @@ class AudioStream(NamedTuple):
     pieces: Iterator[np.ndarray]
 
 
-def stream_mono(path: str | Path, sample_rate: int, block_seconds: float = 10.0,
-                quality: Literal["HQ", "VHQ"] = "HQ") -> AudioStream:
+def stream_mono(
+    path: str | Path, sample_rate: int, block_seconds: float = 10.0, quality: Literal["HQ", "VHQ"] = "HQ"
+) -> AudioStream:
     """Read ``path`` in blocks, downmixed, resampled to ``sample_rate`` (soxr, streaming) and clipped.
 
     Memory stays that of one block whatever the file's length; the samples equal
@@ -121,8 +123,11 @@ def stream_mono(path: str | Path, sample_rate: int, block_seconds: float = 10.0,
     source_rate = int(f.samplerate)
 
     def pieces() -> Iterator[np.ndarray]:
-        stream = None if source_rate == sample_rate else soxr.ResampleStream(
-            source_rate, sample_rate, 1, dtype="float32", quality=quality)
+        stream = (
+            None
+            if source_rate == sample_rate
+            else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality=quality)
+        )
         with f:
             blocksize = max(1, int(block_seconds * source_rate))
             blocks = f.blocks(blocksize=blocksize, dtype="float32", always_2d=True)
@@ -175,7 +180,9 @@ def peak_dbfs(x: np.ndarray) -> float:
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
-def trim_bounds(x: np.ndarray, sample_rate: int, top_db: float, frame_seconds: float = TRIM_FRAME_SECONDS) -> tuple[int, int]:
+def trim_bounds(
+    x: np.ndarray, sample_rate: int, top_db: float, frame_seconds: float = TRIM_FRAME_SECONDS
+) -> tuple[int, int]:
     """``(start, end)`` sample bounds without the leading/trailing quiet frames.
 
     A frame is quiet when its mean power is more than ``top_db`` dB below the loudest frame's.
@@ -265,8 +272,9 @@ def process_file(path: str | Path, opts: AudioOptions) -> Processed:
             rejected.append((i, f"too-short: segment {(b - a) / opts.sample_rate:.2f} s < {opts.min_seconds:g} s"))
         else:
             kept.append(Segment(i, start + a, to_pcm16(y[start + a : start + b])))
-    return Processed(decoded.sample_rate, decoded.samples.shape[0] / decoded.sample_rate, len(bounds), kept, rejected,
-                     clipped)
+    return Processed(
+        decoded.sample_rate, decoded.samples.shape[0] / decoded.sample_rate, len(bounds), kept, rejected, clipped
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,9 +12,10 @@ every rank yields the same number of batches, as DDP needs.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -64,8 +65,9 @@ def index_split(shards: str | Path, split: str, sample_rate: int) -> SplitIndex:
             file_of.append(fi)
             group_of_file.append(g)
     as_int = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-    return SplitIndex(files, as_int(file_of), as_int(group_of_file), as_int(group), as_int(row_in_group),
-                      as_int(num_samples))
+    return SplitIndex(
+        files, as_int(file_of), as_int(group_of_file), as_int(group), as_int(row_in_group), as_int(num_samples)
+    )
 
 
 class CropDataset(Dataset):
@@ -103,9 +105,9 @@ class CropDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
         row, start = key
-        pcm = self.pcm(row)[start:start + self.segment_samples]
+        pcm = self.pcm(row)[start : start + self.segment_samples]
         out = np.zeros((1, self.segment_samples), dtype=np.float32)
-        np.multiply(pcm, PCM_SCALE, out=out[0, :len(pcm)], dtype=np.float32, casting="unsafe")
+        np.multiply(pcm, PCM_SCALE, out=out[0, : len(pcm)], dtype=np.float32, casting="unsafe")
         return torch.from_numpy(out)
 
 
@@ -121,9 +123,19 @@ class CropBatchSampler:
     order), so a worker that caches that many decoded row groups reads each one about once per epoch.
     """
 
-    def __init__(self, index: SplitIndex, segment_samples: int, batch_size: int, *, seed: int, rank: int = 0,
-                 world_size: int = 1, short: Literal["pad", "skip"] = "pad", locality_groups: int = 0,
-                 start_batch: int = 0):
+    def __init__(
+        self,
+        index: SplitIndex,
+        segment_samples: int,
+        batch_size: int,
+        *,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        short: Literal["pad", "skip"] = "pad",
+        locality_groups: int = 0,
+        start_batch: int = 0,
+    ):
         self.index = index
         self.segment = int(segment_samples)
         self.batch_size = int(batch_size)
@@ -138,8 +150,10 @@ class CropBatchSampler:
         per_rank = int(self.crops_per_row.sum()) // (self.world_size * self.batch_size) * self.batch_size
         self.batches_per_epoch = per_rank // self.batch_size
         if self.batches_per_epoch == 0:
-            raise ValueError(f"the split yields {int(self.crops_per_row.sum())} crops of {self.segment} samples: "
-                             f"fewer than one batch of {self.batch_size} per rank for {self.world_size} rank(s)")
+            raise ValueError(
+                f"the split yields {int(self.crops_per_row.sum())} crops of {self.segment} samples: "
+                f"fewer than one batch of {self.batch_size} per rank for {self.world_size} rank(s)"
+            )
 
     def epoch_keys(self, epoch: int) -> np.ndarray:
         """``[batches_per_epoch * batch_size, 2]`` int64 ``(row, start)`` keys of this rank for ``epoch``."""
@@ -154,7 +168,7 @@ class CropBatchSampler:
             order = np.lexsort((rng.random(len(rows)), window_of_group[self.index.group[rows]]))
         keys = np.stack([rows[order], starts[order]], axis=1)
         keys = keys[: self.batches_per_epoch * self.batch_size * self.world_size]
-        return keys[self.rank::self.world_size]
+        return keys[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         batch = self.start_batch
@@ -162,7 +176,7 @@ class CropBatchSampler:
             epoch, first = divmod(batch, self.batches_per_epoch)
             keys = self.epoch_keys(epoch)
             for b in range(first, self.batches_per_epoch):
-                chunk = keys[b * self.batch_size:(b + 1) * self.batch_size]
+                chunk = keys[b * self.batch_size : (b + 1) * self.batch_size]
                 yield [(int(r), int(s)) for r, s in chunk]
             batch = (epoch + 1) * self.batches_per_epoch
 
@@ -172,8 +186,7 @@ def fixed_crops(dataset: CropDataset, max_examples: int) -> torch.Tensor:
     (the last one zero-padded only when the row is shorter than a crop), at most ``max_examples``
     of them, evenly spaced over the split."""
     seg = dataset.segment_samples
-    keys = [(row, k * seg) for row, n in enumerate(dataset.index.num_samples.tolist())
-            for k in range(max(1, n // seg))]
+    keys = [(row, k * seg) for row, n in enumerate(dataset.index.num_samples.tolist()) for k in range(max(1, n // seg))]
     if not keys:
         raise ValueError("the validation split has no rows")
     pick = np.unique(np.linspace(0, len(keys) - 1, min(max_examples, len(keys))).round().astype(int))
@@ -185,8 +198,15 @@ def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-def build_loader(dataset: CropDataset, sampler: CropBatchSampler, *, num_workers: int, prefetch_batches: int,
-                 pin_memory: bool, seed: int) -> DataLoader:
+def build_loader(
+    dataset: CropDataset,
+    sampler: CropBatchSampler,
+    *,
+    num_workers: int,
+    prefetch_batches: int,
+    pin_memory: bool,
+    seed: int,
+) -> DataLoader:
     """A DataLoader over ``sampler``'s batches: ``[B, 1, segment]`` float32 tensors.
 
     The loader draws its worker base seed from its own generator, never from torch's global RNG,
@@ -202,4 +222,3 @@ def build_loader(dataset: CropDataset, sampler: CropBatchSampler, *, num_workers
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=False,
     )
-

@@ -25,13 +25,14 @@ import multiprocessing
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from codec.config.convert import ConfigError, from_dict, to_dict
-from codec.config.prepare import AudioOptions, PrepareConfig, SILENCE_PEAK_DBFS
+from codec.config.prepare import AudioOptions, PrepareConfig
 from codec.data.audio import AudioRejected, Segment, process_file
 from codec.data.corpora import detect_format, read_corpus
 from codec.data.corpora.base import Utterance
@@ -137,7 +138,11 @@ def run_prepare(
 
 
 def merge_shards(
-    cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, stats_path: str | Path, rejected_path: str | Path,
+    cfg: PrepareConfig,
+    sample_rate: int,
+    out_dir: str | Path,
+    stats_path: str | Path,
+    rejected_path: str | Path,
     plan: Plan | None = None,
 ) -> PrepareStats:
     """Check the parts of all shards, write ``manifest.json``, the stats json and rejected csv.
@@ -165,8 +170,10 @@ def merge_shards(
             "source_utterances": sum(e.source_utterances for e in entries),
             "speakers": len(speakers),
         }
-        files = [_file_entry(out_dir, shard_path(out_dir, split, shard), e.rows, e.seconds)
-                 for shard, e in enumerate(entries)]
+        files = [
+            _file_entry(out_dir, shard_path(out_dir, split, shard), e.rows, e.seconds)
+            for shard, e in enumerate(entries)
+        ]
         manifest_splits[split] = {"rows": rows, "seconds": seconds, "speakers": len(speakers), "files": files}
     if not any(s["utterances"] for s in splits.values()):
         summary = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "no files"
@@ -176,10 +183,18 @@ def merge_shards(
                 shard_path(out_dir, split, shard).unlink(missing_ok=True)
             part_path(out_dir, shard).unlink(missing_ok=True)
         raise PrepareError(
-            f"no usable audio in {plan.root}: all {len(plan.utterances)} files were rejected ({summary}); see {rejected_path}"
+            f"no usable audio in {plan.root}: all {len(plan.utterances)} files were rejected ({summary}); "
+            f"see {rejected_path}"
         )
-    stats = PrepareStats(sample_rate, len(plan.utterances), splits, len(rejected), dict(sorted(reasons.items())),
-                         sum(p.clipped_files for p in parts), sum(p.clipped_samples for p in parts))
+    stats = PrepareStats(
+        sample_rate,
+        len(plan.utterances),
+        splits,
+        len(rejected),
+        dict(sorted(reasons.items())),
+        sum(p.clipped_files for p in parts),
+        sum(p.clipped_samples for p in parts),
+    )
     write_json_atomic(stats_path, to_dict(stats))
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -212,22 +227,33 @@ def _process_batch(paths: list[str], opts: AudioOptions) -> list[_FileResult]:
     for path in paths:
         try:
             done = process_file(path, opts)
-            results.append(_FileResult(done.source_seconds, done.source_rate, done.num_segments, done.segments,
-                                       list(done.rejected), done.clipped_samples))
+            results.append(
+                _FileResult(
+                    done.source_seconds,
+                    done.source_rate,
+                    done.num_segments,
+                    done.segments,
+                    list(done.rejected),
+                    done.clipped_samples,
+                )
+            )
         except AudioRejected as exc:
             results.append(_FileResult(0.0, 0, 0, [], [(None, str(exc))]))
-        except Exception as exc:  # noqa: BLE001 - one odd file must not stop the corpus
+        except Exception as exc:
             results.append(_FileResult(0.0, 0, 0, [], [(None, f"error: {type(exc).__name__}: {exc}")]))
     return results
 
 
-def _prepare(cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: list[int],
-             plan: Plan) -> list[ShardSummary]:
+def _prepare(
+    cfg: PrepareConfig, sample_rate: int, out_dir: str | Path, shards: list[int], plan: Plan
+) -> list[ShardSummary]:
     out_dir = Path(out_dir)
     opts = cfg.audio_options(sample_rate)
     members = {shard: plan.shard_utterances(shard, cfg.num_shards) for shard in shards}
     # A worker process only pays off with a few dozen files to share out.
-    workers = max(1, min(cfg.workers or available_cpus(), math.ceil(sum(map(len, members.values())) / MIN_FILES_PER_WORKER)))
+    workers = max(
+        1, min(cfg.workers or available_cpus(), math.ceil(sum(map(len, members.values())) / MIN_FILES_PER_WORKER))
+    )
     size = max(1, min(32, math.ceil(sum(map(len, members.values())) / (workers * 4))))
     batches = {shard: [utts[i : i + size] for i in range(0, len(utts), size)] for shard, utts in members.items()}
     task = functools.partial(_process_batch, opts=opts)
@@ -308,12 +334,20 @@ class _ShardOutput:
     def summary(self) -> ShardSummary:
         """What was written (call after the block)."""
         splits = {
-            s: SplitSummary(w.rows, round(w.samples / self.sample_rate, 6), self.kept_utterances[s],
-                            sorted(self.speakers[s]))
+            s: SplitSummary(
+                w.rows, round(w.samples / self.sample_rate, 6), self.kept_utterances[s], sorted(self.speakers[s])
+            )
             for s, w in self.writers.items()
         }
-        return ShardSummary(self.shard, self.source_files, round(self.source_seconds, 6), splits,
-                            sorted(self.rejected, key=lambda r: r["id"]), self.clipped_files, self.clipped_samples)
+        return ShardSummary(
+            self.shard,
+            self.source_files,
+            round(self.source_seconds, 6),
+            splits,
+            sorted(self.rejected, key=lambda r: r["id"]),
+            self.clipped_files,
+            self.clipped_samples,
+        )
 
 
 # Fields of a part json besides its ShardSummary: they tie the part to one plan.
@@ -323,8 +357,12 @@ _PART_KEYS = ("num_shards", "fingerprint", "schema_version")
 def _write_part(out_dir: Path, plan: Plan, num_shards: int, summary: ShardSummary) -> None:
     """The shard's part json: its summary (no wall time: timings would break byte-identical outputs) and the
     plan it belongs to, for the merge to check."""
-    part = {"num_shards": num_shards, "fingerprint": plan.fingerprint, "schema_version": SCHEMA_VERSION,
-            **to_dict(summary)}
+    part = {
+        "num_shards": num_shards,
+        "fingerprint": plan.fingerprint,
+        "schema_version": SCHEMA_VERSION,
+        **to_dict(summary),
+    }
     part.pop("wall_seconds")
     write_json_atomic(part_path(out_dir, summary.shard), part)
 
@@ -366,9 +404,13 @@ def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> 
     try:
         part = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PrepareError(f"shard {shard} of {num_shards} has not been prepared ({path} is missing); run it with --shard {shard}") from None
+        raise PrepareError(
+            f"shard {shard} of {num_shards} has not been prepared ({path} is missing); run it with --shard {shard}"
+        ) from None
     if part.get("num_shards") != num_shards:
-        raise PrepareError(f"{path} belongs to a run with {part.get('num_shards')} shards, not {num_shards}; prepare the shards again")
+        raise PrepareError(
+            f"{path} belongs to a run with {part.get('num_shards')} shards, not {num_shards}; prepare the shards again"
+        )
     if part.get("fingerprint") != fingerprint:
         raise PrepareError(f"{path} was made from another corpus or config; prepare shard {shard} again")
     for split in SPLITS:
@@ -381,8 +423,13 @@ def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> 
 
 
 def _file_entry(out_dir: Path, path: Path, rows: int, seconds: float) -> dict[str, Any]:
-    return {"path": path.relative_to(out_dir).as_posix(), "rows": rows, "seconds": seconds,
-            "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    return {
+        "path": path.relative_to(out_dir).as_posix(),
+        "rows": rows,
+        "seconds": seconds,
+        "bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+    }
 
 
 def _write_rejected(path: str | Path, rejected: list[dict[str, str]]) -> None:
@@ -409,5 +456,3 @@ def _relative(path: Path, root: Path) -> str:
 
 def _segment_id(utterance_id: str, index: int) -> str:
     return f"{utterance_id}-{index:03d}"
-
-

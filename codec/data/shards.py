@@ -37,10 +37,11 @@ audio                  binary       mono 16-bit little-endian PCM, ``2 * num_sam
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

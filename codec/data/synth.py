@@ -25,9 +25,9 @@ import tempfile
 import unicodedata
 import wave
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -175,9 +175,7 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def _render_in_workers(
-    by_speaker: list[list[Utterance]], staging: Path, workers: int | None
-) -> list[RenderedSpeaker]:
+def _render_in_workers(by_speaker: list[list[Utterance]], staging: Path, workers: int | None) -> list[RenderedSpeaker]:
     # One fresh interpreter per speaker: its audio never depends on what else was rendered,
     # and (unlike multiprocessing's spawn) the caller's __main__ and its imports are not re-run.
     workers = max(1, min(workers or os.cpu_count() or 1, len(by_speaker)))
@@ -192,7 +190,11 @@ def _render_in_subprocess(utterances: list[Utterance], root: Path) -> RenderedSp
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-c", "import codec.data.synth as s; s._worker_main()"],
-        input=json.dumps(job), capture_output=True, text=True, env=env, check=False,
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if proc.returncode != 0:
         name = utterances[0].speaker.name if utterances else "?"
@@ -203,9 +205,7 @@ def _render_in_subprocess(utterances: list[Utterance], root: Path) -> RenderedSp
 def _worker_main() -> None:
     """Subprocess entry: a JSON job on stdin, a JSON result on stdout."""
     job = json.load(sys.stdin)
-    utterances = [
-        Utterance(**{**u, "speaker": SpeakerVariant(**u["speaker"])}) for u in job["utterances"]
-    ]
+    utterances = [Utterance(**{**u, "speaker": SpeakerVariant(**u["speaker"])}) for u in job["utterances"]]
     try:
         rendered = render_speaker(utterances, job["root"])
     except (EspeakError, RuntimeError, OSError) as exc:

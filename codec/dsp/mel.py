@@ -53,8 +53,15 @@ def mel_band_edges(n_mels: int, f_min: float, f_max: float, scale: MelScale = "s
     return mel_to_hz(mels, scale)
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None,
-                   scale: MelScale = "slaney", norm: Literal["slaney"] | None = "slaney") -> torch.Tensor:
+def mel_filterbank(
+    sample_rate: int,
+    n_fft: int,
+    n_mels: int,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    scale: MelScale = "slaney",
+    norm: Literal["slaney"] | None = "slaney",
+) -> torch.Tensor:
     """Triangular mel filters ``[n_mels, n_fft // 2 + 1]`` (float32) for one-sided spectra.
 
     ``norm="slaney"`` scales each triangle by ``2 / (f_right - f_left)`` (unit area in Hz),
@@ -77,8 +84,9 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0
     return torch.from_numpy(weights).float()
 
 
-def stft(x: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, center: bool = True,
-         normalized: bool = False) -> torch.Tensor:
+def stft(
+    x: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, center: bool = True, normalized: bool = False
+) -> torch.Tensor:
     """Complex one-sided STFT ``[B, n_fft // 2 + 1, frames]`` of ``x [B, T]`` or ``[B, 1, T]``.
 
     Runs in float32 with autocast disabled whatever the caller's precision.
@@ -90,9 +98,17 @@ def stft(x: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, cen
         x = x.float()
         # Reflection needs more samples than the pad; very short signals fall back to zeros.
         pad_mode = "reflect" if x.shape[-1] > n_fft // 2 else "constant"
-        return torch.stft(x, n_fft, hop_length=hop_length, win_length=window.shape[-1],
-                          window=window.float(), center=center, pad_mode=pad_mode,
-                          normalized=normalized, return_complex=True)
+        return torch.stft(
+            x,
+            n_fft,
+            hop_length=hop_length,
+            win_length=window.shape[-1],
+            window=window.float(),
+            center=center,
+            pad_mode=pad_mode,
+            normalized=normalized,
+            return_complex=True,
+        )
 
 
 def magnitude(spec: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -103,15 +119,25 @@ def magnitude(spec: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
 class MelSpectrogram(nn.Module):
     """Waveform ``[B, 1, T]`` -> mel magnitude spectrogram ``[B, n_mels, T // hop_length + 1]`` (float32)."""
 
-    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, win_length: int | None = None,
-                 f_min: float = 0.0, f_max: float | None = None, scale: MelScale = "slaney",
-                 norm: Literal["slaney"] | None = "slaney"):
+    def __init__(
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        win_length: int | None = None,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        scale: MelScale = "slaney",
+        norm: Literal["slaney"] | None = "slaney",
+    ):
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.register_buffer("window", torch.hann_window(win_length or n_fft), persistent=False)
-        self.register_buffer("filterbank", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, scale, norm),
-                             persistent=False)
+        self.register_buffer(
+            "filterbank", mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, scale, norm), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mag = magnitude(stft(x, self.n_fft, self.hop_length, self.window))

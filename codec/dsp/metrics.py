@@ -56,8 +56,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -105,9 +106,14 @@ def si_snr(reference: torch.Tensor, estimate: torch.Tensor, eps: float = _EPS) -
     return 10.0 * torch.log10((target.square().sum(-1) + eps) / ((estimate - target).square().sum(-1) + eps))
 
 
-def segmental_snr(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
-                  frame_seconds: float = SEGMENT_SECONDS, min_db: float = SEGSNR_MIN_DB,
-                  max_db: float = SEGSNR_MAX_DB) -> torch.Tensor:
+def segmental_snr(
+    reference: torch.Tensor,
+    estimate: torch.Tensor,
+    sample_rate: int,
+    frame_seconds: float = SEGMENT_SECONDS,
+    min_db: float = SEGSNR_MIN_DB,
+    max_db: float = SEGSNR_MAX_DB,
+) -> torch.Tensor:
     """Segmental SNR in dB, ``[..., T]`` -> ``[...]``, higher is better (see the module table).
 
     Frames of ``round(frame_seconds * sample_rate)`` samples, no overlap, the trailing partial
@@ -124,14 +130,22 @@ def segmental_snr(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: 
     err = (reference - estimate)[..., : count * frame].unflatten(-1, (count, frame))
     signal, noise = ref.square().sum(-1), err.square().sum(-1)
     ratio = 10.0 * (torch.log10(signal) - torch.log10(noise))  # the +-inf and nan cases are replaced below
-    per_frame = torch.where(noise == 0, torch.full_like(ratio, max_db),
-                            torch.where(signal == 0, torch.full_like(ratio, min_db), ratio.clamp(min_db, max_db)))
+    per_frame = torch.where(
+        noise == 0,
+        torch.full_like(ratio, max_db),
+        torch.where(signal == 0, torch.full_like(ratio, min_db), ratio.clamp(min_db, max_db)),
+    )
     return per_frame.mean(-1).float()
 
 
-def multiscale_mel_distance(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int,
-                            fft_sizes: Sequence[int] = MEL_FFT_SIZES, n_mels: int = MEL_BANDS,
-                            floor: float = MEL_FLOOR) -> torch.Tensor:
+def multiscale_mel_distance(
+    reference: torch.Tensor,
+    estimate: torch.Tensor,
+    sample_rate: int,
+    fft_sizes: Sequence[int] = MEL_FFT_SIZES,
+    n_mels: int = MEL_BANDS,
+    floor: float = MEL_FLOOR,
+) -> torch.Tensor:
     """Mean L1 of log10 mel magnitudes, averaged over STFT sizes; ``[..., T]`` -> ``[...]``, lower is better."""
     ref, est, lead = _flat(reference, estimate)
     distances = []
@@ -142,8 +156,9 @@ def multiscale_mel_distance(reference: torch.Tensor, estimate: torch.Tensor, sam
     return torch.stack(distances).mean(0).reshape(lead)
 
 
-def log_spectral_distance(reference: torch.Tensor, estimate: torch.Tensor, n_fft: int = LSD_FFT,
-                          floor: float = LSD_POWER_FLOOR) -> torch.Tensor:
+def log_spectral_distance(
+    reference: torch.Tensor, estimate: torch.Tensor, n_fft: int = LSD_FFT, floor: float = LSD_POWER_FLOOR
+) -> torch.Tensor:
     """Log-spectral distance in dB, ``[..., T]`` -> ``[...]``, lower is better (see the module table)."""
     ref, est, lead = _flat(reference, estimate)
     window = torch.hann_window(n_fft, device=ref.device)
@@ -152,9 +167,12 @@ def log_spectral_distance(reference: torch.Tensor, estimate: torch.Tensor, n_fft
     return diff_db.square().mean(-2).sqrt().mean(-1).reshape(lead)
 
 
-def multi_resolution_stft_distance(reference: torch.Tensor, estimate: torch.Tensor,
-                                   fft_sizes: Sequence[int] = STFT_FFT_SIZES,
-                                   floor: float = STFT_POWER_FLOOR) -> torch.Tensor:
+def multi_resolution_stft_distance(
+    reference: torch.Tensor,
+    estimate: torch.Tensor,
+    fft_sizes: Sequence[int] = STFT_FFT_SIZES,
+    floor: float = STFT_POWER_FLOOR,
+) -> torch.Tensor:
     """Spectral convergence + mean |ln magnitude difference|, averaged over FFT sizes;
     ``[..., T]`` -> ``[...]``, lower is better."""
     ref, est, lead = _flat(reference, estimate)
@@ -271,8 +289,10 @@ def _mel(sample_rate: int, n_fft: int, n_mels: int) -> MelSpectrogram:
 
 
 def _pair(reference: np.ndarray | torch.Tensor, estimate: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    ref, est = (np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s, dtype=np.float64).reshape(-1)
-                for s in (reference, estimate))
+    ref, est = (
+        np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s, dtype=np.float64).reshape(-1)
+        for s in (reference, estimate)
+    )
     if ref.shape != est.shape:
         raise ValueError(f"reference and estimate differ in length: {ref.shape[0]} vs {est.shape[0]}")
     return ref, est

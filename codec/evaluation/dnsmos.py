@@ -122,8 +122,11 @@ def dnsmos(audio: np.ndarray, sample_rate: int, *, personalized: bool = False) -
         p808_scores.append(float(p808.run(None, {p808_input: features[np.newaxis]})[0][0][0]))
 
     raw = np.asarray(raw_p835, dtype=np.float64)  # (windows, 3): raw SIG, BAK, OVRL
-    polys = ((_POLY_SIG_PERSONALIZED, _POLY_BAK_PERSONALIZED, _POLY_OVRL_PERSONALIZED) if personalized
-             else (_POLY_SIG, _POLY_BAK, _POLY_OVRL))
+    polys = (
+        (_POLY_SIG_PERSONALIZED, _POLY_BAK_PERSONALIZED, _POLY_OVRL_PERSONALIZED)
+        if personalized
+        else (_POLY_SIG, _POLY_BAK, _POLY_OVRL)
+    )
     sig, bak, ovrl = (float(np.mean(np.polyval(poly, raw[:, k]))) for k, poly in enumerate(polys))
     return DnsmosScores(p808_mos=float(np.mean(p808_scores)), sig=sig, bak=bak, ovrl=ovrl)
 
@@ -178,8 +181,7 @@ def _p808_features(audio: np.ndarray) -> np.ndarray:
     """(frames, 120) float32 log-mel features of the P.808 model (speechmos's ``audio_melspec``)."""
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=audio, sr=MODEL_RATE, n_fft=MEL_FFT, hop_length=MEL_HOP,
-                                         n_mels=MEL_BANDS)
+    mel = librosa.feature.melspectrogram(y=audio, sr=MODEL_RATE, n_fft=MEL_FFT, hop_length=MEL_HOP, n_mels=MEL_BANDS)
     # dB relative to the window's loudest bin, mapped so that -40 dB -> 0 and 0 dB -> 1.
     return ((librosa.power_to_db(mel, ref=np.max) + 40) / 40).T.astype(np.float32)
 
@@ -202,7 +204,8 @@ def _session(model: str) -> Any:
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             session = _sessions[model] = ort.InferenceSession(
-                str(_model_path(model)), sess_options=options, providers=["CPUExecutionProvider"])
+                str(_model_path(model)), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         return session
 
 

@@ -8,14 +8,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # no display: files only
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, NullLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.ticker import FormatStrFormatter, NullLocator
 
-from codec.evaluation.scoring import CODEC, METRICS, Example  # noqa: E402
-from codec.runtime.io import atomic_path  # noqa: E402
-from codec.dsp.mel import magnitude, stft  # noqa: E402
+from codec.dsp.mel import magnitude, stft
+from codec.evaluation.scoring import CODEC, METRICS, Example
+from codec.runtime.io import atomic_path
 
 SPECTROGRAM_FFT = 512
 DPI = 90
@@ -51,8 +51,11 @@ def rate_distortion_figure(curves: dict[str, list[dict[str, Any]]], title: str, 
             style = _STYLE.get(system, {})
             ax.plot(*zip(*points), label=system, **style)
             # A log axis cannot show a zero rate (a level that always picks the same code).
-            entropy = [(r["entropy_kbps"], r[name]) for r in rows
-                       if system == CODEC and r.get(name) is not None and (r.get("entropy_kbps") or 0) > 0]
+            entropy = [
+                (r["entropy_kbps"], r[name])
+                for r in rows
+                if system == CODEC and r.get(name) is not None and (r.get("entropy_kbps") or 0) > 0
+            ]
             if entropy:
                 ax.plot(*zip(*entropy), linestyle="--", alpha=0.6, label="codec (entropy-coded rate)", **style)
         ax.set_xscale("log")
@@ -63,7 +66,7 @@ def rate_distortion_figure(curves: dict[str, list[dict[str, Any]]], title: str, 
         ax.set_xlabel("kbit/s")
         ax.set_title(f"{name} ({'higher' if METRICS[name] else 'lower'} is better)", fontsize=10)
         ax.grid(True, alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
@@ -75,8 +78,9 @@ def rate_distortion_figure(curves: dict[str, list[dict[str, Any]]], title: str, 
 def log_spectrogram(x: np.ndarray, n_fft: int = SPECTROGRAM_FFT) -> np.ndarray:
     """``20 log10 |STFT|`` in dB, ``[bins, frames]`` (Hann, hop ``n_fft / 4``, floor -120 dB)."""
     window = torch.hann_window(n_fft)
-    mag = magnitude(stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None], n_fft, n_fft // 4, window),
-                    1e-12)
+    mag = magnitude(
+        stft(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None], n_fft, n_fft // 4, window), 1e-12
+    )
     return (20.0 * torch.log10(mag[0])).numpy()
 
 
@@ -87,11 +91,19 @@ def spectrogram_figure(example: Example, sample_rate: int, path: str | Path) -> 
     top = float(specs[0].max())
     seconds = example.original.shape[0] / sample_rate
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.8 * len(panels) + 0.6), sharex=True, squeeze=False)
-    fig.subplots_adjust(left=0.07, right=0.88, top=1 - 0.45 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
-                        hspace=0.35)
+    fig.subplots_adjust(
+        left=0.07, right=0.88, top=1 - 0.45 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(), hspace=0.35
+    )
     for ax, (label, _), spec in zip(axes[:, 0], panels, specs):
-        image = ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=top - 80.0, vmax=top,
-                          extent=(0.0, seconds, 0.0, sample_rate / 2000.0))
+        image = ax.imshow(
+            spec,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=top - 80.0,
+            vmax=top,
+            extent=(0.0, seconds, 0.0, sample_rate / 2000.0),
+        )
         ax.set_ylabel("kHz")
         ax.set_title(label, fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("seconds")

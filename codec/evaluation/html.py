@@ -70,34 +70,49 @@ def summary_table(summary: dict[str, Any]) -> str:
             entropy = _number(means.get("entropy_kbps")) if system == CODEC else ""
             failed = sum(means.get(f"{n}_failed", 0) for n in ("stoi", "pesq_wb"))
             cells = "".join(f"<td>{_number(means.get(name))}</td>" for name in METRICS)
-            rows.append(f'<tr class="{system}"><td>{system} {escape(setting)}</td><td>{_number(means["kbps"])}</td>'
-                        f"<td>{entropy}</td>{cells}<td>{failed}</td></tr>")
+            rows.append(
+                f'<tr class="{system}"><td>{system} {escape(setting)}</td><td>{_number(means["kbps"])}</td>'
+                f"<td>{entropy}</td>{cells}<td>{failed}</td></tr>"
+            )
     original = summary.get("original")
     if original:
         cells = "".join(f"<td>{_number(original.get(name))}</td>" for name in METRICS)
-        rows.insert(0, f'<tr class="original"><td>original ({original["utterances"]} utterances)</td><td></td>'
-                       f"<td></td>{cells}<td></td></tr>")
-    return (f"<table class=\"summary\"><thead><tr><th>system</th><th>kbps</th><th>entropy kbps</th>{head}"
-            f"<th>failed scores</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        rows.insert(
+            0,
+            f'<tr class="original"><td>original ({original["utterances"]} utterances)</td><td></td>'
+            f"<td></td>{cells}<td></td></tr>",
+        )
+    return (
+        f'<table class="summary"><thead><tr><th>system</th><th>kbps</th><th>entropy kbps</th>{head}'
+        f"<th>failed scores</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def quantizer_table(quantizer: dict[str, Any], entropy_bits: list[float]) -> str:
     rows = "".join(
         f"<tr><td>{i}</td><td>{_number(p)}</td><td>{_number(u)}</td><td>{_number(b)}</td></tr>"
-        for i, (p, u, b) in enumerate(zip(quantizer["perplexity"].values(), quantizer["used_fraction"].values(),
-                                          entropy_bits)))
-    return ("<table class=\"quantizer\"><thead><tr><th>level</th><th>perplexity</th><th>used fraction</th>"
-            f"<th>entropy (bits/frame)</th></tr></thead><tbody>{rows}</tbody></table>"
-            f"<p>Nominal {_number(quantizer['nominal_kbps'])} kbps, entropy-coded {_number(quantizer['entropy_kbps'])} "
-            "kbps (all levels).</p>")
+        for i, (p, u, b) in enumerate(
+            zip(quantizer["perplexity"].values(), quantizer["used_fraction"].values(), entropy_bits)
+        )
+    )
+    return (
+        '<table class="quantizer"><thead><tr><th>level</th><th>perplexity</th><th>used fraction</th>'
+        f"<th>entropy (bits/frame)</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<p>Nominal {_number(quantizer['nominal_kbps'])} kbps, entropy-coded {_number(quantizer['entropy_kbps'])} "
+        "kbps (all levels).</p>"
+    )
 
 
 def example_block(title: str, spectrogram: str, players: list[tuple[str, str]]) -> str:
     """A spectrogram image and one ``<audio>`` per version: ``players`` is ``(label, relative src)``."""
-    rows = "".join(f'<tr><td>{escape(label)}</td><td><audio controls preload="metadata" src="{escape(src)}"></audio>'
-                   f"</td></tr>" for label, src in players)
-    return (f"<h3>{escape(title)}</h3><img class=\"spectrogram\" src=\"{escape(spectrogram)}\" alt=\"spectrograms of "
-            f"{escape(title)}\"><table class=\"players\"><tbody>{rows}</tbody></table>")
+    rows = "".join(
+        f'<tr><td>{escape(label)}</td><td><audio controls preload="metadata" src="{escape(src)}"></audio></td></tr>'
+        for label, src in players
+    )
+    return (
+        f'<h3>{escape(title)}</h3><img class="spectrogram" src="{escape(spectrogram)}" alt="spectrograms of '
+        f'{escape(title)}"><table class="players"><tbody>{rows}</tbody></table>'
+    )
 
 
 def render_page(info: dict[str, str], sections: list[str], timings_href: str) -> str:
@@ -125,8 +140,9 @@ measured on the machine that ran this evaluation: they depend on the machine, so
 reproducible outputs, in <a href="{escape(timings_href)}">{escape(timings_href)}</a>, and shown here from
 <code>{escape(script_href)}</code>.</p>
 <p class="note">↑ higher is better, ↓ lower is better. Ratios in dB; distances are 0 for identical signals.
-Definitions: <code>codec/dsp/metrics.py</code> and the README. Means skip failed scores (counted in the last column).</p>
-{''.join(sections)}
+Definitions: <code>codec/dsp/metrics.py</code> and the README.
+Means skip failed scores (counted in the last column).</p>
+{"".join(sections)}
 <script src="{escape(script_href)}"></script>
 <script>{_SCRIPT}</script>
 </body>

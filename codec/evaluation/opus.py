@@ -51,8 +51,9 @@ def find_opus_tools() -> OpusTools:
     found = {name: shutil.which(name) for name in ("opusenc", "opusdec")}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        raise OpusUnavailable(f"{' and '.join(missing)} not found on PATH (install opus-tools, e.g. "
-                              "`apt-get install opus-tools`)")
+        raise OpusUnavailable(
+            f"{' and '.join(missing)} not found on PATH (install opus-tools, e.g. `apt-get install opus-tools`)"
+        )
     try:
         out = subprocess.run([found["opusenc"], "--version"], capture_output=True, text=True, timeout=_TIMEOUT_S)
     except OSError as exc:
@@ -85,7 +86,7 @@ def align(reference: np.ndarray, estimate: np.ndarray, max_shift: int) -> np.nda
     n = min(reference.shape[0], estimate.shape[0])
     r, e = reference[:n].astype(np.float64), estimate[:n].astype(np.float64)
     lags = range(-max_shift, max_shift + 1)
-    scores = [np.dot(r[max(0, -k):n - max(0, k)], e[max(0, k):n - max(0, -k)]) for k in lags]
+    scores = [np.dot(r[max(0, -k) : n - max(0, k)], e[max(0, k) : n - max(0, -k)]) for k in lags]
     lag = lags[int(np.argmax(scores))]  # estimate[i + lag] matches reference[i]
     out = np.zeros_like(estimate)
     if lag >= 0:

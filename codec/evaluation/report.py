@@ -23,10 +23,11 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from html import escape
+from collections.abc import Iterator
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -62,10 +63,15 @@ def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
     with replaced_dir(paths.out_dir) as out:
         write_text_atomic(out / "utterances.csv", utterances_csv(evaluation.sets))
         write_json_atomic(out / "run.json", finite_json(run_info(evaluation)))
-        sections = [_write_set(result, doc[result.name], evaluation.sample_rate, out,
-                               _relative(paths.out_dir, paths.html.parent)) for result in evaluation.sets]
-    write_text_atomic(paths.html, html.render_page(_page_info(evaluation), sections,
-                                                   _relative(paths.timings, paths.html.parent)))
+        sections = [
+            _write_set(
+                result, doc[result.name], evaluation.sample_rate, out, _relative(paths.out_dir, paths.html.parent)
+            )
+            for result in evaluation.sets
+        ]
+    write_text_atomic(
+        paths.html, html.render_page(_page_info(evaluation), sections, _relative(paths.timings, paths.html.parent))
+    )
     write_json_atomic(paths.metrics, doc)
     with replaced_dir(paths.scores) as scores:
         for set_name, files in headline_scores(doc).items():
@@ -73,12 +79,19 @@ def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
                 write_json_atomic(scores / set_name / f"{name}.json", values)
     timing = evaluation.timing
     encode_rtf, decode_rtf = timing.rtf()
-    speed = {"device": evaluation.device, "encode_rtf": encode_rtf, "decode_rtf": decode_rtf,
-             "audio_seconds": timing.audio_seconds, "encode_seconds": timing.encode_seconds,
-             "decode_seconds": timing.decode_seconds}
+    speed = {
+        "device": evaluation.device,
+        "encode_rtf": encode_rtf,
+        "decode_rtf": decode_rtf,
+        "audio_seconds": timing.audio_seconds,
+        "encode_seconds": timing.encode_seconds,
+        "decode_seconds": timing.decode_seconds,
+    }
     write_json_atomic(paths.timings, speed)
     # The page shows them from a script beside it (a page opened from disk may load scripts, not fetch JSON).
-    write_text_atomic(paths.timings.with_suffix(".js"), f"window.telucodecTimings = {json.dumps(finite_json(speed))};\n")
+    write_text_atomic(
+        paths.timings.with_suffix(".js"), f"window.telucodecTimings = {json.dumps(finite_json(speed))};\n"
+    )
     return doc
 
 
@@ -99,10 +112,19 @@ def utterances_csv(sets: list[SetResult]) -> str:
     rows = []
     for result in sets:
         for r in result.rows:
-            rows.append({"corpus": r.corpus, "utterance": r.utterance, "speaker": r.speaker or "",
-                         "seconds": round(r.seconds, 4), "system": r.system.system, "setting": r.system.setting,
-                         "kbps": r.system.kbps, **{k: _cell(v) for k, v in r.values.items()},
-                         "errors": "; ".join(r.errors)})
+            rows.append(
+                {
+                    "corpus": r.corpus,
+                    "utterance": r.utterance,
+                    "speaker": r.speaker or "",
+                    "seconds": round(r.seconds, 4),
+                    "system": r.system.system,
+                    "setting": r.system.setting,
+                    "kbps": r.system.kbps,
+                    **{k: _cell(v) for k, v in r.values.items()},
+                    "errors": "; ".join(r.errors),
+                }
+            )
     return _csv(rows)
 
 
@@ -120,11 +142,18 @@ def run_info(evaluation: Evaluation) -> dict[str, Any]:
             "entropy_bits_per_level": M.entropy_bits(result.counts).tolist() if result.counts is not None else [],
         }
     return {
-        "model": evaluation.model, "device": evaluation.device, "torch": torch.__version__,
-        "sample_rate": evaluation.sample_rate, "frame_rate": evaluation.frame_rate,
-        "codebook_size": evaluation.codebook_size, "num_levels": evaluation.num_levels, "levels": evaluation.levels,
-        "opus": evaluation.opus, "opus_available": evaluation.opus_available,
-        "unavailable_corpora": evaluation.unavailable, "sets": sets,
+        "model": evaluation.model,
+        "device": evaluation.device,
+        "torch": torch.__version__,
+        "sample_rate": evaluation.sample_rate,
+        "frame_rate": evaluation.frame_rate,
+        "codebook_size": evaluation.codebook_size,
+        "num_levels": evaluation.num_levels,
+        "levels": evaluation.levels,
+        "opus": evaluation.opus,
+        "opus_available": evaluation.opus_available,
+        "unavailable_corpora": evaluation.unavailable,
+        "sets": sets,
     }
 
 
@@ -150,14 +179,20 @@ def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out
     """Figures and example audio of one set under ``out``; returns its HTML section (links via ``link``)."""
     name = result.name
     figure = Path("figures") / f"rate_distortion_{name}.png"
-    figures.rate_distortion_figure(rate_distortion(result, summary), f"{name}: mean score against bitrate",
-                                   out / figure)
-    parts = [f"<h2>{escape(name)}</h2>",
-             f"<p>{summary['utterances']} utterances, {summary['seconds']:.1f} s of audio.</p>",
-             html.summary_table(summary), f'<img class="rd" src="{_url(link, figure)}" alt="rate-distortion curves">']
+    figures.rate_distortion_figure(
+        rate_distortion(result, summary), f"{name}: mean score against bitrate", out / figure
+    )
+    parts = [
+        f"<h2>{escape(name)}</h2>",
+        f"<p>{summary['utterances']} utterances, {summary['seconds']:.1f} s of audio.</p>",
+        html.summary_table(summary),
+        f'<img class="rd" src="{_url(link, figure)}" alt="rate-distortion curves">',
+    ]
     if "quantizer" in summary:
-        parts += ["<h3>Quantizer code usage</h3>", html.quantizer_table(summary["quantizer"],
-                                                                         M.entropy_bits(result.counts).tolist())]
+        parts += [
+            "<h3>Quantizer code usage</h3>",
+            html.quantizer_table(summary["quantizer"], M.entropy_bits(result.counts).tolist()),
+        ]
     for index, example in enumerate(result.examples):
         folder = Path("examples") / name / f"{index:02d}"
         players = [("original", folder / "original.wav")]
@@ -166,17 +201,25 @@ def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out
             players.append((system.label, folder / f"{_file_stem(system)}.wav"))
             _write_wav(out / players[-1][1], audio, sample_rate)
         figures.spectrogram_figure(example, sample_rate, out / folder / "spectrogram.png")
-        parts.append(html.example_block(example.utterance, _url(link, folder / "spectrogram.png"),
-                                        [(label, _url(link, p)) for label, p in players]))
+        parts.append(
+            html.example_block(
+                example.utterance,
+                _url(link, folder / "spectrogram.png"),
+                [(label, _url(link, p)) for label, p in players],
+            )
+        )
     return "\n".join(parts)
 
 
 def _page_info(evaluation: Evaluation) -> dict[str, str]:
-    info = {"model": evaluation.model, "device": evaluation.device,
-            "audio": f"{evaluation.sample_rate} Hz, {evaluation.frame_rate:g} code frames/s",
-            "quantizer": f"{evaluation.num_levels} levels x {evaluation.codebook_size} entries; scored with "
-                         f"{', '.join(map(str, evaluation.levels))} levels",
-            "Opus baseline": evaluation.opus}
+    info = {
+        "model": evaluation.model,
+        "device": evaluation.device,
+        "audio": f"{evaluation.sample_rate} Hz, {evaluation.frame_rate:g} code frames/s",
+        "quantizer": f"{evaluation.num_levels} levels x {evaluation.codebook_size} entries; scored with "
+        f"{', '.join(map(str, evaluation.levels))} levels",
+        "Opus baseline": evaluation.opus,
+    }
     info.update({f"corpus {name}": f"skipped: {why}" for name, why in evaluation.unavailable.items()})
     return info
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -38,8 +38,15 @@ class Evaluation:
     unavailable: dict[str, str] = field(default_factory=dict)  # extra corpus -> why it was skipped
 
 
-def run_evaluation(codec: Codec, cfg: EvaluateConfig, shards_dir: str | Path, cleaning: AudioOptions, *,
-                   model_name: str = "", log: Callable[[str], None] | None = None) -> Evaluation:
+def run_evaluation(
+    codec: Codec,
+    cfg: EvaluateConfig,
+    shards_dir: str | Path,
+    cleaning: AudioOptions,
+    *,
+    model_name: str = "",
+    log: Callable[[str], None] | None = None,
+) -> Evaluation:
     """Score ``codec`` and the Opus baseline on the test split of ``shards_dir`` and the extra corpora.
 
     ``cleaning`` is ``prepare``'s audio clean-up (its rate is overridden by the codec's).
@@ -77,11 +84,32 @@ def run_evaluation(codec: Codec, cfg: EvaluateConfig, shards_dir: str | Path, cl
         warm_up(codec, device)
         for s in sets:
             if s.unavailable is None:
-                results.append(evaluate_set(codec, s, levels, cfg.opus_kbps, tools, device, timing, cfg.examples, jobs,
-                                            dnsmos_utterances=cfg.dnsmos_utterances))
+                results.append(
+                    evaluate_set(
+                        codec,
+                        s,
+                        levels,
+                        cfg.opus_kbps,
+                        tools,
+                        device,
+                        timing,
+                        cfg.examples,
+                        jobs,
+                        dnsmos_utterances=cfg.dnsmos_utterances,
+                    )
+                )
                 log(f"evaluate: {s.name}: {len(s.utterances)} of {s.available} utterances scored")
-    return Evaluation(model=model_name, sample_rate=rate, frame_rate=codec.frame_rate,
-                      codebook_size=codec.quantizer.codebook_size, num_levels=codec.num_levels, levels=levels,
-                      device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                      opus=opus, opus_available=tools is not None, sets=results, timing=timing,
-                      unavailable={s.name: s.unavailable for s in sets if s.unavailable})
+    return Evaluation(
+        model=model_name,
+        sample_rate=rate,
+        frame_rate=codec.frame_rate,
+        codebook_size=codec.quantizer.codebook_size,
+        num_levels=codec.num_levels,
+        levels=levels,
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        opus=opus,
+        opus_available=tools is not None,
+        sets=results,
+        timing=timing,
+        unavailable={s.name: s.unavailable for s in sets if s.unavailable},
+    )

@@ -101,8 +101,10 @@ class Timing:
 
     def rtf(self) -> tuple[float, float]:
         """Encode and decode real-time factors: audio seconds per compute second (higher is faster)."""
-        return (self.audio_seconds / self.encode_seconds if self.encode_seconds > 0 else math.inf,
-                self.audio_seconds / self.decode_seconds if self.decode_seconds > 0 else math.inf)
+        return (
+            self.audio_seconds / self.encode_seconds if self.encode_seconds > 0 else math.inf,
+            self.audio_seconds / self.decode_seconds if self.decode_seconds > 0 else math.inf,
+        )
 
 
 @dataclass
@@ -119,8 +121,9 @@ class SetResult:
     reference_dnsmos: list[dict[str, float]] = field(default_factory=list)  # of the original audio: the ceiling
 
 
-def score(reference: np.ndarray, estimates: list[np.ndarray],
-          sample_rate: int) -> list[tuple[dict[str, float], list[str]]]:
+def score(
+    reference: np.ndarray, estimates: list[np.ndarray], sample_rate: int
+) -> list[tuple[dict[str, float], list[str]]]:
     """Every metric of ``estimates`` (each float [T]) against ``reference [T]``: ``(values, errors)`` each."""
     ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
     est = torch.from_numpy(np.stack(estimates).astype(np.float32, copy=False))
@@ -181,9 +184,18 @@ def example_systems(systems: list[System]) -> list[System]:
     return list(dict.fromkeys(chosen))
 
 
-def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: list[float],
-                 tools: OpusTools | None, device: torch.device, timing: Timing, examples: int = 0,
-                 jobs: int = 1, dnsmos_utterances: int = 0) -> SetResult:
+def evaluate_set(
+    codec: Codec,
+    eval_set: EvalSet,
+    levels: list[int],
+    opus_kbps: list[float],
+    tools: OpusTools | None,
+    device: torch.device,
+    timing: Timing,
+    examples: int = 0,
+    jobs: int = 1,
+    dnsmos_utterances: int = 0,
+) -> SetResult:
     """Score the codec at ``levels`` and Opus at ``opus_kbps`` (when ``tools``) on every utterance.
 
     ``timing`` accumulates the encode/decode compute of all levels; ``examples`` first utterances
@@ -192,19 +204,26 @@ def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: 
     """
     rate = codec.sample_rate
     systems = [codec_system(codec, n) for n in levels] + ([opus_system(k) for k in opus_kbps] if tools else [])
-    result = SetResult(eval_set.name, eval_set, systems, rate, codec.frame_rate,
-                       counts=torch.zeros(codec.num_levels, codec.quantizer.codebook_size, dtype=torch.float64))
+    result = SetResult(
+        eval_set.name,
+        eval_set,
+        systems,
+        rate,
+        codec.frame_rate,
+        counts=torch.zeros(codec.num_levels, codec.quantizer.codebook_size, dtype=torch.float64),
+    )
     shown = example_systems(systems)
     with_dnsmos = spread_indices(len(eval_set.utterances), dnsmos_utterances)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for index, utt in enumerate(eval_set.utterances):
             # The codec runs alone first: Opus processes running beside it would skew its timing.
             waves, codes = _run_codec(codec, utt.audio, levels, device, timing)
-            opus_jobs = [pool.submit(opus_round_trip, utt.audio, rate, s.opus_kbps, tools)
-                         for s in systems if s.system == OPUS]
+            opus_jobs = [
+                pool.submit(opus_round_trip, utt.audio, rate, s.opus_kbps, tools) for s in systems if s.system == OPUS
+            ]
             result.counts += M.code_histograms(codes, codec.quantizer.codebook_size)
             decoded: dict[System, np.ndarray | None] = dict(zip(systems, waves))
-            for system, job in zip(systems[len(waves):], opus_jobs):
+            for system, job in zip(systems[len(waves) :], opus_jobs):
                 try:
                     decoded[system] = job.result()
                 except OpusError as exc:
@@ -223,17 +242,20 @@ def evaluate_set(codec: Codec, eval_set: EvalSet, levels: list[int], opus_kbps: 
                 result.reference_dnsmos.append(values)
             for system in systems:
                 values, errors = scores.get(system, ({name: math.nan for name in METRICS}, ["opus: round trip failed"]))
-                result.rows.append(ScoreRow(eval_set.name, utt.id, utt.speaker, utt.seconds(rate), system, values,
-                                            errors))
+                result.rows.append(
+                    ScoreRow(eval_set.name, utt.id, utt.speaker, utt.seconds(rate), system, values, errors)
+                )
             if index < examples:
-                result.examples.append(Example(eval_set.name, utt.id, utt.audio,
-                                               {s: decoded[s] for s in shown if decoded[s] is not None}))
+                result.examples.append(
+                    Example(eval_set.name, utt.id, utt.audio, {s: decoded[s] for s in shown if decoded[s] is not None})
+                )
     return result
 
 
 @torch.no_grad()
-def _run_codec(codec: Codec, audio: np.ndarray, levels: list[int], device: torch.device,
-               timing: Timing) -> tuple[list[np.ndarray], torch.Tensor]:
+def _run_codec(
+    codec: Codec, audio: np.ndarray, levels: list[int], device: torch.device, timing: Timing
+) -> tuple[list[np.ndarray], torch.Tensor]:
     """Decoded waveforms (float32 [T]) for each level count, and the all-level codes ``[1, L, F]`` on the CPU."""
     x = torch.from_numpy(audio).to(device).view(1, 1, -1)
     length = x.shape[-1]

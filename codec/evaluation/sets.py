@@ -67,8 +67,10 @@ def load_test_split(shards_dir: str | Path, sample_rate: int, max_utterances: in
         raise EvaluationError(f"{shards_dir}: the manifest lists no '{TEST}' split") from None
     ids = sorted(read_table(paths, columns=["id"]).column("id").to_pylist())
     if not ids:
-        raise EvaluationError(f"{shards_dir}: the '{TEST}' split is empty; nothing to evaluate (give prepare a "
-                              "non-zero split.test and enough speakers)")
+        raise EvaluationError(
+            f"{shards_dir}: the '{TEST}' split is empty; nothing to evaluate (give prepare a "
+            "non-zero split.test and enough speakers)"
+        )
     chosen = {ids[i] for i in spread(len(ids), max_utterances)}
     utterances = []
     for row in iter_segments(paths):
@@ -99,7 +101,8 @@ def load_extra_corpus(corpus: ExtraCorpus, options: AudioOptions) -> EvalSet:
             skipped.append({"id": source.id, "reason": str(exc)})
             continue
         for segment in processed.segments:
-            utterances.append(EvalUtterance(f"{source.id}-{segment.index:03d}", source.speaker,
-                                            pcm16_to_float(segment.pcm)))
+            utterances.append(
+                EvalUtterance(f"{source.id}-{segment.index:03d}", source.speaker, pcm16_to_float(segment.pcm))
+            )
     limit = corpus.max_utterances or len(utterances)
     return EvalSet(corpus.name, utterances[:limit], available=len(sources), skipped=skipped)

@@ -10,7 +10,8 @@ spectrum. :func:`spectrum_check` compares the average power spectra of output an
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -54,9 +55,14 @@ class SpectrumCheck(NamedTuple):
     ok: bool
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "dc_excess_db": self.dc_excess_db, "nyquist_excess_db": self.nyquist_excess_db,
-                "level_excess_db": self.level_excess_db, "frame_ripple_db": self.frame_ripple_db,
-                "peaks": [{"frequency_hz": p.frequency_hz, "excess_db": p.excess_db} for p in self.peaks]}
+        return {
+            "ok": self.ok,
+            "dc_excess_db": self.dc_excess_db,
+            "nyquist_excess_db": self.nyquist_excess_db,
+            "level_excess_db": self.level_excess_db,
+            "frame_ripple_db": self.frame_ripple_db,
+            "peaks": [{"frequency_hz": p.frequency_hz, "excess_db": p.excess_db} for p in self.peaks],
+        }
 
 
 def excess_db(reference: np.ndarray, output: np.ndarray, floor_db: float = -100.0) -> np.ndarray:
@@ -70,8 +76,9 @@ def excess_db(reference: np.ndarray, output: np.ndarray, floor_db: float = -100.
     return 10 * np.log10(np.maximum(output, floor) / np.maximum(reference, floor))
 
 
-def frame_ripple_db(excess: np.ndarray, bin_hz: float, frame_rate: float,
-                    band_hz: tuple[float, float] = (1000.0, 7500.0)) -> float:
+def frame_ripple_db(
+    excess: np.ndarray, bin_hz: float, frame_rate: float, band_hz: tuple[float, float] = (1000.0, 7500.0)
+) -> float:
     """Amplitude in dB of the sinusoidal component of an excess curve (``[bins]``, ``bin_hz`` apart) whose period
     along the frequency axis is ``frame_rate`` Hz, fitted over ``band_hz``.
 
@@ -90,10 +97,20 @@ def frame_ripple_db(excess: np.ndarray, bin_hz: float, frame_rate: float,
     return float(2 * np.hypot((x * np.cos(phase)).mean(), (x * np.sin(phase)).mean()))
 
 
-def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, *,
-                   peak_db: float = PEAK_LIMIT_DB, neighbourhood_hz: float = 250.0, dc_hz: float = 40.0,
-                   top_hz: float = 500.0, band_db: float = BAND_LIMIT_DB, floor_db: float = -100.0,
-                   frame_rate: float | None = None, ripple_db: float = RIPPLE_LIMIT_DB) -> SpectrumCheck:
+def spectrum_check(
+    reference: np.ndarray,
+    output: np.ndarray,
+    sample_rate: int,
+    *,
+    peak_db: float = PEAK_LIMIT_DB,
+    neighbourhood_hz: float = 250.0,
+    dc_hz: float = 40.0,
+    top_hz: float = 500.0,
+    band_db: float = BAND_LIMIT_DB,
+    floor_db: float = -100.0,
+    frame_rate: float | None = None,
+    ripple_db: float = RIPPLE_LIMIT_DB,
+) -> SpectrumCheck:
     """Compare the average power spectra ``reference`` (input) and ``output`` (``[n_fft // 2 + 1]`` each).
 
     The excess is ``10 log10(output / reference)`` per bin, both floored at ``floor_db`` below the
@@ -123,5 +140,6 @@ def spectrum_check(reference: np.ndarray, output: np.ndarray, sample_rate: int, 
     dc = float(excess[frequencies < max(dc_hz, hz_per_bin)].mean()) - median
     top = float(excess[frequencies > sample_rate / 2 - max(top_hz, hz_per_bin)].mean()) - median
     ripple = math.nan if frame_rate is None else frame_ripple_db(excess, hz_per_bin, frame_rate)
-    return SpectrumCheck(peaks, dc, top, median, ripple,
-                         ok=not peaks and dc <= band_db and top <= band_db and not ripple > ripple_db)
+    return SpectrumCheck(
+        peaks, dc, top, median, ripple, ok=not peaks and dc <= band_db and top <= band_db and not ripple > ripple_db
+    )

@@ -53,15 +53,18 @@ def quantizer_summary(result: SetResult) -> dict[str, Any]:
 
 def set_summary(result: SetResult) -> dict[str, Any]:
     rate = result.sample_rate
-    out: dict[str, Any] = {"utterances": len(result.eval_set.utterances),
-                           "seconds": sum(u.audio.shape[0] for u in result.eval_set.utterances) / rate}
+    out: dict[str, Any] = {
+        "utterances": len(result.eval_set.utterances),
+        "seconds": sum(u.audio.shape[0] for u in result.eval_set.utterances) / rate,
+    }
     for system in result.systems:
         out.setdefault(system.system, {})[system.setting] = system_means(result, system)
     if result.counts is not None and result.eval_set.utterances:
         out["quantizer"] = quantizer_summary(result)
     if result.reference_dnsmos:  # the original audio's DNSMOS: the ceiling for every system's
         out["original"] = {"utterances": len(result.reference_dnsmos)} | {
-            name: _mean_skipping_nan([r[name] for r in result.reference_dnsmos]) for name in DNSMOS_METRICS}
+            name: _mean_skipping_nan([r[name] for r in result.reference_dnsmos]) for name in DNSMOS_METRICS
+        }
     return out
 
 
@@ -100,7 +103,8 @@ def headline_scores(doc: dict[str, Any]) -> dict[str, dict[str, dict[str, float 
         for system in ("codec", "opus"):
             for means in summary.get(system, {}).values():
                 out.setdefault(set_name, {})[headline_name(means["kbps"], system)] = {
-                    name: means[name] for name in HEADLINE}
+                    name: means[name] for name in HEADLINE
+                }
     return out
 
 

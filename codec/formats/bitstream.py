@@ -121,9 +121,22 @@ class Header:
         return 8.0 * self.file_bytes / self.duration_seconds / 1000.0
 
     def pack(self) -> bytes:
-        return HEADER.pack(MAGIC, self.version, self.flags, self.model_id, self.sample_rate, self.hop_length,
-                           self.source_rate, self.codebook_size, self.num_levels, self.codebook_bits, 0,
-                           self.num_frames, self.num_samples, self.payload_length)
+        return HEADER.pack(
+            MAGIC,
+            self.version,
+            self.flags,
+            self.model_id,
+            self.sample_rate,
+            self.hop_length,
+            self.source_rate,
+            self.codebook_size,
+            self.num_levels,
+            self.codebook_bits,
+            0,
+            self.num_frames,
+            self.num_samples,
+            self.payload_length,
+        )
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,7 @@ def codebook_bits(codebook_size: int) -> int:
 
 # ------------------------------------------------------------------------------------ raw packing
 
+
 def pack_codes(codes: np.ndarray, bits: int) -> bytes:
     """Codes ``[n_q, F]`` (integers in ``[0, 2**bits)``) -> frame-major MSB-first bit string, zero-padded."""
     if not 1 <= bits <= MAX_CODEBOOK_BITS:
@@ -162,7 +176,7 @@ def pack_codes(codes: np.ndarray, bits: int) -> bytes:
     if flat.size and (flat.min() < 0 or flat.max() >= 1 << bits):
         raise ValueError(f"codes must lie in [0, {1 << bits}) to be packed in {bits} bits")
     # Each code as 16 big-endian bits, then keep the low `bits` columns: one vectorised pass.
-    as_bits = np.unpackbits(flat.astype(">u2").view(np.uint8).reshape(-1, 2), axis=1)[:, 16 - bits:]
+    as_bits = np.unpackbits(flat.astype(">u2").view(np.uint8).reshape(-1, 2), axis=1)[:, 16 - bits :]
     return np.packbits(as_bits.reshape(-1)).tobytes()
 
 
@@ -182,14 +196,15 @@ def unpack_codes(payload: bytes, num_levels: int, num_frames: int, bits: int) ->
     for start in range(0, count, block):
         n = min(block, count - start)
         first = start * bits // 8
-        chunk_bits = np.unpackbits(data[first: first + (n * bits + 7) // 8], count=n * bits).reshape(n, bits)
+        chunk_bits = np.unpackbits(data[first : first + (n * bits + 7) // 8], count=n * bits).reshape(n, bits)
         wide = np.zeros((n, 16), dtype=np.uint8)
-        wide[:, 16 - bits:] = chunk_bits
-        flat[start: start + n] = np.packbits(wide, axis=1).view(">u2").reshape(n)
+        wide[:, 16 - bits :] = chunk_bits
+        flat[start : start + n] = np.packbits(wide, axis=1).view(">u2").reshape(n)
     return flat.reshape(num_frames, num_levels).T.copy()
 
 
 # ------------------------------------------------------------------------------- entropy coding
+
 
 def check_distributions(probabilities: np.ndarray, num_levels: int, codebook_size: int) -> np.ndarray:
     """Validate per-level code distributions ``[>= num_levels, K]``; returns them as float64.
@@ -199,8 +214,9 @@ def check_distributions(probabilities: np.ndarray, num_levels: int, codebook_siz
     """
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < num_levels or p.shape[1] != codebook_size:
-        raise BitstreamError(f"code distributions of shape {p.shape} do not cover {num_levels} levels of "
-                             f"{codebook_size} codes")
+        raise BitstreamError(
+            f"code distributions of shape {p.shape} do not cover {num_levels} levels of {codebook_size} codes"
+        )
     p = p[:num_levels]
     if not np.isfinite(p).all() or (p <= 0).any():
         raise BitstreamError("code distributions must be finite and positive")
@@ -234,8 +250,9 @@ def entropy_encode(codes: np.ndarray, probabilities: np.ndarray) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def entropy_decode(payload: bytes, num_levels: int, num_frames: int, codebook_size: int,
-                   probabilities: np.ndarray) -> np.ndarray:
+def entropy_decode(
+    payload: bytes, num_levels: int, num_frames: int, codebook_size: int, probabilities: np.ndarray
+) -> np.ndarray:
     """Inverse of :func:`entropy_encode`: ``[num_levels, num_frames]`` int64."""
     p = check_distributions(probabilities, num_levels, codebook_size)
     if len(payload) % 4:
@@ -254,8 +271,18 @@ def entropy_decode(payload: bytes, num_levels: int, num_frames: int, codebook_si
 
 # ------------------------------------------------------------------------------ whole bitstream
 
-def build_bitstream(codes: np.ndarray, *, model_id: bytes, sample_rate: int, hop_length: int, codebook_size: int,
-                    num_samples: int, source_rate: int, probabilities: np.ndarray | None = None) -> bytes:
+
+def build_bitstream(
+    codes: np.ndarray,
+    *,
+    model_id: bytes,
+    sample_rate: int,
+    hop_length: int,
+    codebook_size: int,
+    num_samples: int,
+    source_rate: int,
+    probabilities: np.ndarray | None = None,
+) -> bytes:
     """Serialise codes ``[n_q, F]`` into a ``.tcq`` file; entropy-coded when ``probabilities`` is given.
 
     ``num_samples``: the audio's length at ``sample_rate`` (``ceil(num_samples / hop_length) == F``).
@@ -267,9 +294,18 @@ def build_bitstream(codes: np.ndarray, *, model_id: bytes, sample_rate: int, hop
         payload, flags = pack_codes(codes, codebook_bits(codebook_size)), 0
     else:
         payload, flags = entropy_encode(codes, probabilities), FLAG_ENTROPY
-    header = Header(model_id=bytes(model_id[:MODEL_ID_BYTES]), sample_rate=sample_rate, hop_length=hop_length,
-                    source_rate=source_rate, codebook_size=codebook_size, num_levels=codes.shape[0],
-                    num_frames=codes.shape[1], num_samples=num_samples, payload_length=len(payload), flags=flags)
+    header = Header(
+        model_id=bytes(model_id[:MODEL_ID_BYTES]),
+        sample_rate=sample_rate,
+        hop_length=hop_length,
+        source_rate=source_rate,
+        codebook_size=codebook_size,
+        num_levels=codes.shape[0],
+        num_frames=codes.shape[1],
+        num_samples=num_samples,
+        payload_length=len(payload),
+        flags=flags,
+    )
     _check_fields(header)  # the writer obeys the rules the reader enforces
     head = header.pack()
     return head + payload + CRC.pack(zlib.crc32(payload, zlib.crc32(head)))
@@ -285,8 +321,22 @@ def parse_bitstream(data: bytes) -> Bitstream:
         raise BitstreamError(f"not a TeluCodec bitstream (starts with {data[:4]!r}, expected {MAGIC!r})")
     if len(data) < minimum:
         raise BitstreamError(f"truncated: {len(data)} bytes, a .tcq file has at least {minimum}")
-    (_, version, flags, model_id, sample_rate, hop_length, source_rate, codebook_size, num_levels, bits, reserved,
-     num_frames, num_samples, payload_length) = HEADER.unpack_from(data)
+    (
+        _,
+        version,
+        flags,
+        model_id,
+        sample_rate,
+        hop_length,
+        source_rate,
+        codebook_size,
+        num_levels,
+        bits,
+        reserved,
+        num_frames,
+        num_samples,
+        payload_length,
+    ) = HEADER.unpack_from(data)
     if version != VERSION:
         raise BitstreamError(f"unsupported format version {version} (this build reads version {VERSION})")
     expected = HEADER.size + payload_length + CRC.size
@@ -299,13 +349,23 @@ def parse_bitstream(data: bytes) -> Bitstream:
         raise BitstreamError("CRC mismatch: the file is corrupted")
     if reserved:
         raise BitstreamError(f"reserved header field is {reserved}, expected 0")
-    header = Header(model_id=model_id, sample_rate=sample_rate, hop_length=hop_length, source_rate=source_rate,
-                    codebook_size=codebook_size, num_levels=num_levels, num_frames=num_frames,
-                    num_samples=num_samples, payload_length=payload_length, flags=flags, version=version)
+    header = Header(
+        model_id=model_id,
+        sample_rate=sample_rate,
+        hop_length=hop_length,
+        source_rate=source_rate,
+        codebook_size=codebook_size,
+        num_levels=num_levels,
+        num_frames=num_frames,
+        num_samples=num_samples,
+        payload_length=payload_length,
+        flags=flags,
+        version=version,
+    )
     _check_fields(header)
     if bits != header.codebook_bits:
         raise BitstreamError(f"codebook_bits {bits} does not match a codebook of {codebook_size} entries")
-    return Bitstream(header, data[HEADER.size: HEADER.size + payload_length])
+    return Bitstream(header, data[HEADER.size : HEADER.size + payload_length])
 
 
 def read_bitstream(path: str | Path) -> Bitstream:
@@ -316,8 +376,9 @@ def read_bitstream(path: str | Path) -> Bitstream:
         if not path.is_file():
             raise BitstreamError(f"{path}: not a file")
         if size > MAX_FILE_BYTES:
-            raise BitstreamError(f"{path}: {size} bytes is larger than any .tcq file this build reads "
-                                 f"({MAX_FILE_BYTES} bytes)")
+            raise BitstreamError(
+                f"{path}: {size} bytes is larger than any .tcq file this build reads ({MAX_FILE_BYTES} bytes)"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise BitstreamError(f"{path}: cannot read ({exc.strerror or exc})") from None
@@ -335,13 +396,17 @@ def _check_fields(h: Header) -> None:
     _require(1 <= h.sample_rate <= MAX_RATE, f"sample_rate {h.sample_rate} out of [1, {MAX_RATE}]")
     _require(1 <= h.hop_length <= MAX_HOP, f"hop_length {h.hop_length} out of [1, {MAX_HOP}]")
     _require(1 <= h.source_rate <= MAX_RATE, f"source_rate {h.source_rate} out of [1, {MAX_RATE}]")
-    _require(2 <= h.codebook_size <= 1 << MAX_CODEBOOK_BITS,
-             f"codebook_size {h.codebook_size} out of [2, {1 << MAX_CODEBOOK_BITS}]")
+    _require(
+        2 <= h.codebook_size <= 1 << MAX_CODEBOOK_BITS,
+        f"codebook_size {h.codebook_size} out of [2, {1 << MAX_CODEBOOK_BITS}]",
+    )
     _require(1 <= h.num_levels <= MAX_LEVELS, f"num_levels {h.num_levels} out of [1, {MAX_LEVELS}]")
     _require(h.num_frames >= 1, "no code frames")
     _require(h.num_levels * h.num_frames <= MAX_CODES, f"{h.num_levels} x {h.num_frames} codes exceed {MAX_CODES}")
-    _require(h.num_samples >= 1 and -(-h.num_samples // h.hop_length) == h.num_frames,
-             f"num_samples {h.num_samples} does not span {h.num_frames} frames of {h.hop_length} samples")
+    _require(
+        h.num_samples >= 1 and -(-h.num_samples // h.hop_length) == h.num_frames,
+        f"num_samples {h.num_samples} does not span {h.num_frames} frames of {h.hop_length} samples",
+    )
     count = h.num_levels * h.num_frames
     if h.entropy_coded:
         if h.payload_length % 4:
@@ -349,8 +414,10 @@ def _check_fields(h: Header) -> None:
         if count > 8 * h.payload_length + ENTROPY_SLACK_CODES:
             raise BitstreamError(f"{count} codes cannot fit in {h.payload_length} entropy-coded bytes")
     elif h.payload_length != (count * h.codebook_bits + 7) // 8:
-        raise BitstreamError(f"raw payload has {h.payload_length} bytes, {count} codes of {h.codebook_bits} bits "
-                             f"need {(count * h.codebook_bits + 7) // 8}")
+        raise BitstreamError(
+            f"raw payload has {h.payload_length} bytes, {count} codes of {h.codebook_bits} bits "
+            f"need {(count * h.codebook_bits + 7) // 8}"
+        )
 
 
 def _require(ok: bool, message: str) -> None:

@@ -21,15 +21,16 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from codec.config.export import ExportConfig
-from codec.formats.bitstream import BitstreamError, MAX_SYMBOL_PROBABILITY, MODEL_ID_BYTES, check_distributions
+from codec.formats.bitstream import MAX_SYMBOL_PROBABILITY, MODEL_ID_BYTES, BitstreamError, check_distributions
 from codec.formats.weights import WeightsError, codec_fitting, read_codec_weights, save_codec_weights
 from codec.model.codec import Codec
 
@@ -71,9 +72,14 @@ class ExportInfo:
     entropy_bits: list[float]
 
     def metrics(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "num_parameters": self.num_parameters, "file_bytes": self.file_bytes,
-                "nominal_kbps": self.nominal_kbps, "expected_kbps": self.expected_kbps,
-                "entropy_bits_per_level": self.entropy_bits}
+        return {
+            "model_id": self.model_id,
+            "num_parameters": self.num_parameters,
+            "file_bytes": self.file_bytes,
+            "nominal_kbps": self.nominal_kbps,
+            "expected_kbps": self.expected_kbps,
+            "entropy_bits_per_level": self.entropy_bits,
+        }
 
 
 def code_distributions(usage: torch.Tensor, uniform_mix: float) -> torch.Tensor:
@@ -121,8 +127,9 @@ def content_hash(tensors: Mapping[str, torch.Tensor], config: Mapping[str, Any])
     return digest.hexdigest()
 
 
-def export_codec(codec: Codec, path: str | Path, config: ExportConfig,
-                 extra_metadata: dict[str, str] | None = None) -> ExportInfo:
+def export_codec(
+    codec: Codec, path: str | Path, config: ExportConfig, extra_metadata: dict[str, str] | None = None
+) -> ExportInfo:
     """Write ``codec`` (weights, config, code distributions, model id) atomically to ``path``."""
     if codec.config is None:
         raise ExportError("the codec has no config (build it with build_codec or codec_from_config)")
@@ -169,15 +176,19 @@ def load_export(path: str | Path) -> ExportedCodec:
     except WeightsError as exc:
         raise ExportError(str(exc)) from None
     if metadata.get("format") != EXPORT_FORMAT:
-        raise ExportError(f"{path}: not a TeluCodec export (no format={EXPORT_FORMAT!r} in its metadata); "
-                          "export trained weights with `python -m pipeline.export`")
+        raise ExportError(
+            f"{path}: not a TeluCodec export (no format={EXPORT_FORMAT!r} in its metadata); "
+            "export trained weights with `python -m pipeline.export`"
+        )
     if metadata.get("format_version") != str(EXPORT_VERSION):
-        raise ExportError(f"{path}: export format version {metadata.get('format_version')!r}, this build reads "
-                          f"{EXPORT_VERSION}")
+        raise ExportError(
+            f"{path}: export format version {metadata.get('format_version')!r}, this build reads {EXPORT_VERSION}"
+        )
     model_id = metadata.get("model_id", "")
     if content_hash(tensors, config) != model_id:
-        raise ExportError(f"{path}: content hash does not match the model_id in its metadata: the file was "
-                          "modified or is corrupted")
+        raise ExportError(
+            f"{path}: content hash does not match the model_id in its metadata: the file was modified or is corrupted"
+        )
     probabilities = tensors.pop(PROBABILITIES_KEY, None)
     if probabilities is None:
         raise ExportError(f"{path}: no {PROBABILITIES_KEY!r} tensor")

@@ -30,8 +30,12 @@ class WeightsError(ValueError):
     """A codec weights file is missing, unreadable, lacks its config or does not fit the model."""
 
 
-def save_codec_weights(path: str | Path, state_dict: dict[str, torch.Tensor], config: dict[str, Any],
-                       extra_metadata: dict[str, str] | None = None) -> Path:
+def save_codec_weights(
+    path: str | Path,
+    state_dict: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
     """Write ``state_dict`` and ``config`` atomically to ``path`` (safetensors)."""
     tensors = {name: t.detach().cpu().contiguous().clone() for name, t in state_dict.items()}
     metadata = {**(extra_metadata or {}), CONFIG_KEY: json.dumps(config, sort_keys=True)}
@@ -47,14 +51,14 @@ def _sorted_header(data: bytes) -> bytes:
     to the data block, so reordering the header moves nothing; the header keeps its padded length.
     """
     (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
+    header = json.loads(data[8 : 8 + length])
     for entry in header.values():
         if isinstance(entry, dict) and "dtype" not in entry:  # __metadata__
             header["__metadata__"] = dict(sorted(entry.items()))
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     if len(text) > length:
         raise ValueError("safetensors header grew when sorted")  # cannot happen: same keys and values
-    return data[:8] + text.ljust(length, b" ") + data[8 + length:]
+    return data[:8] + text.ljust(length, b" ") + data[8 + length :]
 
 
 def read_codec_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, str]]:
@@ -69,8 +73,9 @@ def read_codec_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
     if CONFIG_KEY not in metadata:
-        raise WeightsError(f"{path}: no '{CONFIG_KEY}' entry in the safetensors metadata (expected the codec "
-                           "config as JSON)")
+        raise WeightsError(
+            f"{path}: no '{CONFIG_KEY}' entry in the safetensors metadata (expected the codec config as JSON)"
+        )
     try:
         config = json.loads(metadata[CONFIG_KEY])
     except json.JSONDecodeError as exc:
@@ -98,10 +103,12 @@ def codec_fitting(config: dict[str, Any], tensors: dict[str, torch.Tensor], *, s
     counts that multiply modules, and every name and shape must equal the file's tensors; the real model,
     never larger than the file, is built only then. Raises ValueError saying what does not fit.
     """
-    counts = {"quantizer.num_levels": config.get("quantizer", {}).get("num_levels"),
-              "model.lstm_layers": config.get("model", {}).get("lstm_layers"),
-              "model.vocos.num_layers": config.get("model", {}).get("vocos", {}).get("num_layers"),
-              "model.ratios": len(config.get("model", {}).get("ratios") or ())}
+    counts = {
+        "quantizer.num_levels": config.get("quantizer", {}).get("num_levels"),
+        "model.lstm_layers": config.get("model", {}).get("lstm_layers"),
+        "model.vocos.num_layers": config.get("model", {}).get("vocos", {}).get("num_layers"),
+        "model.ratios": len(config.get("model", {}).get("ratios") or ()),
+    }
     for key, value in counts.items():
         # Each level, layer or stage owns at least one tensor: more of them than tensors cannot fit.
         if isinstance(value, int) and value > len(tensors):
@@ -112,12 +119,20 @@ def codec_fitting(config: dict[str, Any], tensors: dict[str, torch.Tensor], *, s
     got = {name: tuple(v.shape) for name, v in tensors.items()}
     if want != got:
         missing, unexpected = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
-        shapes = [f"{k}: config {want[k]}, file {got[k]}"
-                  for k in sorted(want.keys() & got.keys()) if want[k] != got[k]]
-        raise ValueError("; ".join(part for part in (
-            f"missing tensors {missing[:3]}{'...' if len(missing) > 3 else ''}" if missing else "",
-            f"unexpected tensors {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}" if unexpected else "",
-            f"other shapes ({len(shapes)}): {'; '.join(shapes[:3])}" if shapes else "") if part))
+        shapes = [
+            f"{k}: config {want[k]}, file {got[k]}" for k in sorted(want.keys() & got.keys()) if want[k] != got[k]
+        ]
+        raise ValueError(
+            "; ".join(
+                part
+                for part in (
+                    f"missing tensors {missing[:3]}{'...' if len(missing) > 3 else ''}" if missing else "",
+                    f"unexpected tensors {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}" if unexpected else "",
+                    f"other shapes ({len(shapes)}): {'; '.join(shapes[:3])}" if shapes else "",
+                )
+                if part
+            )
+        )
     codec = codec_from_config(config, seed=seed)
     codec.load_state_dict(tensors, strict=True)
     return codec

@@ -85,8 +85,10 @@ class MultiScaleMelLoss(nn.Module):
         self.mels = nn.ModuleList(MelSpectrogram(sample_rate, n, max(1, n // 4), m) for n, m in zip(fft_sizes, bands))
 
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        losses = [F.l1_loss(torch.log(mel(reconstruction).clamp_min(1e-5)), torch.log(mel(target).clamp_min(1e-5)))
-                  for mel in self.mels]
+        losses = [
+            F.l1_loss(torch.log(mel(reconstruction).clamp_min(1e-5)), torch.log(mel(target).clamp_min(1e-5)))
+            for mel in self.mels
+        ]
         return torch.stack(losses).mean()
 
 
@@ -94,8 +96,9 @@ def _mean_over(values: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([v.float() for v in values]).mean()
 
 
-def discriminator_adversarial_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor],
-                                   kind: AdversarialLoss) -> torch.Tensor:
+def discriminator_adversarial_loss(
+    real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor], kind: AdversarialLoss
+) -> torch.Tensor:
     """Hinge: ``mean(relu(1 - D(x))) + mean(relu(1 + D(G(z))))``; LSGAN: ``mean((1 - D(x))^2) + mean(D(G(z))^2)``;
     averaged over sub-discriminators."""
     if kind == "hinge":
@@ -116,11 +119,15 @@ def generator_adversarial_loss(fake_logits: list[torch.Tensor], kind: Adversaria
     raise ValueError(f"unknown adversarial loss {kind!r}; expected 'hinge' or 'lsgan'")
 
 
-def feature_matching_loss(real_features: list[list[torch.Tensor]],
-                          fake_features: list[list[torch.Tensor]]) -> torch.Tensor:
+def feature_matching_loss(
+    real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]]
+) -> torch.Tensor:
     """Mean over every hidden layer of ``mean|real - fake| / mean|real|`` (EnCodec's relative L1)."""
-    terms = [F.l1_loss(f.float(), r.float()) / r.float().abs().mean().clamp_min(1e-8)
-             for reals, fakes in zip(real_features, fake_features) for r, f in zip(reals, fakes)]
+    terms = [
+        F.l1_loss(f.float(), r.float()) / r.float().abs().mean().clamp_min(1e-8)
+        for reals, fakes in zip(real_features, fake_features)
+        for r, f in zip(reals, fakes)
+    ]
     return _mean_over(terms)
 
 
@@ -162,8 +169,14 @@ class CodecLoss(nn.Module):
         start = self.cfg.adversarial_start_step
         return step >= start and (step - start) % self.cfg.adversarial_every == 0
 
-    def generator_loss(self, target: torch.Tensor, reconstruction: torch.Tensor, commitment_loss: torch.Tensor,
-                       step: int = 0, discriminator: Discriminator | None = None) -> LossOutput:
+    def generator_loss(
+        self,
+        target: torch.Tensor,
+        reconstruction: torch.Tensor,
+        commitment_loss: torch.Tensor,
+        step: int = 0,
+        discriminator: Discriminator | None = None,
+    ) -> LossOutput:
         """Reconstruction + commitment, plus adversarial and feature-matching terms once
         ``step >= adversarial_start_step`` and a discriminator is given. ``[B, 1, T]`` waveforms."""
         if target.shape != reconstruction.shape:
@@ -185,8 +198,9 @@ class CodecLoss(nn.Module):
             terms["feature_matching"] = feature_matching_loss(real.features, fake.features)
         return combine_generator_losses(terms, self.cfg)
 
-    def discriminator_loss(self, discriminator: Discriminator, target: torch.Tensor,
-                           reconstruction: torch.Tensor) -> LossOutput:
+    def discriminator_loss(
+        self, discriminator: Discriminator, target: torch.Tensor, reconstruction: torch.Tensor
+    ) -> LossOutput:
         """The discriminator's loss on real ``target`` and detached ``reconstruction``."""
         real = discriminator(target)
         fake = discriminator(reconstruction.detach())

@@ -71,8 +71,9 @@ class STFTDiscriminator(nn.Module):
         return self.conv_post(z), features
 
 
-def _leaky_stack(convs: nn.ModuleList, z: torch.Tensor, negative_slope: float,
-                 features: list[torch.Tensor]) -> torch.Tensor:
+def _leaky_stack(
+    convs: nn.ModuleList, z: torch.Tensor, negative_slope: float, features: list[torch.Tensor]
+) -> torch.Tensor:
     """``z`` through each conv and a leaky ReLU, in turn; every activation is appended to ``features`` (feature
     matching compares them), the last one returned."""
     for conv in convs:
@@ -124,8 +125,11 @@ class BandSTFTDiscriminator(nn.Module):
         ch, k = cfg.channels, tuple(cfg.kernel_size)
 
         def stack() -> nn.ModuleList:
-            return nn.ModuleList([_conv2d(2, ch, k)] + [_conv2d(ch, ch, k, stride=(1, 2)) for _ in range(3)]
-                                 + [_conv2d(ch, ch, (k[0], k[0]))])
+            return nn.ModuleList(
+                [_conv2d(2, ch, k)]
+                + [_conv2d(ch, ch, k, stride=(1, 2)) for _ in range(3)]
+                + [_conv2d(ch, ch, (k[0], k[0]))]
+            )
 
         self.band_convs = nn.ModuleList(stack() for _ in self.bands)
         self.conv_post = _conv2d(ch, 1, (k[0], k[0]))

@@ -47,8 +47,14 @@ class Codec(nn.Module):
     ``config``: optional plain dict for :func:`codec_from_config` (set by :func:`build_codec`).
     """
 
-    def __init__(self, encoder: nn.Module, quantizer: nn.Module, decoder: nn.Module,
-                 sample_rate: int, config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        quantizer: nn.Module,
+        decoder: nn.Module,
+        sample_rate: int,
+        config: dict[str, Any] | None = None,
+    ):
         super().__init__()
         self.encoder = encoder
         self.quantizer = quantizer
@@ -109,7 +115,9 @@ def build_codec(model_cfg: ModelConfig, quantizer_cfg: QuantizerConfig, sample_r
     """
     encoder = SEANetEncoder(model_cfg)
     decoder = VocosDecoder(model_cfg) if model_cfg.decoder == "vocos" else SEANetDecoder(model_cfg)
-    quantizer = ResidualVectorQuantizer(model_cfg.latent_dim, quantizer_cfg, sample_rate / model_cfg.hop_length, seed=seed)
+    quantizer = ResidualVectorQuantizer(
+        model_cfg.latent_dim, quantizer_cfg, sample_rate / model_cfg.hop_length, seed=seed
+    )
     config = {"model": to_dict(model_cfg), "quantizer": to_dict(quantizer_cfg), "sample_rate": int(sample_rate)}
     return Codec(encoder, quantizer, decoder, sample_rate, config=config)
 

@@ -40,7 +40,7 @@ def _init_conv(conv: nn.Module, fan_in: float) -> nn.Module:
     (frame-to-frame std 0.003 against a mean of 0.05 at the defaults): the quantizer and the
     decoder then see almost no signal and gradients to the encoder vanish.
     """
-    nn.init.normal_(conv.weight, 0.0, fan_in ** -0.5)
+    nn.init.normal_(conv.weight, 0.0, fan_in**-0.5)
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
     return conv
@@ -49,8 +49,16 @@ def _init_conv(conv: nn.Module, fan_in: float) -> nn.Module:
 class SConv1d(nn.Module):
     """Weight-normalised Conv1d that pads itself so that ``T_out = ceil(T_in / stride)``."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1, causal: bool = False, pad_mode: str = "reflect"):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        causal: bool = False,
+        pad_mode: str = "reflect",
+    ):
         super().__init__()
         conv = nn.Conv1d(in_ch, out_ch, kernel_size, stride=stride, dilation=dilation)
         self.conv = weight_norm(_init_conv(conv, in_ch * kernel_size))
@@ -98,8 +106,16 @@ class SConvTranspose1d(nn.Module):
 class ResidualUnit(nn.Module):
     """act -> dilated conv (dim -> dim/compress) -> act -> 1x1 conv (-> dim), plus identity skip."""
 
-    def __init__(self, dim: int, kernel_size: int, dilation: int, compress: int, causal: bool, pad_mode: str,
-                 act: Activation = "elu"):
+    def __init__(
+        self,
+        dim: int,
+        kernel_size: int,
+        dilation: int,
+        compress: int,
+        causal: bool,
+        pad_mode: str,
+        act: Activation = "elu",
+    ):
         super().__init__()
         hidden = max(1, dim // compress)
         self.block = nn.Sequential(
@@ -128,8 +144,9 @@ class SLSTM(nn.Module):
 
 def _residual_stack(dim: int, cfg: ModelConfig) -> list[nn.Module]:
     return [
-        ResidualUnit(dim, cfg.residual_kernel_size, cfg.dilation_base**j, cfg.compress, cfg.causal, cfg.pad_mode,
-                     cfg.activation)
+        ResidualUnit(
+            dim, cfg.residual_kernel_size, cfg.dilation_base**j, cfg.compress, cfg.causal, cfg.pad_mode, cfg.activation
+        )
         for j in range(cfg.n_residual_layers)
     ]
 
@@ -152,7 +169,10 @@ class SEANetEncoder(nn.Module):
             ch *= 2
         if cfg.lstm_layers:
             layers.append(SLSTM(ch, cfg.lstm_layers))
-        layers += [activation(cfg.activation, ch), SConv1d(ch, cfg.latent_dim, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)]
+        layers += [
+            activation(cfg.activation, ch),
+            SConv1d(ch, cfg.latent_dim, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode),
+        ]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,14 +191,22 @@ class SEANetDecoder(nn.Module):
         self.dimension = cfg.latent_dim
         self.hop_length = cfg.hop_length
         ch = cfg.channels * 2 ** len(cfg.strides)
-        layers: list[nn.Module] = [SConv1d(cfg.latent_dim, ch, cfg.kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)]
+        layers: list[nn.Module] = [
+            SConv1d(cfg.latent_dim, ch, cfg.kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)
+        ]
         if cfg.lstm_layers:
             layers.append(SLSTM(ch, cfg.lstm_layers))
         for stride in reversed(cfg.strides):
-            layers += [activation(cfg.activation, ch), SConvTranspose1d(ch, ch // 2, 2 * stride, stride, causal=cfg.causal)]
+            layers += [
+                activation(cfg.activation, ch),
+                SConvTranspose1d(ch, ch // 2, 2 * stride, stride, causal=cfg.causal),
+            ]
             ch //= 2
             layers += _residual_stack(ch, cfg)
-        layers += [activation(cfg.activation, ch), SConv1d(ch, 1, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode)]
+        layers += [
+            activation(cfg.activation, ch),
+            SConv1d(ch, 1, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode),
+        ]
         self.model = nn.Sequential(*layers)
         self.output_activation = cfg.output_activation
         self.output_scale = nn.Parameter(torch.tensor(float(cfg.output_scale_init)))

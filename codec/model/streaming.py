@@ -16,8 +16,9 @@ strided convolutions see the same sample phase as in the whole-signal pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -99,8 +100,9 @@ def chunk_spans(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_frames, num_frames)) for start in range(0, num_frames, chunk_frames)]
 
 
-def encode_waveform(codec: Codec, x: np.ndarray | torch.Tensor, n_q: int, chunk_frames: int,
-                    context: int | None = None) -> torch.Tensor:
+def encode_waveform(
+    codec: Codec, x: np.ndarray | torch.Tensor, n_q: int, chunk_frames: int, context: int | None = None
+) -> torch.Tensor:
     """Mono waveform ``[T]`` at ``codec.sample_rate`` -> codes ``[n_q, ceil(T / hop)]`` int64, chunk by chunk.
 
     ``context``: frames each side (default :func:`receptive_context`). Peak memory is that of one
@@ -112,8 +114,9 @@ def encode_waveform(codec: Codec, x: np.ndarray | torch.Tensor, n_q: int, chunk_
     return encode_stream(codec, [x], n_q, chunk_frames, context)[0]
 
 
-def encode_stream(codec: Codec, pieces: Iterable[np.ndarray], n_q: int, chunk_frames: int,
-                  context: int | None = None) -> tuple[torch.Tensor, int]:
+def encode_stream(
+    codec: Codec, pieces: Iterable[np.ndarray], n_q: int, chunk_frames: int, context: int | None = None
+) -> tuple[torch.Tensor, int]:
     """Like :func:`encode_waveform`, over a waveform arriving as consecutive ``pieces`` of any size.
 
     Returns ``(codes [n_q, F], num_samples)``. Chunk ``[first, end)`` is encoded over frames
@@ -131,8 +134,8 @@ def encode_stream(codec: Codec, pieces: Iterable[np.ndarray], n_q: int, chunk_fr
     def encode_chunk(end: int, hi: int) -> None:
         nonlocal first
         lo = max(0, first - context)
-        window = buffer[lo * hop - offset: hi * hop - offset]
-        codes.append(codec.encode(window[None, None], n_q)[0, :, first - lo: end - lo])
+        window = buffer[lo * hop - offset : hi * hop - offset]
+        codes.append(codec.encode(window[None, None], n_q)[0, :, first - lo : end - lo])
         first = end
 
     for piece in pieces:
@@ -152,8 +155,9 @@ def encode_stream(codec: Codec, pieces: Iterable[np.ndarray], n_q: int, chunk_fr
     return torch.cat(codes, dim=1), total
 
 
-def decode_codes(codec: Codec, codes: np.ndarray | torch.Tensor, num_samples: int, chunk_frames: int,
-                 context: int | None = None) -> Iterator[np.ndarray]:
+def decode_codes(
+    codec: Codec, codes: np.ndarray | torch.Tensor, num_samples: int, chunk_frames: int, context: int | None = None
+) -> Iterator[np.ndarray]:
     """Codes ``[n_q, F]`` -> consecutive float32 pieces of the waveform, ``num_samples`` in all.
 
     ``num_samples`` must lie in ``((F - 1) * hop, F * hop]`` (the encoded signal's length).
@@ -168,4 +172,4 @@ def decode_codes(codec: Codec, codes: np.ndarray | torch.Tensor, num_samples: in
         lo, hi = max(0, first - context), min(num_frames, end + context)
         y = codec.decode(codes[None, :, lo:hi])[0, 0]
         keep_end = min(end * hop, num_samples) - lo * hop
-        yield y[(first - lo) * hop: keep_end].numpy()
+        yield y[(first - lo) * hop : keep_end].numpy()

@@ -90,9 +90,13 @@ def istft_same(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Te
         chunks = torch.fft.irfft(spec, n_fft, dim=1) * window[None, :, None]  # [B, n_fft, F]
         length = (frames - 1) * hop_length + n_fft
         y = F.fold(chunks, output_size=(1, length), kernel_size=(1, n_fft), stride=(1, hop_length))
-        envelope = F.fold(window.square()[None, :, None].expand(1, n_fft, frames), output_size=(1, length),
-                          kernel_size=(1, n_fft), stride=(1, hop_length))
-        y = y[:, 0, 0, pad:length - pad] / envelope[:, 0, 0, pad:length - pad].clamp_min(1e-11)
+        envelope = F.fold(
+            window.square()[None, :, None].expand(1, n_fft, frames),
+            output_size=(1, length),
+            kernel_size=(1, n_fft),
+            stride=(1, hop_length),
+        )
+        y = y[:, 0, 0, pad : length - pad] / envelope[:, 0, 0, pad : length - pad].clamp_min(1e-11)
     return y.unsqueeze(1)
 
 
@@ -112,7 +116,8 @@ class VocosDecoder(nn.Module):
         self.norm = nn.LayerNorm(vocos.dim, eps=1e-6)
         self.blocks = nn.ModuleList(
             ConvNeXtBlock(vocos.dim, vocos.intermediate_dim, vocos.kernel_size, 1.0 / vocos.num_layers)
-            for _ in range(vocos.num_layers))
+            for _ in range(vocos.num_layers)
+        )
         self.final_norm = nn.LayerNorm(vocos.dim, eps=1e-6)
         self.head = ISTFTHead(vocos.dim, vocos.n_fft or 4 * cfg.hop_length, cfg.hop_length)
         self.apply(_init_weights)

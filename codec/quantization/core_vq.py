@@ -14,26 +14,24 @@ Two rules keep the codec trainable (an earlier version broke both and never lear
 The design follows the EMA codebooks of audiocraft and moshi: buffers ``embedding_sum [K, D]``
 and ``cluster_usage [K]``, with the embedding derived from them using Laplace smoothing.
 
-Factorised lookup (``QuantizerConfig.codebook_dim > 0``, DAC after ViT-VQGAN): each level projects its
-residual ``[N, D]`` to ``[N, d]`` with a learned linear map, L2-normalises it and picks the entry of highest
-cosine similarity among L2-normalised entries; a second learned map takes the entry back to ``D``. A few
-dimensions on the unit sphere are far easier to cover with K entries than D = 128 free ones (DAC reports
-nearly full codebook use where plain lookup leaves most entries dead). Both rules above still hold in the
-codebook space: the EMA accumulates the projected *residuals*, and the commitment loss
-``mse(projected residual, entry.detach())`` reaches the encoder (through the projection) and never an entry.
+Each level is a codebook behind one interface (``quantize`` a residual, ``decode`` codes, ``project`` and
+``reconstruct`` between the latent and the codebook space): :class:`EuclideanCodebook` here (plain lookup
+in the latent space), :class:`codec.quantization.factorised.FactorisedCodebook` for DAC's factorised
+lookup (``QuantizerConfig.codebook_dim > 0``), which keeps both rules in its own codebook space.
 """
+
 from __future__ import annotations
 
 import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import weight_norm
 
 from codec.config.quantizer import QuantizerConfig
 from codec.quantization import distributed
+from codec.quantization.codebook import EuclideanCodebook, LevelOutput, random_rows
+from codec.quantization.factorised import FactorisedCodebook
 
 
 class QuantizerStats(NamedTuple):
@@ -90,237 +88,12 @@ class QuantizerOutput(NamedTuple):
     stats: QuantizerStats
 
 
-def _argmin_rows(distances: Tensor, columns_per_block: int = 32) -> Tensor:
-    """Index of the smallest entry of each row of ``distances [N, K]`` -> ``[N]`` int64.
-
-    Same result as ``distances.argmin(1)`` up to the choice among exact ties, 3-4x faster on CPU
-    (other devices use argmin):
-    torch's argmin over a row is not vectorised while ``amin`` is. Viewing each row as blocks of
-    ``columns_per_block``, a vectorised ``amin`` across blocks leaves ``[N, columns_per_block]``;
-    the argmin of that small matrix gives the column, and one strided column per row gives the block.
-    """
-    num_rows, size = distances.shape
-    if distances.device.type != "cpu" or size % columns_per_block or size < 2 * columns_per_block:
-        return distances.argmin(dim=1)
-    blocks = distances.view(num_rows, size // columns_per_block, columns_per_block)
-    column = blocks.amin(dim=1).argmin(dim=1)  # [N]
-    candidates = torch.gather(blocks, 2, column.view(num_rows, 1, 1).expand(-1, blocks.shape[1], 1))
-    return candidates.view(num_rows, -1).argmin(dim=1) * columns_per_block + column
-
-
-def _random_rows(num_rows: int, count: int, device: torch.device) -> Tensor:
-    """``count`` random row indices out of ``num_rows`` (global RNG): distinct when enough rows exist."""
-    if num_rows >= count:
-        return torch.randperm(num_rows, device=device)[:count]
-    return torch.randint(num_rows, (count,), device=device)
-
-
-class EuclideanCodebook(nn.Module):
-    """One codebook of ``K`` entries of dimension ``D`` updated by exponential moving averages.
-
-    With ``normalized`` the entries are L2-normalised when derived (the codebook of a factorised level,
-    whose inputs are unit vectors): the nearest entry by Euclidean distance is then the one of highest
-    cosine similarity, and the EMA mean of the assigned unit vectors gives the direction of their centre.
-
-    Buffers (no parameters: the optimiser never touches the codebook):
-        embedding_sum ``[K, D]``: EMA of the sum of the encoder residuals assigned to each entry.
-        cluster_usage ``[K]``: EMA of the number of residual frames assigned to each entry.
-        initialized ``[]`` bool: set once the entries were seeded (k-means or a first batch).
-
-    The entries are always derived, ``embedding_sum / smoothed(cluster_usage)``, so writing the two
-    buffers together is the only way to change an entry: nothing can drift out of sync.
-    """
-
-    def __init__(self, dim: int, codebook_size: int, *, decay: float, epsilon: float,
-                 dead_code_threshold: float, normalized: bool = False):
-        super().__init__()
-        self.dim = dim
-        self.normalized = normalized
-        self.codebook_size = codebook_size
-        self.decay = decay
-        self.epsilon = epsilon
-        self.dead_code_threshold = dead_code_threshold
-        self.register_buffer("embedding_sum", torch.zeros(codebook_size, dim))
-        self.register_buffer("cluster_usage", torch.ones(codebook_size))
-        self.register_buffer("initialized", torch.tensor(False))
-        # Host-side copy of `initialized` so the training step reads the device flag only once.
-        self._known_initialized = False
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, codebook_size={self.codebook_size}, decay={self.decay}, normalized={self.normalized}"
-
-    def _load_from_state_dict(self, *args, **kwargs):  # noqa: D401 - torch hook
-        super()._load_from_state_dict(*args, **kwargs)
-        self._known_initialized = False
-
-    def is_initialized(self) -> bool:
-        """Whether the entries were seeded (reads the buffer once, then a cached host copy)."""
-        if not self._known_initialized:
-            self._known_initialized = bool(self.initialized)
-        return self._known_initialized
-
-    def smoothed_usage(self, usage: Tensor | None = None) -> Tensor:
-        """Laplace-smoothed usage ``[K]``: ``(u + eps) / (sum u + K eps) * sum u``.
-
-        Keeps the division in :attr:`embedding` finite for entries no frame has picked for a while,
-        while leaving the total mass unchanged.
-        """
-        usage = self.cluster_usage if usage is None else usage
-        total = usage.sum()
-        smoothed = (usage + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
-        return smoothed.clamp_min(self.epsilon)
-
-    @property
-    def embedding(self) -> Tensor:
-        """The entries ``[K, D]``, derived from the EMA buffers (no gradient); unit vectors when ``normalized``."""
-        embedding = self.embedding_sum / self.smoothed_usage()[:, None]
-        return F.normalize(embedding, dim=1) if self.normalized else embedding
-
-    def assign(self, vectors: Tensor, embedding: Tensor | None = None) -> Tensor:
-        """Nearest entry of each row of ``vectors [N, D]`` -> codes ``[N]`` int64 (any one on exact ties).
-
-        One matrix product: ``||e||^2 - 2 x.e``; ``||x||^2`` is the same for every entry of a row,
-        so it cannot change the argmin and is left out.
-        """
-        embedding = self.embedding if embedding is None else embedding
-        squared_norms = embedding.square().sum(dim=1)
-        distances = torch.addmm(squared_norms, vectors, embedding.t(), alpha=-2.0)
-        return _argmin_rows(distances)
-
-    def lookup(self, codes: Tensor, embedding: Tensor | None = None) -> Tensor:
-        """Codes ``[...]`` -> entries ``[..., D]``."""
-        embedding = self.embedding if embedding is None else embedding
-        return F.embedding(codes, embedding)
-
-    @torch.no_grad()
-    def set_codebook(self, vectors: Tensor, usage: Tensor | None = None) -> None:
-        """Make the entries exactly ``vectors [K, D]`` with EMA usage ``usage [K]``.
-
-        The default usage, ``1 - decay`` per entry, weighs each seed like one frame assigned one step
-        ago: the first update moves a picked entry to about the mean of the seed and its frames, and
-        an entry no frame picks falls under the dead threshold within tens of steps. A prior of one
-        frame *per step* instead (usage 1) outweighs a real batch whenever it holds fewer frames than
-        entries (200 frames for 1024 entries at batch 8 x 0.5 s): seeded entries then barely move and
-        a codebook that collapses when the encoder starts moving needs hundreds of steps before its
-        unused entries count as dead. ``embedding_sum`` is set to ``vectors * smoothed(usage)`` so
-        that the derived embedding equals ``vectors``.
-        """
-        vectors = torch.as_tensor(vectors, dtype=self.embedding_sum.dtype, device=self.embedding_sum.device)
-        if vectors.shape != self.embedding_sum.shape:
-            raise ValueError(f"codebook: expected entries of shape {tuple(self.embedding_sum.shape)}, "
-                             f"got {tuple(vectors.shape)}")
-        if usage is None:
-            usage = torch.full_like(self.cluster_usage, 1.0 - self.decay)
-        usage = torch.as_tensor(usage, dtype=self.cluster_usage.dtype, device=self.cluster_usage.device)
-        if usage.shape != self.cluster_usage.shape:
-            raise ValueError(f"codebook: expected usage of shape {tuple(self.cluster_usage.shape)}, "
-                             f"got {tuple(usage.shape)}")
-        self.cluster_usage.copy_(usage)
-        self.embedding_sum.copy_(vectors * self.smoothed_usage()[:, None])
-        self.initialized.fill_(True)
-        self._known_initialized = True
-
-    @torch.no_grad()
-    def initialize_from(self, samples: Tensor) -> None:
-        """Seed the entries with K random rows of ``samples [N, D]`` unless already seeded.
-
-        Random frames rather than an in-training k-means: they are cheap and lie on the data, and
-        the dead-code replacement separates the duplicates drawn when ``N < K``. For better seeds,
-        fit k-means offline (:mod:`codec.quantization.kmeans`) and call :meth:`set_codebook`.
-        Rank 0's draw is broadcast so that every rank starts from the same codebook.
-        """
-        if self.is_initialized():
-            return
-        rows = _random_rows(samples.shape[0], self.codebook_size, samples.device)
-        vectors = samples.detach()[rows].to(self.embedding_sum.dtype).contiguous()
-        distributed.broadcast_(vectors, src=0)
-        self.set_codebook(vectors)
-
-    @torch.no_grad()
-    def ema_update(self, counts: Tensor, sums: Tensor) -> None:
-        """One EMA step from this step's assignment statistics (already summed over ranks).
-
-        counts ``[K]``: number of residual frames assigned to each entry.
-        sums ``[K, D]``: sum of the encoder residuals assigned to each entry (not their entries).
-        """
-        weight = 1.0 - self.decay
-        self.cluster_usage.lerp_(counts, weight)
-        self.embedding_sum.lerp_(sums, weight)
-
-    def dead_mask(self) -> Tensor:
-        """``[K]`` bool: EMA usage under ``dead_code_threshold`` times the mean usage.
-
-        Relative to the mean (``total_usage / K``, the usage of a uniformly used codebook), so the
-        rule does not depend on how many frames a batch holds.
-        """
-        return self.cluster_usage < self.dead_code_threshold * self.cluster_usage.mean()
-
-    def ema_usage_fraction(self) -> Tensor:
-        """Scalar: fraction of entries that are not dead by the EMA usage."""
-        return (~self.dead_mask()).float().mean()
-
-    @torch.no_grad()
-    def replace_dead_codes(self, candidates: Tensor) -> Tensor:
-        """Replace dead entries with ``candidates [M, D]`` (frames of the batch); returns how many.
-
-        The i-th dead entry (in index order) takes candidate i, so at most M entries are replaced
-        per step; the others wait for the next step. Only M rows are touched, chosen and masked on
-        the device: no host sync. Both buffers are rewritten together (usage = the mean usage,
-        sum = vector * smoothed usage): writing only the entry would be undone by the next update,
-        which re-derives it from the stale sums. With the mean usage the new entry moves at the pace
-        of an average entry and has ``log(1 / threshold) / (1 - decay)`` steps to be picked before
-        it counts as dead again. Must run identically on every rank: the mask comes from the
-        all-reduced usage, and the candidates from rank 0.
-        """
-        dead = self.dead_mask()
-        # Stable sort puts the dead entries first, in index order; rows that turn out alive
-        # (fewer than M dead) keep their values through `take`.
-        rows = torch.argsort((~dead).to(torch.uint8), stable=True)[:candidates.shape[0]]
-        take = dead[rows]
-        usage = self.cluster_usage.clone()
-        usage[rows] = torch.where(take, self.cluster_usage.mean(), usage[rows])
-        new_sums = candidates[:rows.shape[0]] * self.smoothed_usage(usage)[rows, None]
-        self.embedding_sum.index_copy_(0, rows, torch.where(take[:, None], new_sums, self.embedding_sum[rows]))
-        self.cluster_usage.copy_(usage)
-        return take.sum()
-
-
-class LevelProjection(nn.Module):
-    """The two learned maps of one factorised level: latent ``[N, D]`` <-> codebook space ``[N, d]``.
-
-    Parameters: ``in_proj`` (D -> d) and ``out_proj`` (d -> D), weight-normalised linear layers (DAC's
-    1x1 convolutions). The projected vectors are L2-normalised, so the codebook compares directions.
-    """
-
-    def __init__(self, dim: int, codebook_dim: int):
-        super().__init__()
-        self.in_proj = weight_norm(nn.Linear(dim, codebook_dim))
-        self.out_proj = weight_norm(nn.Linear(codebook_dim, dim))
-
-    def project(self, residual: Tensor) -> Tensor:
-        """``[N, D]`` -> unit vectors ``[N, d]`` (differentiable)."""
-        return F.normalize(self.in_proj(residual), dim=-1)
-
-    def reconstruct(self, entries: Tensor, vectors: Tensor | None = None) -> Tensor:
-        """Entries ``[N, d]`` -> ``[N, D]``: ``out_proj(entries)``.
-
-        With ``vectors`` (the projected residuals the entries quantize) the gradient w.r.t. the input of
-        ``out_proj`` goes straight through to them, as if ``out_proj`` had been applied to the vectors: the
-        value is unchanged (``vectors - vectors.detach()`` is exactly zero), so the eval forward still
-        equals ``decode(encode(x))`` bit for bit.
-        """
-        out = self.out_proj(entries)
-        if vectors is not None:
-            out = out + F.linear(vectors - vectors.detach(), self.out_proj.weight)
-        return out
-
-
 class _Cascade(NamedTuple):
     """Internal result of running the residual levels (frames layout ``[N, D]``)."""
 
-    quantized_sum: Tensor  # [N, D]: no gradient (plain lookup), or through the projections (factorised)
+    quantized_sum: Tensor  # [N, D]: the gradient path its codebooks give it (none for plain lookup)
     codes: list[Tensor]  # n_q x [N] int64
-    inputs: list[Tensor]  # n_q x [N, d]: what each level's codebook saw (the residual, or its projection)
+    inputs: list[Tensor]  # n_q x [N, d]: what each level's codebook saw (LevelOutput.inputs)
     commitment: Tensor  # [n_q]: mse(input_l, entry_l), differentiable w.r.t. the input only
     error: Tensor  # [n_q]: cumulative relative quantization error in the latent space
 
@@ -330,9 +103,9 @@ class ResidualVectorQuantizer(nn.Module):
 
     ``residual_0 = x``, ``q_l = nearest entry of residual_l``,
     ``residual_{l+1} = residual_l - q_l.detach()``; output ``sum_l q_l`` with a straight-through
-    gradient to ``x``. Factorised (``config.codebook_dim = d > 0``): ``q_l = out_l(nearest unit entry of
-    normalize(in_l(residual_l)))``, with the gradient straight through the lookup into ``in_l`` and the
-    encoder, and into ``out_l`` (parameters ``projections.<l>``).
+    gradient to ``x``. Each level is an :class:`EuclideanCodebook`, or with ``config.codebook_dim = d > 0`` a
+    :class:`~codec.quantization.factorised.FactorisedCodebook` (``q_l = out_l(nearest unit entry of
+    normalize(in_l(residual_l)))``, whose output carries the gradient itself, through its projections).
 
     Args:
         dim: latent dimension D.
@@ -361,16 +134,17 @@ class ResidualVectorQuantizer(nn.Module):
         self.codebook_size = config.codebook_size
         factorised = config.codebook_dim > 0
         self.codebook_dim = config.codebook_dim if factorised else dim
+        ema = dict(decay=config.decay, epsilon=config.epsilon, dead_code_threshold=config.dead_code_threshold)
         self.codebooks = nn.ModuleList(
-            EuclideanCodebook(self.codebook_dim, config.codebook_size, decay=config.decay, epsilon=config.epsilon,
-                              dead_code_threshold=config.dead_code_threshold, normalized=factorised)
+            FactorisedCodebook(dim, config.codebook_dim, config.codebook_size, **ema)
+            if factorised
+            else EuclideanCodebook(dim, config.codebook_size, **ema)
             for _ in range(config.num_levels)
         )
-        self.projections = nn.ModuleList(LevelProjection(dim, self.codebook_dim) for _ in range(config.num_levels)) \
-            if factorised else None
         # Threshold 0 disables replacement: then no candidate frames are gathered or reduced.
-        self._max_replaced = min(config.dead_code_max_per_step, config.codebook_size) \
-            if config.dead_code_threshold > 0 else 0
+        self._max_replaced = (
+            min(config.dead_code_max_per_step, config.codebook_size) if config.dead_code_threshold > 0 else 0
+        )
         self._dropout_generator = torch.Generator().manual_seed(seed)
 
     def bitrate_kbps(self, n_q: int | None = None) -> float:
@@ -380,8 +154,14 @@ class ResidualVectorQuantizer(nn.Module):
 
     # ----------------------------------------------------------------------------------- setup
 
+    @property
+    def factorised(self) -> bool:
+        """Whether the levels look entries up in a projected space (``config.codebook_dim > 0``)."""
+        return isinstance(self.codebooks[0], FactorisedCodebook)
+
     def set_codebook(self, level: int, centroids, usage=None) -> None:
-        """Seed level ``level`` with ``centroids [K, D]`` (e.g. k-means); ``usage [K]`` defaults to ones."""
+        """Seed level ``level`` with ``centroids [K, d]`` (e.g. k-means); ``usage [K]`` defaults to ``1 - decay``
+        per entry (see :meth:`EuclideanCodebook.set_codebook`)."""
         self.codebooks[level].set_codebook(torch.as_tensor(centroids), usage)
 
     def load_centroids(self, centroids) -> None:
@@ -389,18 +169,20 @@ class ResidualVectorQuantizer(nn.Module):
         ``d`` is the codebook dimension: D, or ``codebook_dim`` when factorised)."""
         centroids = torch.as_tensor(centroids)
         if centroids.dim() != 3 or centroids.shape[0] > self.num_levels:
-            raise ValueError(f"expected centroids [<= {self.num_levels}, {self.codebook_size}, {self.codebook_dim}], "
-                             f"got {tuple(centroids.shape)}")
+            raise ValueError(
+                f"expected centroids [<= {self.num_levels}, {self.codebook_size}, {self.codebook_dim}], "
+                f"got {tuple(centroids.shape)}"
+            )
         for level, level_centroids in enumerate(centroids):
             self.set_codebook(level, level_centroids)
 
     def project(self, level: int, residual: Tensor) -> Tensor:
         """What level ``level``'s codebook sees of ``residual [N, D]``: itself, or its unit projection ``[N, d]``."""
-        return residual if self.projections is None else self.projections[level].project(residual)
+        return self.codebooks[level].project(residual)
 
     def reconstruct(self, level: int, entries: Tensor) -> Tensor:
         """Level ``level``'s entries ``[N, d]`` as latents ``[N, D]`` (the identity without factorisation)."""
-        return entries if self.projections is None else self.projections[level].reconstruct(entries)
+        return self.codebooks[level].reconstruct(entries)
 
     # ------------------------------------------------------------------------------- interface
 
@@ -423,14 +205,15 @@ class ResidualVectorQuantizer(nn.Module):
                 counts, replaced = self._code_counts(cascade.codes), frames.new_zeros(n_q, dtype=torch.long)
             # Straight-through estimator: the value is exactly the quantized sum (so eval output
             # equals decode(encode(x)) bit for bit), the gradient w.r.t. x is the identity.
-            # Same estimator as x + (q - x).detach(), without its rounding error. Factorised levels
-            # carry their own straight-through path (through the projections) in the sum.
+            # Same estimator as x + (q - x).detach(), without its rounding error. Codebooks whose output
+            # carries the gradient (factorised) bring their own straight-through path in the sum.
             quantized = cascade.quantized_sum
-            if self.projections is None:
+            if not self.codebooks[0].carries_gradient:
                 quantized = quantized + (frames - frames.detach())
         stats = self._stats(counts, cascade.error, replaced, n_q)
-        return QuantizerOutput(self._latents(quantized, shape), self._codes_tensor(cascade.codes, shape),
-                               commitment, stats)
+        return QuantizerOutput(
+            self._latents(quantized, shape), self._codes_tensor(cascade.codes, shape), commitment, stats
+        )
 
     @torch.no_grad()
     def encode(self, x: Tensor, n_q: int | None = None) -> Tensor:
@@ -450,7 +233,7 @@ class ResidualVectorQuantizer(nn.Module):
         quantized_sum = None
         for level in range(n_q):
             # Same order of additions as the forward, so the sums agree exactly.
-            entry = self.reconstruct(level, self.codebooks[level].lookup(codes[:, level].reshape(-1)))
+            entry = self.codebooks[level].decode(codes[:, level].reshape(-1))
             quantized_sum = entry if quantized_sum is None else quantized_sum + entry
         return self._latents(quantized_sum, (batch, self.dim, length))
 
@@ -494,33 +277,21 @@ class ResidualVectorQuantizer(nn.Module):
 
     def _cascade(self, frames: Tensor, n_q: int, *, seed_codebooks: bool) -> _Cascade:
         residual = frames
-        quantized_sum = None
+        quantized_sum: Tensor | None = None
         codes, inputs, commitment, error = [], [], [], []
-        for level, codebook in enumerate(self.codebooks[:n_q]):
-            vectors = self.project(level, residual)
-            if seed_codebooks:
-                codebook.initialize_from(vectors)
-            embedding = codebook.embedding
-            level_codes = codebook.assign(vectors.detach(), embedding)
-            entry = codebook.lookup(level_codes, embedding).detach()
-            codes.append(level_codes)
-            inputs.append(vectors)
-            if self.projections is None:
-                # The entry is a constant: the next level's input keeps the path to the encoder, and
-                # its mean square is this level's commitment loss mse(residual, entry.detach()).
-                quantized = entry
-                residual = residual - entry
-                commitment.append(residual.square().mean())
-                error.append(commitment[-1].detach())
-            else:
-                quantized = self.projections[level].reconstruct(entry, vectors)
-                commitment.append((vectors - entry).square().mean())
-                residual = residual - quantized.detach()
-                error.append(residual.detach().square().mean())
-            quantized_sum = quantized if quantized_sum is None else quantized_sum + quantized
+        for codebook in self.codebooks[:n_q]:
+            level: LevelOutput = codebook.quantize(residual, seed=seed_codebooks)
+            codes.append(level.codes)
+            inputs.append(level.inputs)
+            commitment.append(level.commitment)
+            error.append(level.error)
+            residual = level.residual
+            quantized_sum = level.quantized if quantized_sum is None else quantized_sum + level.quantized
+        assert quantized_sum is not None  # n_q >= 1
         energy = frames.detach().square().sum().clamp_min(torch.finfo(frames.dtype).tiny)
-        return _Cascade(quantized_sum, codes, inputs, torch.stack(commitment),
-                        torch.stack(error) * frames.numel() / energy)
+        return _Cascade(
+            quantized_sum, codes, inputs, torch.stack(commitment), torch.stack(error) * frames.numel() / energy
+        )
 
     def _code_counts(self, codes: list[Tensor]) -> Tensor:
         """``[n_q, K]`` float histogram of the codes; one scatter, no sync (unlike bincount on GPU)."""
@@ -545,8 +316,8 @@ class ResidualVectorQuantizer(nn.Module):
         n_counts, n_sums = n_q * size, n_q * size * dim
         packed = torch.zeros(n_counts + n_sums + n_q * max_replaced * dim, device=device)
         counts = packed[:n_counts].view(n_q, size)
-        sums = packed[n_counts:n_counts + n_sums].view(n_q, size, dim)
-        candidates = packed[n_counts + n_sums:].view(n_q, max_replaced, dim)
+        sums = packed[n_counts : n_counts + n_sums].view(n_q, size, dim)
+        candidates = packed[n_counts + n_sums :].view(n_q, max_replaced, dim)
         ones = torch.ones(num_frames, device=device)
         is_source = distributed.rank() == 0
         for level, (level_codes, level_input) in enumerate(zip(cascade.codes, cascade.inputs)):
@@ -555,7 +326,7 @@ class ResidualVectorQuantizer(nn.Module):
             # The encoder residuals, not the selected entries: averaging those would never move them.
             sums[level].index_add_(0, level_codes, residual)
             if max_replaced:
-                rows = _random_rows(num_frames, max_replaced, device)  # every rank draws: RNG streams stay aligned
+                rows = random_rows(num_frames, max_replaced, device)  # every rank draws: RNG streams stay aligned
                 if is_source:
                     torch.index_select(residual, 0, rows, out=candidates[level])
         distributed.all_reduce_sum_(packed)

@@ -4,6 +4,7 @@ Every rank must hold identical codebooks, so the EMA statistics are summed over 
 each update and anything drawn at random (initial codebooks, replacement vectors) comes from
 rank 0. The same code runs unchanged without ``torch.distributed`` set up.
 """
+
 from __future__ import annotations
 
 import torch

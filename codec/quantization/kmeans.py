@@ -4,9 +4,11 @@ Level ``l`` is fitted (k-means++ init) on the residuals the levels before it lea
 quantizer will see them, so each level starts where it is needed. Load the result with
 :meth:`ResidualVectorQuantizer.load_centroids`.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans, kmeans_plusplus
@@ -35,10 +37,19 @@ class ResidualKMeans(NamedTuple):
     levels: tuple[LevelFit, ...]
 
 
-def fit_residual_codebooks(frames: np.ndarray, num_levels: int, codebook_size: int, seed: int, *,
-                           minibatch_threshold: int = 100_000, batch_size: int = 4096,
-                           max_iter: int = 100, init_trials: int | None = 1, project: LevelMap | None = None,
-                           reconstruct: LevelMap | None = None) -> ResidualKMeans:
+def fit_residual_codebooks(
+    frames: np.ndarray,
+    num_levels: int,
+    codebook_size: int,
+    seed: int,
+    *,
+    minibatch_threshold: int = 100_000,
+    batch_size: int = 4096,
+    max_iter: int = 100,
+    init_trials: int | None = 1,
+    project: LevelMap | None = None,
+    reconstruct: LevelMap | None = None,
+) -> ResidualKMeans:
     """Fit ``num_levels`` codebooks of ``codebook_size`` entries on ``frames [N, D]`` level by level.
 
     KMeans (Lloyd) when ``N <= minibatch_threshold``, else MiniBatchKMeans with ``batch_size``
@@ -85,10 +96,12 @@ def fit_residual_codebooks(frames: np.ndarray, num_levels: int, codebook_size: i
             labels = np.argmax(vectors @ level_centroids.T, axis=1)  # highest cosine similarity
             residual = residual - np.asarray(reconstruct(level, level_centroids[labels]), dtype=np.float32)
         inertia = float(np.square(residual, dtype=np.float64).sum())
-        levels.append(LevelFit(
-            inertia=inertia,
-            usage_fraction=np.unique(labels).size / codebook_size,
-            quantization_error=inertia / energy,
-        ))
+        levels.append(
+            LevelFit(
+                inertia=inertia,
+                usage_fraction=np.unique(labels).size / codebook_size,
+                quantization_error=inertia / energy,
+            )
+        )
         centroids.append(level_centroids)
     return ResidualKMeans(np.stack(centroids), tuple(levels))

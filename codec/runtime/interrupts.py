@@ -13,7 +13,8 @@ import functools
 import signal
 import sys
 import threading
-from typing import Callable, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")

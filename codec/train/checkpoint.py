@@ -88,8 +88,10 @@ def _set_aside(path: Path, reason: str) -> Path:
         n += 1
         target = target_dir / f"{path.name}.{n}"
     path.rename(target)
-    print(f"warning: {path} is unusable ({reason}); moved to {target}, resuming from an older checkpoint if any",
-          file=sys.stderr)
+    print(
+        f"warning: {path} is unusable ({reason}); moved to {target}, resuming from an older checkpoint if any",
+        file=sys.stderr,
+    )
     return target
 
 
@@ -126,7 +128,7 @@ def state_digest(obj: Any) -> str:
     return h.hexdigest()
 
 
-def _feed(h: "hashlib._Hash", obj: Any) -> None:
+def _feed(h: hashlib._Hash, obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
@@ -171,7 +173,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols before refusing them
             payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every failure of the loader means the same: unusable file
+    except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc).lower():
             reason = "it holds objects other than plain tensors and containers (foreign or unsafe pickle)"
@@ -201,8 +203,12 @@ def capture_rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
     }
 
@@ -213,7 +219,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))

@@ -54,8 +54,12 @@ def setup_distributed(device_kind: str = "auto") -> DistInfo:
         return DistInfo(0, 1, 0, device, owns_group=False)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world,
-                            **({"device_id": device} if device.type == "cuda" else {}))
+    dist.init_process_group(
+        backend="nccl" if device.type == "cuda" else "gloo",
+        rank=rank,
+        world_size=world,
+        **({"device_id": device} if device.type == "cuda" else {}),
+    )
     return DistInfo(rank, world, local_rank, device, owns_group=True)
 
 
@@ -85,7 +89,7 @@ def average_gradients(params: list[torch.nn.Parameter], info: DistInfo) -> None:
     flat /= info.world_size
     offset = 0
     for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
         offset += g.numel()
 
 

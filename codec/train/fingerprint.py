@@ -20,8 +20,9 @@ The number of ranks is left out: a run may resume on another number of GPUs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -29,10 +30,25 @@ from codec.config.convert import to_dict
 from codec.data.shards import MANIFEST
 from codec.runtime.io import file_sha256
 
-OPERATIONAL_KEYS = frozenset({
-    "num_workers", "prefetch_batches", "log_every", "validate_every", "valid_segment_seconds", "valid_max_examples",
-    "valid_batch_size", "checkpoint_every", "keep_last", "best_metric", "final_weights", "device", "compile",
-    "deterministic", "max_bad_steps"})
+OPERATIONAL_KEYS = frozenset(
+    {
+        "num_workers",
+        "prefetch_batches",
+        "log_every",
+        "validate_every",
+        "valid_segment_seconds",
+        "valid_max_examples",
+        "valid_batch_size",
+        "checkpoint_every",
+        "keep_last",
+        "best_metric",
+        "final_weights",
+        "device",
+        "compile",
+        "deterministic",
+        "max_bad_steps",
+    }
+)
 CODE_ROOT = Path(__file__).resolve().parents[1]  # the codec package
 
 
@@ -64,17 +80,20 @@ def code_digest(root: str | Path = CODE_ROOT) -> str:
     return h.hexdigest()
 
 
-def run_fingerprint(train_cfg: Any, loss_cfg: Any, seed: int, init: str | Path, shards: str | Path,
-                    code_root: str | Path = CODE_ROOT) -> RunFingerprint:
+def run_fingerprint(
+    train_cfg: Any, loss_cfg: Any, seed: int, init: str | Path, shards: str | Path, code_root: str | Path = CODE_ROOT
+) -> RunFingerprint:
     """The fingerprint of a run of ``train_cfg`` / ``loss_cfg`` (dataclasses) from ``init`` on ``shards``."""
     train = {k: v for k, v in to_dict(train_cfg).items() if k not in OPERATIONAL_KEYS}
     manifest = Path(shards) / MANIFEST
-    return RunFingerprint({
-        "train params": _sha256(repr(sorted(train.items()))),
-        "loss params": _sha256(repr(sorted(to_dict(loss_cfg).items()))),
-        "seed": _sha256(repr(seed)),
-        "init weights": file_sha256(init),
-        "shards": file_sha256(manifest) if manifest.is_file() else "none",
-        "code": code_digest(code_root),
-        "torch": _sha256(torch.__version__),
-    })
+    return RunFingerprint(
+        {
+            "train params": _sha256(repr(sorted(train.items()))),
+            "loss params": _sha256(repr(sorted(to_dict(loss_cfg).items()))),
+            "seed": _sha256(repr(seed)),
+            "init weights": file_sha256(init),
+            "shards": file_sha256(manifest) if manifest.is_file() else "none",
+            "code": code_digest(code_root),
+            "torch": _sha256(torch.__version__),
+        }
+    )

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -148,9 +148,20 @@ def _grad_norm(params: list[torch.nn.Parameter], max_norm: float, device: torch.
 
 
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, loss_cfg: LossConfig, info: DistInfo, *, shards: Path, init: Path,
-                 checkpoints: Path, seed: int, logger: MetricsLogger | None, progress: bool,
-                 batch_hook: BatchHook | None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        loss_cfg: LossConfig,
+        info: DistInfo,
+        *,
+        shards: Path,
+        init: Path,
+        checkpoints: Path,
+        seed: int,
+        logger: MetricsLogger | None,
+        progress: bool,
+        batch_hook: BatchHook | None,
+    ):
         self.cfg, self.loss_cfg, self.info = cfg, loss_cfg, info
         self.device = info.device
         self.checkpoints, self.seed = Path(checkpoints), seed
@@ -186,22 +197,39 @@ class _Trainer:
         self.model = self.codec
         if info.distributed:
             # The quantizer keeps its EMA buffers in sync itself (one all-reduce per step): no buffer broadcast.
-            self.model = DistributedDataParallel(self.codec, device_ids=[self.device] if self.device.type == "cuda"
-                                                 else None, broadcast_buffers=False)
+            self.model = DistributedDataParallel(
+                self.codec, device_ids=[self.device] if self.device.type == "cuda" else None, broadcast_buffers=False
+            )
         if cfg.compile:
             self.model = torch.compile(self.model)
 
         train_index = index_split(shards, "train", self.sample_rate)
         segment = round(cfg.segment_seconds * self.sample_rate)
-        self.sampler = CropBatchSampler(train_index, segment, cfg.batch_size, seed=seed, rank=info.rank,
-                                        world_size=info.world_size, short=cfg.short_utterances,
-                                        locality_groups=cfg.cached_row_groups, start_batch=self.step)
-        self.loader = build_loader(CropDataset(train_index, segment, cfg.cached_row_groups), self.sampler,
-                                   num_workers=cfg.num_workers, prefetch_batches=cfg.prefetch_batches,
-                                   pin_memory=self.device.type == "cuda", seed=seed)
+        self.sampler = CropBatchSampler(
+            train_index,
+            segment,
+            cfg.batch_size,
+            seed=seed,
+            rank=info.rank,
+            world_size=info.world_size,
+            short=cfg.short_utterances,
+            locality_groups=cfg.cached_row_groups,
+            start_batch=self.step,
+        )
+        self.loader = build_loader(
+            CropDataset(train_index, segment, cfg.cached_row_groups),
+            self.sampler,
+            num_workers=cfg.num_workers,
+            prefetch_batches=cfg.prefetch_batches,
+            pin_memory=self.device.type == "cuda",
+            seed=seed,
+        )
         # Validation crops are taken in row order: one decoded row group at a time is enough.
-        valid_set = CropDataset(index_split(shards, "valid", self.sample_rate),
-                                round(cfg.valid_segment_seconds * self.sample_rate), cached_row_groups=1)
+        valid_set = CropDataset(
+            index_split(shards, "valid", self.sample_rate),
+            round(cfg.valid_segment_seconds * self.sample_rate),
+            cached_row_groups=1,
+        )
         self.valid_crops = fixed_crops(valid_set, cfg.valid_max_examples)
 
     # ------------------------------------------------------------------------------ state
@@ -227,8 +255,12 @@ class _Trainer:
             "schedule": {"step": self.step, "lr_factor": lr_factor(self.step, self.cfg.steps, self.cfg.schedule)},
             "rng": ckpt.capture_rng_state(),
             "generators": {name: g.get_state() for name, g in self.generators.items()},
-            "data": {"batches_consumed": self.step, "world_size": self.info.world_size,
-                     "batch_size": self.cfg.batch_size, "seed": self.seed},
+            "data": {
+                "batches_consumed": self.step,
+                "world_size": self.info.world_size,
+                "batch_size": self.cfg.batch_size,
+                "seed": self.seed,
+            },
             "guard": {"bad_steps": self.bad_steps, "consecutive_bad": self.consecutive_bad},
             "best": self.best,
             "log_history": self.log_history,
@@ -288,8 +320,9 @@ class _Trainer:
         with self._autocast():
             out = self.model(x)
             self.disc.requires_grad_(False)
-            gen = self.loss.generator_loss(x, out.reconstruction, out.commitment_loss, step=step,
-                                           discriminator=self.disc if adversarial else None)
+            gen = self.loss.generator_loss(
+                x, out.reconstruction, out.commitment_loss, step=step, discriminator=self.disc if adversarial else None
+            )
         self.disc.requires_grad_(True)
         gen.total.backward()
         watch = [gen.total.detach(), _grad_norm(self.codec_params, self.cfg.max_grad_norm, self.device)]
@@ -313,9 +346,13 @@ class _Trainer:
         self.disc_opt.zero_grad(set_to_none=True)
         if bad:
             return None
-        return StepResult(losses=dict(gen.breakdown), grad_norm=values[1], stats=out.stats,
-                          disc_loss=values[2] if adversarial else None,
-                          disc_grad_norm=values[3] if adversarial else None)
+        return StepResult(
+            losses=dict(gen.breakdown),
+            grad_norm=values[1],
+            stats=out.stats,
+            disc_loss=values[2] if adversarial else None,
+            disc_grad_norm=values[3] if adversarial else None,
+        )
 
     # -------------------------------------------------------------------------------- run
 
@@ -356,7 +393,8 @@ class _Trainer:
                         raise TrainingDiverged(
                             f"training diverged: steps {first_bad}..{self.step} ({self.consecutive_bad} in a row) "
                             f"had a non-finite loss or gradient (max_bad_steps={cfg.max_bad_steps}); "
-                            f"last good checkpoint: {latest if latest else 'none written yet'}")
+                            f"last good checkpoint: {latest if latest else 'none written yet'}"
+                        )
                 else:
                     self.consecutive_bad = 0
                     if self.step % cfg.log_every == 0 and self.logger is not None:
@@ -380,27 +418,34 @@ class _Trainer:
             last_valid = self._last_logged_validation() or self.validate()
         output = self._export(out) if out is not None and self.info.is_main else None
         return TrainResult(
-            step=self.step, resumed_from=self.resumed_from, bad_steps=self.bad_steps,
+            step=self.step,
+            resumed_from=self.resumed_from,
+            bad_steps=self.bad_steps,
             best_step=None if self.best is None else self.best["step"],
-            best_value=None if self.best is None else self.best["value"], valid=last_valid, output=output,
+            best_value=None if self.best is None else self.best["value"],
+            valid=last_valid,
+            output=output,
             examples_per_second=timed_steps * examples_per_step / step_seconds if step_seconds > 0 else 0.0,
-            data_wait_fraction=waited / step_seconds if step_seconds > 0 else 0.0, seconds=seconds,
+            data_wait_fraction=waited / step_seconds if step_seconds > 0 else 0.0,
+            seconds=seconds,
             peak_gpu_memory_bytes=torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             model_state={k: v.detach().cpu().clone() for k, v in self.codec.state_dict().items()},
-            ranks=self.info.world_size, weights_digest=digest,
+            ranks=self.info.world_size,
+            weights_digest=digest,
         )
 
     def validate(self) -> dict[str, float]:
         """Validation of the weights the run exports: their EMA when there is one."""
         averaged = contextlib.nullcontext() if self.weight_ema is None else self.weight_ema.applied(self.codec)
         with averaged:
-            return validate(self.codec, self.loss, self.valid_crops, self.cfg.valid_batch_size, self.device,
-                            self._autocast)
+            return validate(
+                self.codec, self.loss, self.valid_crops, self.cfg.valid_batch_size, self.device, self._autocast
+            )
 
     def _last_logged_validation(self) -> dict[str, float]:
         for _, row in reversed(self.log_history):
             if any(name.startswith("valid/") for name in row):
-                return {name[len("valid/"):]: value for name, value in row.items() if name.startswith("valid/")}
+                return {name[len("valid/") :]: value for name, value in row.items() if name.startswith("valid/")}
         return {}
 
     def _update_best(self, metrics: dict[str, float]) -> bool:
@@ -462,10 +507,20 @@ def ranks_agree(codec: Codec, info: DistInfo) -> str:
     return digest
 
 
-def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: str | Path,
-          checkpoints: str | Path, seed: int, out: str | Path | None = None,
-          logger: MetricsLogger | None = None, summary_path: str | Path | None = None, progress: bool = True,
-          batch_hook: BatchHook | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    loss_cfg: LossConfig,
+    *,
+    shards: str | Path,
+    init: str | Path,
+    checkpoints: str | Path,
+    seed: int,
+    out: str | Path | None = None,
+    logger: MetricsLogger | None = None,
+    summary_path: str | Path | None = None,
+    progress: bool = True,
+    batch_hook: BatchHook | None = None,
+) -> TrainResult:
     """Train the codec in ``init`` (a weights file, see :mod:`codec.formats.weights`) on ``shards``.
 
     Resumes from the latest checkpoint of the same run in ``checkpoints``, first replaying into ``logger``
@@ -487,8 +542,18 @@ def train(cfg: TrainConfig, loss_cfg: LossConfig, *, shards: str | Path, init: s
             torch.set_float32_matmul_precision("high")  # TF32 matmuls
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
-        trainer = _Trainer(cfg, loss_cfg, info, shards=Path(shards), init=Path(init), checkpoints=Path(checkpoints),
-                           seed=seed, logger=logger, progress=progress, batch_hook=batch_hook)
+        trainer = _Trainer(
+            cfg,
+            loss_cfg,
+            info,
+            shards=Path(shards),
+            init=Path(init),
+            checkpoints=Path(checkpoints),
+            seed=seed,
+            logger=logger,
+            progress=progress,
+            batch_hook=batch_hook,
+        )
         result = trainer.run(None if out is None else Path(out))
         if summary_path is not None and info.is_main:
             write_json_atomic(summary_path, summary_dict(result, cfg))
@@ -513,5 +578,11 @@ def summary_dict(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
 
 def timings_dict(result: TrainResult) -> dict[str, Any]:
     """The run's speed and history (resumed or not): kept apart from the reproducible outputs."""
-    return {"resumed_from": result.resumed_from, "examples_per_second": result.examples_per_second, "data_wait_fraction": result.data_wait_fraction,
-            "seconds": result.seconds, "steps": result.step, "peak_gpu_memory_bytes": result.peak_gpu_memory_bytes}
+    return {
+        "resumed_from": result.resumed_from,
+        "examples_per_second": result.examples_per_second,
+        "data_wait_fraction": result.data_wait_fraction,
+        "seconds": result.seconds,
+        "steps": result.step,
+        "peak_gpu_memory_bytes": result.peak_gpu_memory_bytes,
+    }

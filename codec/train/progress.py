@@ -16,8 +16,15 @@ class TrainProgress:
 
     def __init__(self, total: int, initial: int, examples_per_step: int, enabled: bool = True):
         self.examples_per_step = examples_per_step
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=not enabled,
-                        file=sys.stderr, mininterval=0.5)
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not enabled,
+            file=sys.stderr,
+            mininterval=0.5,
+        )
         self._last_step, self._last_time = initial, time.perf_counter()
         self.examples_per_second = 0.0
         self.snr_db: float | None = None
@@ -28,8 +35,9 @@ class TrainProgress:
         if step > self._last_step and now > self._last_time:
             rate = (step - self._last_step) * self.examples_per_step / (now - self._last_time)
             # Smoothed, so one slow step (validation, checkpoint) does not make the figure jump.
-            self.examples_per_second = rate if not self.examples_per_second else \
-                0.8 * self.examples_per_second + 0.2 * rate
+            self.examples_per_second = (
+                rate if not self.examples_per_second else 0.8 * self.examples_per_second + 0.2 * rate
+            )
         self.bar.update(step - self.bar.n)
         self._last_step, self._last_time = step, now
         postfix = {"loss": f"{loss:.3f}" if loss is not None else "-", "ex/s": f"{self.examples_per_second:.1f}"}

@@ -51,6 +51,9 @@ def resume_point(folder: str | Path, fingerprint: RunFingerprint) -> ResumePoint
     else:
         why = "it was written by an older version (no fingerprint parts or log history)"
     moved = ckpt.move_aside(folder)
-    print(f"note: train: not resuming from {path}: {why}; starting afresh "
-          f"(moved {len(moved)} checkpoint file(s) to {folder / ckpt.STALE_DIR})", file=sys.stderr)
+    print(
+        f"note: train: not resuming from {path}: {why}; starting afresh "
+        f"(moved {len(moved)} checkpoint file(s) to {folder / ckpt.STALE_DIR})",
+        file=sys.stderr,
+    )
     return None

@@ -25,4 +25,3 @@ def lr_factor(step: int, total_steps: int, cfg: ScheduleConfig) -> float:
     if cfg.decay == "exponential":
         return cfg.min_lr_ratio**progress
     raise ValueError(f"unknown decay {cfg.decay!r}")
-

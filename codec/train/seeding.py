@@ -60,7 +60,7 @@ def encoder_frames(codec: Codec, shards: str | Path, config: SeedCodebooksConfig
     codec.eval()
     chunks = []
     for start in range(0, len(keys), config.batch_size):
-        batch = torch.stack([dataset[(int(r), int(s))] for r, s in keys[start:start + config.batch_size]])
+        batch = torch.stack([dataset[(int(r), int(s))] for r, s in keys[start : start + config.batch_size]])
         latents = codec.encoder(batch)  # [B, D, F]
         chunks.append(latents.transpose(1, 2).reshape(-1, latents.shape[1]).numpy())
     frames = np.concatenate(chunks)
@@ -75,10 +75,13 @@ def seed_codebooks(codec: Codec, shards: str | Path, config: SeedCodebooksConfig
     frames, num_crops = encoder_frames(codec, shards, config, seed)
     quantizer = codec.quantizer
     if len(frames) < quantizer.codebook_size:
-        raise ValueError(f"the train split gives {len(frames)} latent frames, fewer than the codebook size "
-                         f"{quantizer.codebook_size}: use a larger corpus or a smaller codebook")
+        raise ValueError(
+            f"the train split gives {len(frames)} latent frames, fewer than the codebook size "
+            f"{quantizer.codebook_size}: use a larger corpus or a smaller codebook"
+        )
     maps = {}
-    if quantizer.projections is not None:  # factorised levels: fit in each level's projected space
+    if quantizer.factorised:  # fit in each level's projected space
+
         def project(level: int, residual: np.ndarray) -> np.ndarray:
             return quantizer.project(level, torch.from_numpy(residual)).numpy()
 
@@ -87,7 +90,14 @@ def seed_codebooks(codec: Codec, shards: str | Path, config: SeedCodebooksConfig
 
         maps = {"project": project, "reconstruct": reconstruct}
     with torch.no_grad():
-        fit = fit_residual_codebooks(frames, quantizer.num_levels, quantizer.codebook_size, seed,
-                                     minibatch_threshold=config.minibatch_threshold, max_iter=config.max_iter, **maps)
+        fit = fit_residual_codebooks(
+            frames,
+            quantizer.num_levels,
+            quantizer.codebook_size,
+            seed,
+            minibatch_threshold=config.minibatch_threshold,
+            max_iter=config.max_iter,
+            **maps,
+        )
     quantizer.load_centroids(torch.from_numpy(fit.centroids))
     return SeedReport(fit.levels, len(frames), num_crops)

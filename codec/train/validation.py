@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -31,8 +32,10 @@ def usage_metrics(counts: torch.Tensor, prefix: str = "vq/") -> dict[str, float]
     (entries picked at least once) of histograms ``[n_q, K]`` accumulated over a whole pass."""
     perplexities = perplexity(counts).tolist()
     used = used_fraction(counts).tolist()
-    out = {f"{prefix}perplexity_mean": sum(perplexities) / len(perplexities),
-           f"{prefix}used_fraction_mean": sum(used) / len(used)}
+    out = {
+        f"{prefix}perplexity_mean": sum(perplexities) / len(perplexities),
+        f"{prefix}used_fraction_mean": sum(used) / len(used),
+    }
     for level, (p, u) in enumerate(zip(perplexities, used)):
         out[f"{prefix}perplexity/{level:02d}"] = p
         out[f"{prefix}used_fraction/{level:02d}"] = u
@@ -40,8 +43,14 @@ def usage_metrics(counts: torch.Tensor, prefix: str = "vq/") -> dict[str, float]
 
 
 @torch.no_grad()
-def validate(codec: Codec, loss: CodecLoss, crops: torch.Tensor, batch_size: int, device: torch.device,
-             autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> dict[str, float]:
+def validate(
+    codec: Codec,
+    loss: CodecLoss,
+    crops: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict[str, float]:
     """Run the codec (eval mode, all levels, no codebook update) over ``crops [N, 1, T]``.
 
     Returns means over the crops: ``loss/<term>`` (generator reconstruction terms, no adversarial),
@@ -57,7 +66,7 @@ def validate(codec: Codec, loss: CodecLoss, crops: torch.Tensor, batch_size: int
     total = crops.shape[0]
     try:
         for start in range(0, total, batch_size):
-            x = crops[start:start + batch_size].to(device, non_blocking=True)
+            x = crops[start : start + batch_size].to(device, non_blocking=True)
             n = x.shape[0]
             with autocast():
                 out = codec(x)
@@ -68,7 +77,8 @@ def validate(codec: Codec, loss: CodecLoss, crops: torch.Tensor, batch_size: int
             per_example = {
                 "snr_db": snr(x[:, 0], y[:, 0]),
                 "si_snr_db": si_snr(x[:, 0], y[:, 0]),
-                "range_ratio": (y.amax(-1) - y.amin(-1)).flatten() / (x.amax(-1) - x.amin(-1)).flatten().clamp_min(1e-8),
+                "range_ratio": (y.amax(-1) - y.amin(-1)).flatten()
+                / (x.amax(-1) - x.amin(-1)).flatten().clamp_min(1e-8),
             }
             for name, value in batch.items():
                 sums[name] = sums.get(name, 0.0) + value * n

@@ -12,7 +12,7 @@ closely (at step 0 it is 0.1), so a short run is not dragged back to its initial
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

@@ -21,8 +21,20 @@ def embedded_corpus(tmp_path_factory) -> Path:
     params["synth"]["sentences_per_speaker"] = 3
     params["synth"]["speakers"] = params["synth"]["speakers"][:4]
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "pipeline.synth", "--out", str(work / "corpus"), "--params",
-                    str(work / "params.yaml"), "--workers", "1"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.synth",
+            "--out",
+            str(work / "corpus"),
+            "--params",
+            str(work / "params.yaml"),
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return work / "corpus"
-
-

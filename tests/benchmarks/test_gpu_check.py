@@ -14,9 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOY_GPU_RECIPE = {"model": {"decoder": "vocos", "vocos": {"dim": 16, "intermediate_dim": 32, "num_layers": 1}},
-                  "loss": {"adversarial_start_step": 2, "discriminator": {"kinds": ["mpd"], "periods": [2],
-                                                                          "period_channels": [2, 4]}}}
+TOY_GPU_RECIPE = {
+    "model": {"decoder": "vocos", "vocos": {"dim": 16, "intermediate_dim": 32, "num_layers": 1}},
+    "loss": {
+        "adversarial_start_step": 2,
+        "discriminator": {"kinds": ["mpd"], "periods": [2], "period_channels": [2, 4]},
+    },
+}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the CPU fallback; on a GPU machine run the script itself")
@@ -26,11 +30,34 @@ def test_cpu_fallback_runs_every_step_and_prints_the_figures(embedded_corpus, tm
     (recipes / "gpu.yaml").write_text(yaml.safe_dump(TOY_GPU_RECIPE))
     work = tmp_path / "work"
     run = subprocess.run(
-        [str(ROOT / "benchmarks" / "gpu_check.sh"), "--corpus", str(embedded_corpus), "--format", "ulca",
-         "--params", str(ROOT / "params.yaml"), str(ROOT / "workflow" / "params-tiny.yaml"), "--recipe-dir",
-         str(recipes), "--work", str(work), "--paths-steps", "2", "--budget-steps", "3", "--calibration-steps", "1",
-         "--max-utterances", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHON": sys.executable})
+        [
+            str(ROOT / "benchmarks" / "gpu_check.sh"),
+            "--corpus",
+            str(embedded_corpus),
+            "--format",
+            "ulca",
+            "--params",
+            str(ROOT / "params.yaml"),
+            str(ROOT / "workflow" / "params-tiny.yaml"),
+            "--recipe-dir",
+            str(recipes),
+            "--work",
+            str(work),
+            "--paths-steps",
+            "2",
+            "--budget-steps",
+            "3",
+            "--calibration-steps",
+            "1",
+            "--max-utterances",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     out = run.stdout
     assert "CPU fallback" in out

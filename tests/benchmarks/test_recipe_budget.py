@@ -13,23 +13,33 @@ import soundfile as sf
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "recipe_budget.py"
 
 # Every new building block at toy size: Vocos decoder, Snake, factorised lookup, DAC's mel scales and
 # discriminators (from step 2, so both calibration runs and the adversarial steps of training run).
 TOY_RECIPE = {
     "model": {"activation": "snake", "decoder": "vocos", "vocos": {"dim": 16, "intermediate_dim": 32, "num_layers": 1}},
     "quantizer": {"codebook_dim": 4},
-    "loss": {"mel_weight": 15.0, "mel_fft_sizes": [32, 64, 128, 256], "mel_n_mels": [5, 10, 20, 40],
-             "adversarial_start_step": 2,
-             "discriminator": {"kinds": ["mpd", "mrd"], "channels": 2, "periods": [2, 3], "period_channels": [2, 4],
-                               "band_fft_sizes": [256]}},
+    "loss": {
+        "mel_weight": 15.0,
+        "mel_fft_sizes": [32, 64, 128, 256],
+        "mel_n_mels": [5, 10, 20, 40],
+        "adversarial_start_step": 2,
+        "discriminator": {
+            "kinds": ["mpd", "mrd"],
+            "channels": 2,
+            "periods": [2, 3],
+            "period_channels": [2, 4],
+            "band_fft_sizes": [256],
+        },
+    },
     "train": {"best_metric": "mel_distance"},
 }
 
 
 def run_benchmark(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.recipe_budget", *args], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
 
 
 def test_tiny_budget_run_scores_every_recipe_beside_opus_and_resumes(embedded_corpus, tmp_path):
@@ -42,12 +52,34 @@ def test_tiny_budget_run_scores_every_recipe_beside_opus_and_resumes(embedded_co
     rng = np.random.default_rng(0)
     for i in range(2):
         t = np.arange(24000) / 24000
-        sf.write(extra / f"clip{i}.wav", 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size),
-                 24000)
-    args = ["--corpus", str(embedded_corpus), "--format", "ulca", "--params", str(ROOT / "params.yaml"),
-            str(ROOT / "workflow" / "params-tiny.yaml"), "--recipe-dir", str(recipes), "--budget-steps", "4",
-            "--calibration-steps", "2", "--max-utterances", "2", "--work", str(tmp_path / "work"),
-            "--out", str(tmp_path / "out"), "--extra-corpus", str(extra)]
+        sf.write(
+            extra / f"clip{i}.wav",
+            0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) + 0.01 * rng.standard_normal(t.size),
+            24000,
+        )
+    args = [
+        "--corpus",
+        str(embedded_corpus),
+        "--format",
+        "ulca",
+        "--params",
+        str(ROOT / "params.yaml"),
+        str(ROOT / "workflow" / "params-tiny.yaml"),
+        "--recipe-dir",
+        str(recipes),
+        "--budget-steps",
+        "4",
+        "--calibration-steps",
+        "2",
+        "--max-utterances",
+        "2",
+        "--work",
+        str(tmp_path / "work"),
+        "--out",
+        str(tmp_path / "out"),
+        "--extra-corpus",
+        str(extra),
+    ]
     first = run_benchmark(args)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
@@ -67,7 +99,9 @@ def test_tiny_budget_run_scores_every_recipe_beside_opus_and_resumes(embedded_co
     toy = doc["results"][1]
     assert toy["discriminator_share"] > 0 and toy["adversarial_start_step"] == 2
     table = (out / "results.md").read_text()
-    assert "| toy | 1.2 |" in table and "| today | 0.9 |" in table  # 4 and 3 levels of 6 bits at 50 frames/s and ("| Opus | 6 |" in table) == opus
+    assert (
+        "| toy | 1.2 |" in table and "| today | 0.9 |" in table
+    )  # 4 and 3 levels of 6 bits at 50 frames/s and ("| Opus | 6 |" in table) == opus
     assert "held-out" in table
     assert (out / "rate_distortion.png").stat().st_size > 1000 and (out / "spectra.png").stat().st_size > 1000
 
@@ -82,8 +116,18 @@ def test_bad_recipes_and_budgets_are_refused_before_any_work(embedded_corpus, tm
     recipes.mkdir()
     (recipes / "typo.yaml").write_text("train: {stpes: 10}\n")
     (recipes / "corpus.yaml").write_text("prepare: {max_seconds: 3}\n")
-    base = ["--corpus", str(embedded_corpus), "--format", "ulca", "--recipe-dir", str(recipes),
-            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    base = [
+        "--corpus",
+        str(embedded_corpus),
+        "--format",
+        "ulca",
+        "--recipe-dir",
+        str(recipes),
+        "--work",
+        str(tmp_path / "work"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     typo = run_benchmark(base + ["--recipes", "typo"])
     assert typo.returncode != 0 and "stpes" in typo.stderr
     corpus = run_benchmark(base + ["--recipes", "corpus"])

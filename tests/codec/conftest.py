@@ -73,8 +73,10 @@ def tiny_export(tmp_path_factory, tiny_codec):
 @pytest.fixture
 def speech_wav(tmp_path):
     """Writer of speech-like WAV files: ``speech_wav(name, seconds, rate, channels, subtype)`` -> path."""
-    def write(name: str = "in.wav", seconds: float = 1.0, rate: int = SAMPLE_RATE, channels: int = 1,
-              subtype: str = "PCM_16"):
+
+    def write(
+        name: str = "in.wav", seconds: float = 1.0, rate: int = SAMPLE_RATE, channels: int = 1, subtype: str = "PCM_16"
+    ):
         path = tmp_path / name
         sf.write(path, speechlike(seconds, rate, channels), rate, subtype=subtype)
         return path
@@ -86,8 +88,11 @@ def speech_wav(tmp_path):
 def tiny_init(tmp_path_factory) -> Path:
     """A 2-level, 16-entry codec whose codebooks are seeded from the first training batch."""
     torch.manual_seed(0)
-    codec = build_codec(ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
-                        QuantizerConfig(num_levels=2, codebook_size=16), SAMPLE_RATE)
+    codec = build_codec(
+        ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
+        QuantizerConfig(num_levels=2, codebook_size=16),
+        SAMPLE_RATE,
+    )
     path = tmp_path_factory.mktemp("init") / "seed.safetensors"
     return save_codec_weights(path, codec.state_dict(), codec.config, {"stage": "test"})
 

@@ -18,19 +18,38 @@ from codec.model.codec import build_codec
 from pipeline.evaluate import main
 
 HAS_OPUS = shutil.which("opusenc") is not None and shutil.which("opusdec") is not None
-OUTPUTS = ["--metrics", "reports/metrics.json", "--scores", "reports/scores", "--plots", "reports/rd", "--out-dir", "reports/eval",
-           "--html", "reports/index.html"]
+OUTPUTS = [
+    "--metrics",
+    "reports/metrics.json",
+    "--scores",
+    "reports/scores",
+    "--plots",
+    "reports/rd",
+    "--out-dir",
+    "reports/eval",
+    "--html",
+    "reports/index.html",
+]
 
 
 def _setup(tmp_path, repo_root):
     params = yaml.safe_load(open(os.path.join(repo_root, "params.yaml"), encoding="utf-8"))
-    params["evaluate"].update(levels=[1, 4, 12], opus_kbps=[6], max_utterances=2, examples=1, device="cpu",
-                              dnsmos_utterances=1,
-                              extra_corpora=[{"name": "absent", "path": str(tmp_path / "no-corpus")}])
+    params["evaluate"].update(
+        levels=[1, 4, 12],
+        opus_kbps=[6],
+        max_utterances=2,
+        examples=1,
+        device="cpu",
+        dnsmos_utterances=1,
+        extra_corpora=[{"name": "absent", "path": str(tmp_path / "no-corpus")}],
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     torch.manual_seed(0)
-    codec = build_codec(ModelConfig(channels=4, latent_dim=16, n_residual_layers=1),
-                        QuantizerConfig(num_levels=4, codebook_size=32), params["sample_rate"])
+    codec = build_codec(
+        ModelConfig(channels=4, latent_dim=16, n_residual_layers=1),
+        QuantizerConfig(num_levels=4, codebook_size=32),
+        params["sample_rate"],
+    )
     save_codec_weights(tmp_path / "codec.safetensors", codec.state_dict(), codec.config)
     (tmp_path / "corrupt.safetensors").write_bytes(b"\x00" * 64)
     # Shards whose manifest lists an empty test split.
@@ -43,9 +62,25 @@ def _setup(tmp_path, repo_root):
 def _cli(repo_root, tmp_path, model, shards, name) -> subprocess.Popen:
     outputs = [a.replace("reports", f"reports{name}") for a in OUTPUTS]
     env = {**os.environ, "PYTHONPATH": repo_root, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.evaluate", "--model", model, "--shards", str(shards),
-                             *outputs, "--params", "params.yaml"], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.evaluate",
+            "--model",
+            model,
+            "--shards",
+            str(shards),
+            *outputs,
+            "--params",
+            "params.yaml",
+        ],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_cli_writes_the_report(tmp_path, repo_root, tiny_shards):
@@ -71,18 +106,30 @@ def test_cli_writes_the_report(tmp_path, repo_root, tiny_shards):
     assert json.loads((reports / "eval" / "run.json").read_text())["unavailable_corpora"].keys() == {"absent"}
 
 
-@pytest.mark.parametrize("model, shards, needle", [
-    ("nowhere.safetensors", None, "nowhere.safetensors: no such codec weights file"),
-    ("corrupt.safetensors", None, "corrupt.safetensors: not a readable safetensors file"),
-    ("codec.safetensors", "empty", "'test' split is empty"),
-])
+@pytest.mark.parametrize(
+    "model, shards, needle",
+    [
+        ("nowhere.safetensors", None, "nowhere.safetensors: no such codec weights file"),
+        ("corrupt.safetensors", None, "corrupt.safetensors: not a readable safetensors file"),
+        ("codec.safetensors", "empty", "'test' split is empty"),
+    ],
+)
 def test_bad_input_exits_with_a_clear_message(tmp_path, repo_root, tiny_shards, model, shards, needle):
     # In-process (an interpreter start costs seconds): SystemExit with a message is exit status 1.
     _setup(tmp_path, repo_root)
     outputs = [str(tmp_path / a) if a.startswith("reports") else a for a in OUTPUTS]
     with pytest.raises(SystemExit) as exit_info:
-        main(["--model", str(tmp_path / model), "--shards", str(tmp_path / shards if shards else tiny_shards),
-              *outputs, "--params", str(tmp_path / "params.yaml")])
+        main(
+            [
+                "--model",
+                str(tmp_path / model),
+                "--shards",
+                str(tmp_path / shards if shards else tiny_shards),
+                *outputs,
+                "--params",
+                str(tmp_path / "params.yaml"),
+            ]
+        )
     message = str(exit_info.value.code)
     assert message.startswith("error: evaluate:") and needle in message
     assert not (tmp_path / "reports").exists()

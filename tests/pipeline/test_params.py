@@ -17,7 +17,7 @@ def test_unknown_key_exits_with_its_path(tmp_path, repo_root):
     data["quantizer"]["decayy"] = 0.5
     bad = tmp_path / "params.yaml"
     bad.write_text(yaml.safe_dump(data), encoding="utf-8")
-    code = "from pipeline.params import load_params; load_params(%r)" % str(bad)
+    code = f"from pipeline.params import load_params; load_params({str(bad)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root)
     assert proc.returncode != 0
     assert "params.quantizer" in proc.stderr and "decayy" in proc.stderr

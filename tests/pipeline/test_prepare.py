@@ -24,8 +24,19 @@ def make_folder_corpus(root, good: int, bad: int):
 
 
 def cli(repo_root, corpus, out, *extra):
-    args = ["--corpus-dir", str(corpus), "--out", str(out / "shards"), "--stats", str(out / "stats.json"),
-            "--rejected", str(out / "rejected.csv"), "--params", f"{repo_root}/params.yaml", *extra]
+    args = [
+        "--corpus-dir",
+        str(corpus),
+        "--out",
+        str(out / "shards"),
+        "--stats",
+        str(out / "stats.json"),
+        "--rejected",
+        str(out / "rejected.csv"),
+        "--params",
+        f"{repo_root}/params.yaml",
+        *extra,
+    ]
     return [sys.executable, "-m", "pipeline.prepare", *args]
 
 
@@ -33,8 +44,16 @@ def test_cli_end_to_end_and_all_rejected_failure(tmp_path, repo_root):
     good = make_folder_corpus(tmp_path / "good", good=6, bad=1)
     bad = make_folder_corpus(tmp_path / "bad", good=0, bad=2)
     # Both runs at once: each interpreter start costs seconds (pipeline.params imports torch).
-    runs = [subprocess.Popen(cli(repo_root, corpus, tmp_path / f"out_{corpus.name}"), cwd=repo_root, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for corpus in (good, bad)]
+    runs = [
+        subprocess.Popen(
+            cli(repo_root, corpus, tmp_path / f"out_{corpus.name}"),
+            cwd=repo_root,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for corpus in (good, bad)
+    ]
     (ok_out, ok_err), (bad_out, bad_err) = (run.communicate(timeout=120) for run in runs)
     assert runs[0].returncode == 0, ok_err
     assert "train:" in ok_out and "rejected: 1" in ok_out

@@ -16,11 +16,24 @@ from codec.data.synthetic import write_synthetic_shards
 from codec.formats.weights import load_codec, save_codec_weights
 from codec.model.codec import build_codec
 
-TINY_LOSS = {"stft_fft_sizes": [64, 128], "mel_fft_sizes": [64, 128], "mel_n_mels": 16,
-             "discriminator": {"channels": 2, "fft_sizes": [64, 128], "dilations": [1]}}
-TINY_TRAIN = {"steps": 4, "batch_size": 4, "segment_seconds": 0.032, "num_workers": 0, "log_every": 2,
-              "validate_every": 2, "valid_segment_seconds": 0.032, "valid_max_examples": 8, "checkpoint_every": 2,
-              "device": "cpu"}
+TINY_LOSS = {
+    "stft_fft_sizes": [64, 128],
+    "mel_fft_sizes": [64, 128],
+    "mel_n_mels": 16,
+    "discriminator": {"channels": 2, "fft_sizes": [64, 128], "dilations": [1]},
+}
+TINY_TRAIN = {
+    "steps": 4,
+    "batch_size": 4,
+    "segment_seconds": 0.032,
+    "num_workers": 0,
+    "log_every": 2,
+    "validate_every": 2,
+    "valid_segment_seconds": 0.032,
+    "valid_max_examples": 8,
+    "checkpoint_every": 2,
+    "device": "cpu",
+}
 
 
 def _setup(tmp_path, repo_root):
@@ -30,18 +43,39 @@ def _setup(tmp_path, repo_root):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     shards = write_synthetic_shards(tmp_path / "shards", sample_rate=params["sample_rate"])
     torch.manual_seed(0)
-    codec = build_codec(ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
-                        QuantizerConfig(num_levels=2, codebook_size=16), params["sample_rate"])
+    codec = build_codec(
+        ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
+        QuantizerConfig(num_levels=2, codebook_size=16),
+        params["sample_rate"],
+    )
     save_codec_weights(tmp_path / "seed.safetensors", codec.state_dict(), codec.config)
     return shards
 
 
 def _cli(repo_root, tmp_path, init="seed.safetensors", name="") -> subprocess.Popen:
-    args = ["--shards", "shards", "--init", init, "--checkpoints", f"models{name}/checkpoints",
-            "--out", f"models{name}/codec.safetensors", "--live", f"reports{name}/train", "--params", "params.yaml"]
+    args = [
+        "--shards",
+        "shards",
+        "--init",
+        init,
+        "--checkpoints",
+        f"models{name}/checkpoints",
+        "--out",
+        f"models{name}/codec.safetensors",
+        "--live",
+        f"reports{name}/train",
+        "--params",
+        "params.yaml",
+    ]
     env = {**os.environ, "PYTHONPATH": repo_root, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.train", *args], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train", *args],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait(proc: subprocess.Popen) -> subprocess.CompletedProcess:
@@ -71,15 +105,19 @@ def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
     assert "snr_db" in live["valid"] and "total" in live["train"]["loss"]
     assert not (tmp_path / "dvc.yaml").exists() and not (tmp_path / "reports" / "train" / "dvc.yaml").exists()
     assert sorted(p.name for p in (tmp_path / "models" / "checkpoints").iterdir()) == [
-        "best.pt", "step-00000002.pt", "step-00000004.pt"]
+        "best.pt",
+        "step-00000002.pt",
+        "step-00000004.pt",
+    ]
 
     live_dir = tmp_path / "reports" / "train"
     before = {p.relative_to(live_dir): p.read_bytes() for p in sorted(live_dir.rglob("*")) if p.is_file()}
     again = _wait(_cli(repo_root, tmp_path))  # finds the finished run's checkpoint: nothing left to train
     assert again.returncode == 0, again.stderr
     assert "train: 4 steps" in again.stdout
-    assert torch.equal(load_codec(tmp_path / "models" / "codec.safetensors").decoder.output_scale,
-                       codec.decoder.output_scale)
+    assert torch.equal(
+        load_codec(tmp_path / "models" / "codec.safetensors").decoder.output_scale, codec.decoder.output_scale
+    )
 
     # `dvc repro -f`, or a mistyped parameter under `dvc repro` (DVC deletes the outputs before the command
     # refuses the params): the finished run's checkpoint has this run's fingerprint, so it is replayed, not

@@ -1,8 +1,7 @@
-"""scripts/check_rebuild.py: override merging and the build comparison (the builds themselves are
-`make check-rebuild`, too slow for a test)."""
+"""tests/workflow/checks/rebuild.py: override merging and the build comparison (the builds themselves are
+`make check-rebuild` and `make check-parity`, too slow for `make test`)."""
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,11 +9,9 @@ import yaml
 from snakemake.utils import update_config
 
 from pipeline.params import merge_params
+from tests.workflow.checks import rebuild as cr
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("check_rebuild", ROOT / "scripts" / "check_rebuild.py")
-cr = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cr)
 
 
 def test_merge_is_snakemakes_configfile_merge():
@@ -38,8 +35,14 @@ def make_build(root: Path, engine: str, metrics: dict, weights: bytes, lock_md5:
     (root / "reports" / "metrics.json").write_text(json.dumps(metrics))
     (root / "reports" / "plots" / "a.csv").write_text("step,x\n1,2\n")
     (root / "model.bin").write_bytes(weights)
-    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"train": {
-        "cmd": "x", "outs": [{"path": "model.bin", "md5": lock_md5, "size": 3}]}}}))
+    (root / "dvc.lock").write_text(
+        yaml.safe_dump(
+            {
+                "schema": "2.0",
+                "stages": {"train": {"cmd": "x", "outs": [{"path": "model.bin", "md5": lock_md5, "size": 3}]}},
+            }
+        )
+    )
     return cr.Build(engine, root, 1.0)
 
 
@@ -85,7 +88,9 @@ def test_safetensors_that_differ_only_in_header_order(tmp_path):
     (same,) = cr.explain(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
     assert "only the header's key order differs" in same and "['x', 'y'] vs ['y', 'x']" in same
     assert cr.explain(tmp_path / "a.safetensors", tmp_path / "c.safetensors") == [
-        "metadata keys differ: ['y']", "1 tensors differ, e.g. ['w']"]
+        "metadata keys differ: ['y']",
+        "1 tensors differ, e.g. ['w']",
+    ]
 
 
 def test_torch_save_archives_named_after_their_temp_file(tmp_path):

@@ -8,18 +8,16 @@ A package ``__init__.py`` that holds only its docstring runs no code, and need n
 """
 
 import ast
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from scripts import module_map  # the import walk, shared with the README's module map
+
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT_MODULES = {"scripts/launch-train.sh": "pipeline.train"}  # a stage run by a script: its Python entry
-_spec = importlib.util.spec_from_file_location("module_map", ROOT / "scripts" / "module_map.py")
-module_map = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(module_map)  # the import walk, shared with the README's module map
+SCRIPT_MODULES = {"workflow/launch-train.sh": "pipeline.train"}  # a stage run by a script: its Python entry
 
 
 def import_closure(module: str) -> set[Path]:
@@ -33,7 +31,7 @@ def import_closure(module: str) -> set[Path]:
 
 
 def stage_module(cmd: str) -> str:
-    if (m := re.search(r"python -m ([\w.]+)", cmd)):
+    if m := re.search(r"python -m ([\w.]+)", cmd):
         return m.group(1)
     script = cmd.split()[0]
     assert script in SCRIPT_MODULES, f"no entry module known for {script}: add it to SCRIPT_MODULES"
@@ -59,15 +57,20 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages
 def test_every_imported_project_file_is_a_dep(stage):
     spec = STAGES[stage]
     deps = [d for d in spec.get("deps", []) if "${" not in d]
-    missing = sorted(p.relative_to(ROOT).as_posix() for p in import_closure(stage_module(spec["cmd"]))
-                     if not covered(p, deps))
+    missing = sorted(
+        p.relative_to(ROOT).as_posix() for p in import_closure(stage_module(spec["cmd"])) if not covered(p, deps)
+    )
     assert not missing, f"dvc.yaml stage {stage} imports files it does not list as deps: {missing}"
 
 
 def test_every_listed_source_dep_exists():
     # A dep another stage writes (data/shards, models/...) exists only after a build; every other one is source.
-    built = {next(iter(out)) if isinstance(out, dict) else out
-             for spec in STAGES.values() for key in ("outs", "metrics", "plots") for out in spec.get(key, [])}
+    built = {
+        next(iter(out)) if isinstance(out, dict) else out
+        for spec in STAGES.values()
+        for key in ("outs", "metrics", "plots")
+        for out in spec.get(key, [])
+    }
     for stage, spec in STAGES.items():
         for dep in spec.get("deps", []):
             if "${" not in dep and dep not in built:

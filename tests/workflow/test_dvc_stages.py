@@ -1,16 +1,14 @@
 """workflow/lib/dvc_stages.py: dvc.yaml translated for the Snakefile."""
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import yaml
 
+from workflow.lib import dvc_stages as ds
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("dvc_stages", ROOT / "workflow" / "lib" / "dvc_stages.py")
-ds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ds)
 
 CONFIG = {"prepare": {"corpus": "data/corpus", "trim": True, "split": {"valid": 0.1}}, "seed": 7}
 
@@ -30,14 +28,22 @@ def test_interpolation_takes_scalars_from_config():
 
 
 def test_stages_outs_metrics_plots_and_persist(tmp_path):
-    path = write_dvc(tmp_path, {"plots": [{"rd": {"x": "kbps", "y": {"m.json": "snr"}}}], "stages": {"s": {
-        "cmd": "run --in ${prepare.corpus}",
-        "deps": ["${prepare.corpus}", "code.py"],
-        "params": ["seed", "prepare"],
-        "outs": [{"ckpt": {"persist": True}}, "model.bin"],
-        "metrics": [{"m.json": {"cache": False}}],
-        "plots": [{"plots/curve": {"x": "step", "cache": False}}],
-    }}})
+    path = write_dvc(
+        tmp_path,
+        {
+            "plots": [{"rd": {"x": "kbps", "y": {"m.json": "snr"}}}],
+            "stages": {
+                "s": {
+                    "cmd": "run --in ${prepare.corpus}",
+                    "deps": ["${prepare.corpus}", "code.py"],
+                    "params": ["seed", "prepare"],
+                    "outs": [{"ckpt": {"persist": True}}, "model.bin"],
+                    "metrics": [{"m.json": {"cache": False}}],
+                    "plots": [{"plots/curve": {"x": "step", "cache": False}}],
+                }
+            },
+        },
+    )
     (stage,) = ds.read_dvc_stages(path, CONFIG).values()
     assert stage.cmd == "run --in data/corpus"
     assert stage.deps == ("data/corpus", "code.py")
@@ -50,14 +56,17 @@ def test_stages_outs_metrics_plots_and_persist(tmp_path):
     assert ds.snakemake_params(dotted, CONFIG) == {"seed": 7, "prepare__trim": True}
 
 
-@pytest.mark.parametrize("data, match", [
-    ({"vars": [{"x": 1}], "stages": {}}, "top-level"),
-    ({"stages": {"s": {"foreach": [1, 2], "do": {"cmd": "x"}}}}, "foreach"),
-    ({"stages": {"s": {"cmd": ["a", "b"]}}}, "one string"),
-    ({"stages": {"s": {"cmd": "a", "params": ["prepare.nope"]}}}, r"\$\{prepare\.nope\}"),
-    ({"stages": {"s": {"cmd": "a", "params": [{"other.yaml": ["x"]}]}}}, "params.yaml keys"),
-    ({"stages": {"s": {"cmd": "a", "outs": [{"a": {}, "b": {}}]}}}, "cannot read outs"),
-])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"vars": [{"x": 1}], "stages": {}}, "top-level"),
+        ({"stages": {"s": {"foreach": [1, 2], "do": {"cmd": "x"}}}}, "foreach"),
+        ({"stages": {"s": {"cmd": ["a", "b"]}}}, "one string"),
+        ({"stages": {"s": {"cmd": "a", "params": ["prepare.nope"]}}}, r"\$\{prepare\.nope\}"),
+        ({"stages": {"s": {"cmd": "a", "params": [{"other.yaml": ["x"]}]}}}, "params.yaml keys"),
+        ({"stages": {"s": {"cmd": "a", "outs": [{"a": {}, "b": {}}]}}}, "cannot read outs"),
+    ],
+)
 def test_what_cannot_be_translated_is_an_error(tmp_path, data, match):
     with pytest.raises(ds.DvcTranslationError, match=match):
         ds.read_dvc_stages(write_dvc(tmp_path, data), CONFIG)
@@ -70,12 +79,20 @@ def test_inputs_expand_packages_and_file_by_file_folders(tmp_path, monkeypatch):
         Path(name).write_text("")
     stage = ds.DvcStage("s", "c", ("pkg", "data", "shards", "f.txt"), (), ())
     assert ds.snakemake_inputs(stage, {"shards": ["shards/m.json", "shards/p0"]}) == [
-        "pkg/__init__.py", "pkg/a.py", "pkg/sub/b.py", "data", "shards/m.json", "shards/p0", "f.txt"]
+        "pkg/__init__.py",
+        "pkg/a.py",
+        "pkg/sub/b.py",
+        "data",
+        "shards/m.json",
+        "shards/p0",
+        "f.txt",
+    ]
 
 
 def test_shell_escapes_braces_and_adds_params():
-    cmd = ds.snakemake_shell("awk '{print $1}' x", params_file="p.yaml", prefix="A={resources.gpu} ",
-                             suffix=" --shard {wildcards.shard}")
+    cmd = ds.snakemake_shell(
+        "awk '{print $1}' x", params_file="p.yaml", prefix="A={resources.gpu} ", suffix=" --shard {wildcards.shard}"
+    )
     assert cmd == "A={resources.gpu} awk '{{print $1}}' x --shard {wildcards.shard} --params p.yaml"
 
 
@@ -98,8 +115,10 @@ def _stamp_setup(tmp_path, lock_train):
     out.write_bytes(b"weights")
     stages = {"train": ds.DvcStage("train", "run", (), (ds.DvcOut(str(out)),), ("seed", "train"))}
     lock = tmp_path / "dvc.lock"
-    lock.write_text("schema: '2.0'\nstages:\n  train:\n    cmd: run\n    params:\n      params.yaml:\n"
-                    f"        seed: 7\n        train: {lock_train}\n")
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  train:\n    cmd: run\n    params:\n      params.yaml:\n"
+        f"        seed: 7\n        train: {lock_train}\n"
+    )
     os.utime(out, (1000, 1000))
     os.utime(lock, (2000, 2000))  # DVC writes dvc.lock after the stage's outputs
     return stages, lock, out
@@ -134,6 +153,7 @@ def test_params_stamp_after_a_snakemake_build_changes_only_with_its_content(tmp_
 
 def test_params_stamp_without_dvc_lock(tmp_path):
     stages = {"train": ds.DvcStage("train", "run", (), (), ("train",))}
-    path = Path(ds.write_params_stamps(stages, {"train": {"steps": 1}}, folder=tmp_path,
-                                       lock=tmp_path / "none.lock")["train"])
+    path = Path(
+        ds.write_params_stamps(stages, {"train": {"steps": 1}}, folder=tmp_path, lock=tmp_path / "none.lock")["train"]
+    )
     assert path.stat().st_mtime > 0 and ds.lock_params(tmp_path / "none.lock") == {}

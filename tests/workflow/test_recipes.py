@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.params import merge_params, params_from_dict
+from scripts import recipe_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import recipe_overrides  # noqa: E402
 
 RECIPES = sorted((ROOT / "workflow" / "recipes").glob("*.yaml"))
 TRAINING_SECTIONS = {"seed", "model", "quantizer", "loss", "seed_codebooks", "train", "export"}
@@ -33,7 +31,9 @@ def test_recipe_validates_over_params(path):
     assert set(recipe) <= TRAINING_SECTIONS, f"{path.name} sets {sorted(set(recipe) - TRAINING_SECTIONS)}"
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params = params_from_dict(merge_params(base, recipe))
-    assert params.quantizer.num_levels * 10 * params.sample_rate / params.model.hop_length == 6000  # 6 kbps at 12 levels
+    assert (
+        params.quantizer.num_levels * 10 * params.sample_rate / params.model.hop_length == 6000
+    )  # 6 kbps at 12 levels
     assert path.read_text(encoding="utf-8").startswith("#"), "a recipe starts with a comment saying what it is"
 
 
@@ -57,14 +57,22 @@ def test_overrides_applied_by_dvc_give_the_merged_params(path, tmp_path):
 
 def test_overrides_cli_quotes_for_the_shell_and_refuses_typos(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("loss: {mel_n_mels: [5, 10], discriminator: {bands: [[0.0, 0.5], [0.5, 1.0]]}}\n"
-                      "train: {optimizer: {name: adam}}\n")
+    recipe.write_text(
+        "loss: {mel_n_mels: [5, 10], discriminator: {bands: [[0.0, 0.5], [0.5, 1.0]]}}\n"
+        "train: {optimizer: {name: adam}}\n"
+    )
     with pytest.raises(SystemExit, match="mel_n_mels lists 2 counts"):  # validated against params.yaml
         recipe_overrides.main([str(recipe)])
     recipe.write_text("train: {optimizer: {name: adam}, best_metric: mel_distance}\nloss: {mel_n_mels: 32}\n")
     recipe_overrides.main([str(recipe)])
-    assert shlex.split(capsys.readouterr().out) == ["-S", "train.optimizer.name=adam", "-S",
-                                                    "train.best_metric=mel_distance", "-S", "loss.mel_n_mels=32"]
+    assert shlex.split(capsys.readouterr().out) == [
+        "-S",
+        "train.optimizer.name=adam",
+        "-S",
+        "train.best_metric=mel_distance",
+        "-S",
+        "loss.mel_n_mels=32",
+    ]
     recipe.write_text("train: {stpes: 3}\n")
     with pytest.raises(SystemExit, match="stpes"):
         recipe_overrides.main([str(recipe)])

@@ -41,8 +41,20 @@ def _dvc_built_workspace(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "data" / "te_sentences.txt", work / "data" / "te_sentences.txt")
     config = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
-    lock = {"schema": "2.0", "stages": {name: {"cmd": "...", "params": {"params.yaml": {  # dotted keys stay flat
-        key: parity.lookup(config, key) for key in spec.get("params", [])}}} for name, spec in dvc["stages"].items()}}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            name: {
+                "cmd": "...",
+                "params": {
+                    "params.yaml": {  # dotted keys stay flat
+                        key: parity.lookup(config, key) for key in spec.get("params", [])
+                    }
+                },
+            }
+            for name, spec in dvc["stages"].items()
+        },
+    }
     past = time.time() - 3600
     for root, _, files in os.walk(work):
         for name in files:

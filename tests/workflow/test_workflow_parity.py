@@ -73,7 +73,9 @@ def snakemake_view(root: Path, tmp: Path, configfiles: list[Path] = ()) -> dict:
         workflow_api = api.workflow(
             resource_settings=ResourceSettings(cores=2),
             config_settings=ConfigSettings(configfiles=[Path(c).absolute() for c in configfiles]),
-            snakefile=tmp / "Snakefile", workdir=tmp)
+            snakefile=tmp / "Snakefile",
+            workdir=tmp,
+        )
         rules = {}
         for rule in workflow_api._workflow.rules:  # no public API lists rule definitions
             rules[rule.name] = {
@@ -120,8 +122,11 @@ def expected_inputs(stage: str, deps: list[str], root: Path, num_shards: int) ->
         if dep == SHARDS_DIR:
             inputs += [f"{SHARDS_DIR}/manifest.json", *shard_files(num_shards)]
         elif (root / dep / "__init__.py").is_file():
-            inputs += sorted(p.relative_to(root).as_posix() for p in (root / dep).rglob("*")
-                             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+            inputs += sorted(
+                p.relative_to(root).as_posix()
+                for p in (root / dep).rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            )
         else:
             inputs.append(dep)
     return [*inputs, f".snakemake/telucodec/params/{stage}.yaml"]
@@ -152,10 +157,13 @@ def test_prepare_fans_out_per_shard(dvc, smk, config):
     shard, merge = smk["prepare_shard"], smk["prepare"]
     assert shard["input"] == expected_inputs("prepare", dvc["prepare"]["deps"], ROOT, num_shards)
     # one job writes every split's file of its shard and a part summary; the merge reads them all
-    assert shard["output"] == [*(f"{SHARDS_DIR}/{s}/part-{{shard,\\d{{5}}}}.parquet" for s in SPLITS),
-                               f"{SHARDS_DIR}/parts/part-{{shard,\\d{{5}}}}.json"]
+    assert shard["output"] == [
+        *(f"{SHARDS_DIR}/{s}/part-{{shard,\\d{{5}}}}.parquet" for s in SPLITS),
+        f"{SHARDS_DIR}/parts/part-{{shard,\\d{{5}}}}.json",
+    ]
     assert sorted(merge["input"]) == sorted(
-        shard_files(num_shards) + [f"{SHARDS_DIR}/parts/part-{i:05d}.json" for i in range(num_shards)])
+        shard_files(num_shards) + [f"{SHARDS_DIR}/parts/part-{i:05d}.json" for i in range(num_shards)]
+    )
     dvc_outs = [path for path, _ in dvc["prepare"]["outs"]]
     assert merge["output"] == [f"{SHARDS_DIR}/manifest.json"] + [p for p in dvc_outs if p != SHARDS_DIR]
     assert shard["params"] == merge["params"] == {k: lookup(config, k) for k in dvc["prepare"]["params"]}
@@ -213,10 +221,12 @@ def test_configfile_overrides_reach_every_command(tmp_path):
     merged = yaml.safe_load((tmp_path / "wd" / files.pop()).read_text())
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert merged["train"] == {**base["train"], "steps": 7}
-    assert {k: v for k, v in merged.items() if k not in ("train", "prepare")} == \
-           {k: v for k, v in base.items() if k not in ("train", "prepare")}
-    assert sorted(smk["prepare"]["input"]) == sorted(shard_files(2) + [f"{SHARDS_DIR}/parts/part-{i:05d}.json"
-                                                                       for i in range(2)])
+    assert {k: v for k, v in merged.items() if k not in ("train", "prepare")} == {
+        k: v for k, v in base.items() if k not in ("train", "prepare")
+    }
+    assert sorted(smk["prepare"]["input"]) == sorted(
+        shard_files(2) + [f"{SHARDS_DIR}/parts/part-{i:05d}.json" for i in range(2)]
+    )
 
 
 def test_invalid_override_stops_before_any_job(tmp_path):

@@ -23,9 +23,10 @@ Translation rules (tests/workflow/test_workflow_parity.py checks them against DV
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -122,8 +123,9 @@ def read_dvc_stages(path: str | Path, config: Mapping[str, Any]) -> dict[str, Dv
             raise DvcTranslationError(f"stage {name}: cmd must be one string")
         params = spec.get("params") or []
         if not all(isinstance(p, str) and re.fullmatch(r"\w+(\.\w+)*", p) for p in params):
-            raise DvcTranslationError(f"stage {name}: params must be params.yaml keys (sections or a.b.c), "
-                                      f"got {params}")
+            raise DvcTranslationError(
+                f"stage {name}: params must be params.yaml keys (sections or a.b.c), got {params}"
+            )
         for key in params:
             lookup(config, key)  # a key params.yaml lacks is an error now, not when the job runs
         outs = []
@@ -159,8 +161,11 @@ def snakemake_inputs(stage: DvcStage, expand: Mapping[str, list[str]]) -> list[s
 
 def snakemake_outputs(stage: DvcStage, directory, drop: tuple[str, ...] = ()) -> list:
     """The stage's non-persistent outs, folders wrapped in ``directory``, minus ``drop``."""
-    return [directory(out.path) if out.is_folder else out.path
-            for out in stage.outs if not out.persist and out.path not in drop]
+    return [
+        directory(out.path) if out.is_folder else out.path
+        for out in stage.outs
+        if not out.persist and out.path not in drop
+    ]
 
 
 def snakemake_params(stage: DvcStage, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,8 +223,13 @@ def _built_by_dvc_last(stage: DvcStage, lock_time: float | None) -> bool:
     return all(p.exists() for p in paths) and all(p.stat().st_mtime <= lock_time for p in paths)
 
 
-def write_params_stamps(stages: Mapping[str, DvcStage], config: Mapping[str, Any], *,
-                        folder: str | Path = ".snakemake/telucodec/params", lock: str | Path = "dvc.lock") -> dict[str, str]:
+def write_params_stamps(
+    stages: Mapping[str, DvcStage],
+    config: Mapping[str, Any],
+    *,
+    folder: str | Path = ".snakemake/telucodec/params",
+    lock: str | Path = "dvc.lock",
+) -> dict[str, str]:
     """Write each stage's params sections to ``<folder>/<stage>.yaml``; return stage -> path (a rule input).
 
     The stamp's modification time says when the params last changed, which Snakemake compares with the

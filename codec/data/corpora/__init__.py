@@ -54,5 +54,3 @@ def read_corpus(root: str | Path, format: str = "auto") -> list[Utterance]:
         if a.id == b.id:
             raise CorpusError(f"{root}: utterance id {a.id!r} appears more than once ({a.path}, {b.path})")
     return utterances
-
-

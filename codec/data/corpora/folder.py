@@ -9,7 +9,6 @@ from codec.data.audio import AUDIO_SUFFIXES
 from codec.data.corpora.base import Utterance
 
 
-
 def detect(root: Path) -> bool:
     return root.is_dir()
 
@@ -20,8 +19,7 @@ def read(root: Path) -> list[Utterance]:
     files = sorted(
         p
         for p in root.rglob("*")
-        if p.suffix.lower() in AUDIO_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.suffix.lower() in AUDIO_SUFFIXES and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
     stems = Counter(p.relative_to(root).with_suffix("").as_posix() for p in files)
     utterances = []

@@ -68,7 +68,13 @@ def write_index(root: str | Path, utterances: list[Utterance], language: str = "
     records = []
     for u in utterances:
         record: dict[str, Any] = {"audioFilename": Path(u.path).relative_to(root).as_posix(), **dict(u.meta)}
-        record.update({k: v for k, v in (("text", u.text), ("gender", u.gender), ("duration", u.duration), ("speaker", u.speaker)) if v is not None})
+        record.update(
+            {
+                k: v
+                for k, v in (("text", u.text), ("gender", u.gender), ("duration", u.duration), ("speaker", u.speaker))
+                if v is not None
+            }
+        )
         records.append(record)
     write_json_atomic(root / PARAMS, {"datasetType": "asr-corpus", "languages": {"sourceLanguage": language}})
     write_json_atomic(root / DATA, records)

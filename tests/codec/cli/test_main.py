@@ -56,10 +56,25 @@ def test_round_trip_equals_the_pipeline_reconstruction(capsys, tmp_path, tiny_ex
 def test_chunked_cli_matches_whole_file_within_tolerance(capsys, tmp_path, tiny_export, speech_wav):
     wav = speech_wav(seconds=2.0)
     for name, chunk in [("whole", 100.0), ("chunked", 0.3)]:
-        assert _run(capsys, "encode", wav, tmp_path / f"{name}.tcq", "--model", tiny_export,
-                    "--chunk-seconds", chunk)[0] == 0
-        assert _run(capsys, "decode", tmp_path / f"{name}.tcq", tmp_path / f"{name}.wav", "--model", tiny_export,
-                    "--subtype", "FLOAT", "--chunk-seconds", chunk)[0] == 0
+        assert (
+            _run(capsys, "encode", wav, tmp_path / f"{name}.tcq", "--model", tiny_export, "--chunk-seconds", chunk)[0]
+            == 0
+        )
+        assert (
+            _run(
+                capsys,
+                "decode",
+                tmp_path / f"{name}.tcq",
+                tmp_path / f"{name}.wav",
+                "--model",
+                tiny_export,
+                "--subtype",
+                "FLOAT",
+                "--chunk-seconds",
+                chunk,
+            )[0]
+            == 0
+        )
     assert (tmp_path / "whole.tcq").read_bytes() == (tmp_path / "chunked.tcq").read_bytes()
     whole, chunked = sf.read(tmp_path / "whole.wav")[0], sf.read(tmp_path / "chunked.wav")[0]
     np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-5)
@@ -156,18 +171,22 @@ def test_process_exit_codes(tmp_path):
     assert subprocess.run([*cli, "--help"], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("argv", [
-    ["encode", "a.wav", "b.tcq", "--chunk-seconds", "inf"],
-    ["encode", "a.wav", "b.tcq", "--chunk-seconds", "nan"],
-    ["decode", "a.tcq", "b.wav", "--chunk-seconds", "0"],
-    ["decode", "a.tcq", "b.wav", "--chunk-seconds", "1e9"],
-    ["encode", "a.wav", "b.tcq", "--kbps", "inf"],
-    ["encode", "a.wav", "b.tcq", "--kbps", "-3"],
-    ["encode", "a.wav", "b.tcq", "--levels", "0"],
-    ["decode", "a.tcq", "b.wav", "--rate", "0"],
-    ["decode", "a.tcq", "b.wav", "--rate", "1e3"],
-    ["decode", "a.tcq", "b.wav", "--threads", "-1"],
-], ids=lambda argv: " ".join(argv[3:]))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["encode", "a.wav", "b.tcq", "--chunk-seconds", "inf"],
+        ["encode", "a.wav", "b.tcq", "--chunk-seconds", "nan"],
+        ["decode", "a.tcq", "b.wav", "--chunk-seconds", "0"],
+        ["decode", "a.tcq", "b.wav", "--chunk-seconds", "1e9"],
+        ["encode", "a.wav", "b.tcq", "--kbps", "inf"],
+        ["encode", "a.wav", "b.tcq", "--kbps", "-3"],
+        ["encode", "a.wav", "b.tcq", "--levels", "0"],
+        ["decode", "a.tcq", "b.wav", "--rate", "0"],
+        ["decode", "a.tcq", "b.wav", "--rate", "1e3"],
+        ["decode", "a.tcq", "b.wav", "--threads", "-1"],
+    ],
+    ids=lambda argv: " ".join(argv[3:]),
+)
 def test_numeric_options_out_of_range_are_usage_errors(capsys, argv):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -189,27 +208,45 @@ def test_info_into_a_closed_pipe_exits_quietly_like_unix_tools(capsys, tmp_path,
     tcq = tmp_path / "a.tcq"
     assert _run(capsys, "encode", speech_wav(seconds=0.3), tcq, "--model", tiny_export)[0] == 0
     # `telucodec info a.tcq | head -0`: the reader is gone before anything is written.
-    proc = subprocess.Popen([sys.executable, "-m", "codec.cli.main", "info", str(tcq)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codec.cli.main", "info", str(tcq)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == ""
 
 
-@pytest.mark.parametrize("signum, status, word", [(signal.SIGTERM, 143, "terminated"),
-                                                  (signal.SIGINT, 130, "interrupted")])
+@pytest.mark.parametrize(
+    "signum, status, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+)
 def test_a_stopped_decode_leaves_nothing_behind(capsys, tmp_path, tiny_export, speech_wav, signum, status, word):
     tcq = tmp_path / "long.tcq"
     assert _run(capsys, "encode", speech_wav(seconds=240.0), tcq, "--model", tiny_export)[0] == 0
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     # Tiny chunks: the decode takes many seconds, and its temporary file exists from the first one on.
-    proc = subprocess.Popen([sys.executable, "-m", "codec.cli.main", "decode", str(tcq), str(out_dir / "long.wav"),
-                             "--model", str(tiny_export), "--chunk-seconds", "0.02", "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # A suite started in the background (`cmd &`) inherits an ignored SIGINT, and Python
-                            # then installs no Ctrl-C handler: give the command the terminal's default.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codec.cli.main",
+            "decode",
+            str(tcq),
+            str(out_dir / "long.wav"),
+            "--model",
+            str(tiny_export),
+            "--chunk-seconds",
+            "0.02",
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A suite started in the background (`cmd &`) inherits an ignored SIGINT, and Python
+        # then installs no Ctrl-C handler: give the command the terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while not any(out_dir.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -222,8 +259,7 @@ def test_a_stopped_decode_leaves_nothing_behind(capsys, tmp_path, tiny_export, s
     assert list(out_dir.iterdir()) == []  # neither the output nor its temporary file
 
 
-def test_a_batch_codes_folders_and_lists_with_one_model_and_reports_failures(capsys, tmp_path, tiny_export,
-                                                                            speech_wav):
+def test_a_batch_codes_folders_and_lists_with_one_model_and_reports_failures(capsys, tmp_path, tiny_export, speech_wav):
     clips = tmp_path / "clips"
     (clips / "sub").mkdir(parents=True)
     for name in ("a.wav", "b.wav", "sub/c.wav"):
@@ -234,8 +270,9 @@ def test_a_batch_codes_folders_and_lists_with_one_model_and_reports_failures(cap
     listed = tmp_path / "files.txt"
     listed.write_text(f"# more inputs\n{extra}\n\n{tmp_path / 'missing.wav'}\n")
 
-    code, out, err = _run(capsys, "encode", clips, "--list", listed, tmp_path / "codes", "--model", tiny_export,
-                          "--jobs", 2)
+    code, out, err = _run(
+        capsys, "encode", clips, "--list", listed, tmp_path / "codes", "--model", tiny_export, "--jobs", 2
+    )
     assert code == 1  # two of six failed; the others are written
     assert "encoded into" in out and "4 of 6 files; 2 failed" in out
     assert err.count("error:") == 2 and "broken.wav: unreadable" in err and "missing.wav: no such file" in err
@@ -246,8 +283,9 @@ def test_a_batch_codes_folders_and_lists_with_one_model_and_reports_failures(cap
     assert _run(capsys, "encode", clips / "sub" / "c.wav", tmp_path / "c.tcq", "--model", tiny_export)[0] == 0
     assert (tmp_path / "c.tcq").read_bytes() == (tmp_path / "codes" / "sub" / "c.tcq").read_bytes()
 
-    code, out, _ = _run(capsys, "decode", tmp_path / "codes", tmp_path / "audio", "--model", tiny_export,
-                        "--format", "flac")
+    code, out, _ = _run(
+        capsys, "decode", tmp_path / "codes", tmp_path / "audio", "--model", tiny_export, "--format", "flac"
+    )
     assert code == 0 and "decoded into" in out and "4 of 4 files" in out
     assert sorted(p.name for p in (tmp_path / "audio").rglob("*.flac")) == ["a.flac", "b.flac", "c.flac", "extra.flac"]
 
@@ -258,10 +296,12 @@ def test_a_batch_that_makes_no_plan_is_a_usage_error(capsys, tmp_path, tiny_expo
     two.write_bytes(one.read_bytes())
     file_out = tmp_path / "taken.tcq"
     file_out.write_bytes(b"x")
-    cases = [(("encode", one, two, tmp_path / "out"), "would both write"),
-             (("encode", one, two, file_out), "need an output folder"),
-             (("encode", tmp_path / "other", tmp_path / "codes", "--list", tmp_path / "nope.txt"), "--list"),
-             (("decode", tmp_path / "other", tmp_path / "audio"), "no input files")]
+    cases = [
+        (("encode", one, two, tmp_path / "out"), "would both write"),
+        (("encode", one, two, file_out), "need an output folder"),
+        (("encode", tmp_path / "other", tmp_path / "codes", "--list", tmp_path / "nope.txt"), "--list"),
+        (("decode", tmp_path / "other", tmp_path / "audio"), "no input files"),
+    ]
     for argv, message in cases:
         code, _, err = _run(capsys, *argv, "--model", tiny_export)
         assert code == 2 and message in err, (argv, err)

@@ -58,7 +58,14 @@ def test_resample_same_rate_is_identity():
 
 @pytest.mark.parametrize(
     "subtype,rate,channels",
-    [("PCM_U8", 8000, 1), ("PCM_16", 22050, 2), ("PCM_24", 44100, 1), ("PCM_32", 48000, 2), ("FLOAT", 96000, 1), ("DOUBLE", 11025, 1)],
+    [
+        ("PCM_U8", 8000, 1),
+        ("PCM_16", 22050, 2),
+        ("PCM_24", 44100, 1),
+        ("PCM_32", 48000, 2),
+        ("FLOAT", 96000, 1),
+        ("DOUBLE", 11025, 1),
+    ],
 )
 def test_decode_formats_and_rates(tmp_path, subtype, rate, channels):
     x = tone(rate, 0.2)
@@ -125,7 +132,11 @@ def test_long_file_is_cut_into_segments(tmp_path):
     assert done.num_segments == 3 and [s.index for s in done.segments] == [0, 1, 2]
     assert all(s.pcm.size <= 3.0 * SR for s in done.segments)
     assert sum(s.pcm.size for s in done.segments) == pytest.approx(7.0 * SR, abs=SR * 0.02)
-    assert [s.offset for s in done.segments] == [0, done.segments[0].pcm.size, done.segments[0].pcm.size + done.segments[1].pcm.size]
+    assert [s.offset for s in done.segments] == [
+        0,
+        done.segments[0].pcm.size,
+        done.segments[0].pcm.size + done.segments[1].pcm.size,
+    ]
 
 
 def _write_bad(tmp_path, kind):

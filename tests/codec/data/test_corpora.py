@@ -48,7 +48,14 @@ def test_folder_reader_keeps_ids_unique(tmp_path):
 
 def test_ulca_round_trip_with_speakers(tmp_path):
     utts = [
-        Utterance(id=f"clip{i}", path=write_audio(tmp_path / f"clip{i}.wav"), speaker=f"spk{i % 2}", gender="female", text=f"వాక్యం {i}", duration=0.25)
+        Utterance(
+            id=f"clip{i}",
+            path=write_audio(tmp_path / f"clip{i}.wav"),
+            speaker=f"spk{i % 2}",
+            gender="female",
+            text=f"వాక్యం {i}",
+            duration=0.25,
+        )
         for i in range(3)
     ]
     write_index(tmp_path, utts)
@@ -62,15 +69,29 @@ def test_ulca_round_trip_with_speakers(tmp_path):
 
 def test_ulca_without_speaker_groups_by_source_video(tmp_path):
     records = [
-        {"audioFilename": "1_a.wav", "text": "ఒకటి", "gender": "male", "duration": 1.0,
-         "collectionSource": ["Show", "https://www.youtube.com/watch?v=AAA", "https://www.youtube.com/channel/C"]},
-        {"audioFilename": "2_a.wav", "text": "రెండు", "gender": "Female", "duration": 2.0,
-         "collectionSource": ["Show", "https://www.youtube.com/watch?v=BBB", "https://www.youtube.com/channel/C"]},
+        {
+            "audioFilename": "1_a.wav",
+            "text": "ఒకటి",
+            "gender": "male",
+            "duration": 1.0,
+            "collectionSource": ["Show", "https://www.youtube.com/watch?v=AAA", "https://www.youtube.com/channel/C"],
+        },
+        {
+            "audioFilename": "2_a.wav",
+            "text": "రెండు",
+            "gender": "Female",
+            "duration": 2.0,
+            "collectionSource": ["Show", "https://www.youtube.com/watch?v=BBB", "https://www.youtube.com/channel/C"],
+        },
         {"audioFilename": "3_a.wav", "text": "", "gender": "non-specified", "collectionSource": ["Show"]},
     ]
     (tmp_path / "data.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
     utts = read_corpus(tmp_path, "ulca")
-    assert [u.speaker for u in utts] == ["https://www.youtube.com/watch?v=AAA", "https://www.youtube.com/watch?v=BBB", None]
+    assert [u.speaker for u in utts] == [
+        "https://www.youtube.com/watch?v=AAA",
+        "https://www.youtube.com/watch?v=BBB",
+        None,
+    ]
     assert [u.gender for u in utts] == ["male", "female", None]
     assert utts[0].meta["collectionSource"][0] == "Show" and utts[2].duration is None
 
@@ -85,10 +106,15 @@ def test_ulca_malformed_metadata_is_a_clear_error(tmp_path):
 
 
 def test_slr66_reads_speaker_and_gender_from_file_ids(tmp_path):
-    for folder, ids in {"te_in_female": ["tef_02410_00000000", "tef_02410_00000001"], "te_in_male": ["tem_05000_00000002"]}.items():
+    for folder, ids in {
+        "te_in_female": ["tef_02410_00000000", "tef_02410_00000001"],
+        "te_in_male": ["tem_05000_00000002"],
+    }.items():
         for fid in ids:
             write_audio(tmp_path / folder / f"{fid}.wav")
-        (tmp_path / folder / "line_index.tsv").write_text("".join(f"{fid}\tవాక్యం {fid[-1]}\n" for fid in ids), encoding="utf-8")
+        (tmp_path / folder / "line_index.tsv").write_text(
+            "".join(f"{fid}\tవాక్యం {fid[-1]}\n" for fid in ids), encoding="utf-8"
+        )
     assert detect_format(tmp_path) == "slr66"
     utts = read_corpus(tmp_path)
     assert [(u.id, u.speaker, u.gender, u.text) for u in utts] == [
@@ -109,17 +135,24 @@ def test_common_voice_reader(tmp_path):
     write_audio(tmp_path / "clips" / "common_voice_te_1.mp3", "MP3")
     write_audio(tmp_path / "clips" / "common_voice_te_2.mp3", "MP3")
     header = "client_id\tpath\tsentence\tup_votes\tdown_votes\tage\tgender\taccents\tlocale\tsegment\n"
-    rows = ['abc\tcommon_voice_te_1.mp3\tఅతను "నమస్తే" అన్నాడు\t2\t0\ttwenties\tmale_masculine\t\tte\t\n',
-            'def\tcommon_voice_te_2.mp3\tరెండవది\t2\t0\t\t\t\tte\t\n']
+    rows = [
+        'abc\tcommon_voice_te_1.mp3\tఅతను "నమస్తే" అన్నాడు\t2\t0\ttwenties\tmale_masculine\t\tte\t\n',
+        "def\tcommon_voice_te_2.mp3\tరెండవది\t2\t0\t\t\t\tte\t\n",
+    ]
     (tmp_path / "validated.tsv").write_text(header + "".join(rows), encoding="utf-8")
     assert detect_format(tmp_path) == "commonvoice"
     utts = read_corpus(tmp_path)
-    assert [(u.id, u.speaker, u.gender) for u in utts] == [("common_voice_te_1", "abc", "male"), ("common_voice_te_2", "def", None)]
+    assert [(u.id, u.speaker, u.gender) for u in utts] == [
+        ("common_voice_te_1", "abc", "male"),
+        ("common_voice_te_2", "def", None),
+    ]
     assert utts[0].text == 'అతను "నమస్తే" అన్నాడు' and utts[0].meta["age"] == "twenties"
     assert process_file(utts[0].path, AudioOptions(sample_rate=SR, trim_silence=False, min_seconds=0.1)).segments
 
 
-@pytest.mark.parametrize("value,expected", [("M", "male"), ("female_feminine", "female"), ("", None), (None, None), ("intersex", "other")])
+@pytest.mark.parametrize(
+    "value,expected", [("M", "male"), ("female_feminine", "female"), ("", None), (None, None), ("intersex", "other")]
+)
 def test_normalize_gender(value, expected):
     assert normalize_gender(value) == expected
 

@@ -47,7 +47,7 @@ def test_stream_is_deterministic_and_resumable(synthetic_shards):
     assert _take(make(start_batch=13), 27) == full[13:]
     assert _take(CropBatchSampler(index, 512, 4, seed=4), 5) != full[:5]
     per_epoch = make().batches_per_epoch
-    assert full[:per_epoch] != full[per_epoch:2 * per_epoch]  # reshuffled every epoch
+    assert full[:per_epoch] != full[per_epoch : 2 * per_epoch]  # reshuffled every epoch
 
 
 def test_ranks_get_disjoint_equal_shares(synthetic_shards):
@@ -89,7 +89,7 @@ def test_locality_windows_keep_every_crop(synthetic_shards):
         """Most distinct row groups between the first and last crop of any one row group."""
         groups = index.group[keys[:, 0]]
         spans = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-        return max(len(np.unique(groups[s[0]:s[-1] + 1])) for s in spans)
+        return max(len(np.unique(groups[s[0] : s[-1] + 1])) for s in spans)
 
     assert len(np.unique(index.group)) >= 6
     assert widest_span(b) <= 2  # a worker caching 2 decoded row groups reads each once per epoch
@@ -101,8 +101,14 @@ def test_loader_workers_deliver_the_same_batches(synthetic_shards):
     dataset = CropDataset(index, 512)
 
     def batches(workers):
-        loader = build_loader(dataset, CropBatchSampler(index, 512, 4, seed=2, start_batch=3), num_workers=workers,
-                              prefetch_batches=2, pin_memory=False, seed=0)
+        loader = build_loader(
+            dataset,
+            CropBatchSampler(index, 512, 4, seed=2, start_batch=3),
+            num_workers=workers,
+            prefetch_batches=2,
+            pin_memory=False,
+            seed=0,
+        )
         return [b.clone() for b in itertools.islice(loader, 6)]
 
     before = torch.get_rng_state()

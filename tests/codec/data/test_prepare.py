@@ -17,9 +17,24 @@ from codec.data.shards import audio_arrays, read_manifest, read_table, split_fil
 
 SR = 16000
 # (rate, channels, subtype) cycled over the good files: every bit depth, stereo, 8-96 kHz.
-FORMATS = [(8000, 1, "PCM_U8"), (22050, 2, "PCM_16"), (44100, 1, "PCM_24"), (48000, 2, "PCM_32"), (96000, 1, "FLOAT"), (16000, 1, "PCM_16")]
-BAD = {"b_empty": "empty", "b_trunc": "truncated", "b_text": "unreadable", "b_nan": "non-finite",
-       "b_silent": "silent", "b_short": "too-short", "b_missing": "missing", "b_dir": "not-a-file"}
+FORMATS = [
+    (8000, 1, "PCM_U8"),
+    (22050, 2, "PCM_16"),
+    (44100, 1, "PCM_24"),
+    (48000, 2, "PCM_32"),
+    (96000, 1, "FLOAT"),
+    (16000, 1, "PCM_16"),
+]
+BAD = {
+    "b_empty": "empty",
+    "b_trunc": "truncated",
+    "b_text": "unreadable",
+    "b_nan": "non-finite",
+    "b_silent": "silent",
+    "b_short": "too-short",
+    "b_missing": "missing",
+    "b_dir": "not-a-file",
+}
 
 
 def voice(rate: int, seconds: float, seed: int) -> np.ndarray:
@@ -70,7 +85,9 @@ def corpus(tmp_path):
 
 
 def config(root, **kw):
-    return PrepareConfig(corpus=str(root), num_shards=2, max_seconds=3.0, min_seconds=0.5, row_group_rows=4, workers=1, **kw)
+    return PrepareConfig(
+        corpus=str(root), num_shards=2, max_seconds=3.0, min_seconds=0.5, row_group_rows=4, workers=1, **kw
+    )
 
 
 def run(cfg, out):
@@ -84,8 +101,16 @@ def test_prepare_end_to_end(corpus, tmp_path):
     assert {k: r["reason"].split(":")[0] for k, r in rejected.items()} == BAD
     assert rejected["b_trunc"]["source_path"] == "b_trunc.wav"
     assert stats.source_files == 28 and stats.rejected == len(BAD)
-    assert stats.rejected_by_reason == {"empty": 1, "missing": 1, "non-finite": 1, "not-a-file": 1, "silent": 1,
-                                        "too-short": 1, "truncated": 1, "unreadable": 1}
+    assert stats.rejected_by_reason == {
+        "empty": 1,
+        "missing": 1,
+        "non-finite": 1,
+        "not-a-file": 1,
+        "silent": 1,
+        "too-short": 1,
+        "truncated": 1,
+        "unreadable": 1,
+    }
     assert stats.clipped_files == 1 and stats.clipped_samples > 0.3 * SR
     assert json.loads((out / "stats.json").read_text()) == {**json.loads(json.dumps(stats.__dict__))}
     assert sum(s["utterances"] for s in stats.splits.values()) == 18 + 3 + 1  # the 7 s clip became 3 segments
@@ -97,7 +122,11 @@ def test_prepare_end_to_end(corpus, tmp_path):
         assert set(table.column("split").to_pylist()) <= {split}
         for a, n in zip(audio_arrays(table.column("audio")), table.column("num_samples").to_pylist()):
             assert a.dtype == np.int16 and a.size == n and n >= 0.5 * SR
-    assert not (speakers["train"] & speakers["valid"] or speakers["train"] & speakers["test"] or speakers["valid"] & speakers["test"])
+    assert not (
+        speakers["train"] & speakers["valid"]
+        or speakers["train"] & speakers["test"]
+        or speakers["valid"] & speakers["test"]
+    )
     rows = {r["id"]: r for t in tables.values() for r in t.drop_columns(["audio"]).to_pylist()}
     assert [rows[f"long-{k:03d}"]["segment"] for k in range(3)] == [0, 1, 2]
     assert rows["long-001"]["text"] is None and rows["clip03-000"]["text"] == "వాక్యం 3"
@@ -106,7 +135,7 @@ def test_prepare_end_to_end(corpus, tmp_path):
     assert rows["clip00-000"]["format"] == "ulca" and rows["clip00-000"]["corpus"] == "corpus"
 
     manifest = read_manifest(out / "shards")
-    for split, entry in manifest["splits"].items():
+    for entry in manifest["splits"].values():
         for f in entry["files"]:
             ids = pq.read_table(out / "shards" / f["path"], columns=["id"]).column("id").to_pylist()
             assert ids == sorted(ids) and len(ids) == f["rows"]
@@ -158,7 +187,9 @@ def test_nothing_usable_fails_clearly(tmp_path):
     assert leftovers == []  # no empty Parquet parts, no part json
 
 
-@pytest.mark.parametrize("bad", [{"max_seconds": 0.2}, {"num_shards": 0}, {"split": {"valid": 0.6, "test": 0.5}}, {"resample_quality": "LQ"}])
+@pytest.mark.parametrize(
+    "bad", [{"max_seconds": 0.2}, {"num_shards": 0}, {"split": {"valid": 0.6, "test": 0.5}}, {"resample_quality": "LQ"}]
+)
 def test_config_is_validated(bad):
     with pytest.raises(ConfigError):
         from_dict(PrepareConfig, {"corpus": "x", **bad})
@@ -171,5 +202,9 @@ def test_more_shards_than_files_gives_empty_but_valid_shards(tmp_path):
         sf.write(root / f"a{i}.wav", voice(SR, 1.0, i), SR)
     stats, summaries = run(replace(config(root), num_shards=8), tmp_path / "out")
     assert sum(s.source_files == 0 for s in summaries) >= 6
-    files = [tmp_path / "out" / "shards" / f["path"] for e in read_manifest(tmp_path / "out" / "shards")["splits"].values() for f in e["files"]]
+    files = [
+        tmp_path / "out" / "shards" / f["path"]
+        for e in read_manifest(tmp_path / "out" / "shards")["splits"].values()
+        for f in e["files"]
+    ]
     assert len(files) == 24 and sum(read_table(f).num_rows for f in files) == 2

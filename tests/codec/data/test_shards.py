@@ -12,16 +12,30 @@ from codec.data.shards import SCHEMA, SCHEMA_VERSION, SegmentRow, ShardWriter, a
 def row(i: int, n: int, text: str | None = "పాఠం", speaker: str | None = "spk") -> SegmentRow:
     audio = (np.arange(n, dtype=np.int64) * (i + 1) % 65536 - 32768).astype(np.int16)
     return SegmentRow(
-        id=f"u{i:03d}-000", utterance_id=f"u{i:03d}", segment=0, num_segments=1, offset=160 * i,
-        speaker=speaker, gender=None if i % 2 else "female", text=text, split="train",
-        source_path=f"u{i:03d}.wav", corpus="c", format="folder", source_sample_rate=44100,
-        sample_rate=16000, num_samples=n, audio=audio,
+        id=f"u{i:03d}-000",
+        utterance_id=f"u{i:03d}",
+        segment=0,
+        num_segments=1,
+        offset=160 * i,
+        speaker=speaker,
+        gender=None if i % 2 else "female",
+        text=text,
+        split="train",
+        source_path=f"u{i:03d}.wav",
+        corpus="c",
+        format="folder",
+        source_sample_rate=44100,
+        sample_rate=16000,
+        num_samples=n,
+        audio=audio,
     )
 
 
 def test_round_trip_with_row_groups_and_nulls(tmp_path):
     path = tmp_path / "train" / "part-00000.parquet"
-    rows = [row(i, 100 + 37 * i, text=None if i == 3 else f"వాక్యం {i}", speaker=None if i == 4 else "spk") for i in range(10)]
+    rows = [
+        row(i, 100 + 37 * i, text=None if i == 3 else f"వాక్యం {i}", speaker=None if i == 4 else "spk") for i in range(10)
+    ]
     with ShardWriter(path, row_group_rows=4) as writer:
         for r in rows:
             writer.add(r)

@@ -34,7 +34,11 @@ def test_speaker_disjoint_and_fractions_with_many_speakers():
     utts = corpus(200, 5)
     splits = assign_splits(utts, valid=0.1, test=0.15)
     by_split = speakers_by_split(utts, splits)
-    assert not (by_split["train"] & by_split["valid"] or by_split["train"] & by_split["test"] or by_split["valid"] & by_split["test"])
+    assert not (
+        by_split["train"] & by_split["valid"]
+        or by_split["train"] & by_split["test"]
+        or by_split["valid"] & by_split["test"]
+    )
     counts = Counter(splits.values())
     assert abs(counts["valid"] / len(utts) - 0.1) <= 0.01
     assert abs(counts["test"] / len(utts) - 0.15) <= 0.01
@@ -66,7 +70,10 @@ def test_without_speakers_each_utterance_is_its_own_group():
 
 def test_durations_weigh_speakers_when_every_utterance_has_one():
     # 20 speakers, one of them with most of the audio: by duration it cannot be valid/test.
-    utts = [Utterance(id=f"s{s:02d}", path=Path("x.wav"), speaker=f"s{s:02d}", duration=100.0 if s == 7 else 1.0) for s in range(20)]
+    utts = [
+        Utterance(id=f"s{s:02d}", path=Path("x.wav"), speaker=f"s{s:02d}", duration=100.0 if s == 7 else 1.0)
+        for s in range(20)
+    ]
     splits = assign_splits(utts, 0.1, 0.1)
     assert splits["s07"] == "train"
     seconds = Counter()
@@ -91,8 +98,14 @@ def test_independent_of_python_hash_seed():
     )
     root = Path(__file__).resolve().parents[3]
     outs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
-                       env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        ).stdout
         for seed in ("1", "2")
     }
     assert len(outs) == 1 and "valid" in outs.pop()

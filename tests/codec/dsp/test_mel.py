@@ -35,13 +35,18 @@ def test_hand_computed_filterbank():
 
 def _reference_filterbank(sr, n_fft, n_mels, scale):
     """Independent element-by-element triangles from the closed-form mel formulas."""
-    if scale == "htk":
-        to_mel = lambda f: 2595.0 * math.log10(1.0 + f / 700.0)
-        to_hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    else:
-        step = math.log(6.4) / 27.0
-        to_mel = lambda f: 3.0 * f / 200.0 if f < 1000.0 else 15.0 + math.log(f / 1000.0) / step
-        to_hz = lambda m: 200.0 * m / 3.0 if m < 15.0 else 1000.0 * math.exp(step * (m - 15.0))
+    step = math.log(6.4) / 27.0
+
+    def to_mel(f):
+        if scale == "htk":
+            return 2595.0 * math.log10(1.0 + f / 700.0)
+        return 3.0 * f / 200.0 if f < 1000.0 else 15.0 + math.log(f / 1000.0) / step
+
+    def to_hz(m):
+        if scale == "htk":
+            return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+        return 200.0 * m / 3.0 if m < 15.0 else 1000.0 * math.exp(step * (m - 15.0))
+
     top = to_mel(sr / 2.0)
     edges = [to_hz(top * i / (n_mels + 1)) for i in range(n_mels + 2)]
     out = np.zeros((n_mels, n_fft // 2 + 1))

@@ -30,14 +30,14 @@ def ref_snr(r, e):
 def ref_si_snr(r, e):
     r, e = r - r.mean(), e - e.mean()
     target = np.dot(e, r) / np.dot(r, r) * r
-    return 10 * np.log10(np.sum(target ** 2) / np.sum((e - target) ** 2))
+    return 10 * np.log10(np.sum(target**2) / np.sum((e - target) ** 2))
 
 
 def ref_segsnr(r, e, frame):
     values = []
     for start in range(0, len(r) - frame + 1, frame):
-        s = np.sum(r[start:start + frame].astype(np.float64) ** 2)
-        n = np.sum((r[start:start + frame].astype(np.float64) - e[start:start + frame]) ** 2)
+        s = np.sum(r[start : start + frame].astype(np.float64) ** 2)
+        n = np.sum((r[start : start + frame].astype(np.float64) - e[start : start + frame]) ** 2)
         if n == 0:
             values.append(35.0)
         elif s == 0:
@@ -52,7 +52,7 @@ def ref_stft(x, n_fft):
     hop = n_fft // 4
     padded = np.pad(x.astype(np.float64), n_fft // 2, mode="reflect")
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    frames = np.stack([padded[i:i + n_fft] * window for i in range(0, len(padded) - n_fft + 1, hop)], axis=1)
+    frames = np.stack([padded[i : i + n_fft] * window for i in range(0, len(padded) - n_fft + 1, hop)], axis=1)
     return np.abs(np.fft.rfft(frames, axis=0))
 
 
@@ -97,9 +97,14 @@ def test_every_metric_matches_its_numpy_reference_on_random_signals(seed):
 def test_batched_shapes_give_the_per_signal_values():
     r = np.stack([_noise(2400, s) for s in range(3)]).reshape(3, 1, 2400)
     e = r + np.stack([_noise(2400, 10 + s, 0.01 * (s + 1)) for s in range(3)]).reshape(3, 1, 2400)
-    for fn in (M.snr, M.si_snr, lambda a, b: M.segmental_snr(a, b, RATE),
-               lambda a, b: M.multiscale_mel_distance(a, b, RATE), M.log_spectral_distance,
-               M.multi_resolution_stft_distance):
+    for fn in (
+        M.snr,
+        M.si_snr,
+        lambda a, b: M.segmental_snr(a, b, RATE),
+        lambda a, b: M.multiscale_mel_distance(a, b, RATE),
+        M.log_spectral_distance,
+        M.multi_resolution_stft_distance,
+    ):
         batched = fn(_t(r), _t(e))
         assert batched.shape == (3, 1)
         single = torch.stack([fn(_t(r[i, 0]), _t(e[i, 0])) for i in range(3)])
@@ -111,8 +116,11 @@ def test_identity_gives_capped_ratios_and_zero_distances():
     # Only eps = 1e-8 in numerator and denominator caps them: 10 log10(sum x^2 / 1e-8) ~ 99 dB here.
     assert float(M.snr(x, x)) > 90 and float(M.si_snr(x, x)) > 90
     assert float(M.segmental_snr(x, x, RATE)) == 35.0
-    for distance in (M.multiscale_mel_distance(x, x, RATE), M.log_spectral_distance(x, x),
-                     M.multi_resolution_stft_distance(x, x)):
+    for distance in (
+        M.multiscale_mel_distance(x, x, RATE),
+        M.log_spectral_distance(x, x),
+        M.multi_resolution_stft_distance(x, x),
+    ):
         assert float(distance) == 0.0
 
 
@@ -125,7 +133,9 @@ def test_a_known_gain_gives_the_expected_values(gain):
     assert float(M.si_snr(xt, yt)) > 80  # a gain is no error for SI-SNR
     assert float(M.multiscale_mel_distance(xt, yt, RATE)) == pytest.approx(abs(math.log10(gain)), rel=1e-3)
     assert float(M.log_spectral_distance(xt, yt)) == pytest.approx(abs(20 * math.log10(gain)), rel=1e-4)
-    assert float(M.multi_resolution_stft_distance(xt, yt)) == pytest.approx(abs(1 - gain) + abs(math.log(gain)), rel=1e-3)
+    assert float(M.multi_resolution_stft_distance(xt, yt)) == pytest.approx(
+        abs(1 - gain) + abs(math.log(gain)), rel=1e-3
+    )
 
 
 def test_a_known_delay_gives_the_expected_snr():
@@ -244,7 +254,7 @@ def test_entropy_perplexity_usage_and_bitrates_of_a_known_distribution():
     counts[0, :4] = 25  # uniform over 4 of 8 entries: 2 bits
     counts[1, :3] = torch.tensor([50.0, 25.0, 25.0])  # 1/2, 1/4, 1/4: 1.5 bits
     torch.testing.assert_close(M.entropy_bits(counts), torch.tensor([2.0, 1.5], dtype=torch.float64))
-    torch.testing.assert_close(M.perplexity(counts), torch.tensor([4.0, 2 ** 1.5], dtype=torch.float64))
+    torch.testing.assert_close(M.perplexity(counts), torch.tensor([4.0, 2**1.5], dtype=torch.float64))
     torch.testing.assert_close(M.used_fraction(counts), torch.tensor([0.5, 0.375], dtype=torch.float64))
     assert M.entropy_kbps(counts, 50.0) == pytest.approx((2.0 + 1.5) * 50 / 1000)
     assert M.entropy_kbps(counts, 50.0, n_q=1) == pytest.approx(2.0 * 50 / 1000)

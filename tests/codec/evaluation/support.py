@@ -23,8 +23,11 @@ def speechlike(seconds: float = 1.0, seed: int = 0, rate: int = RATE) -> np.ndar
 def tiny_codec():
     """An untrained 4-level, 32-entry codec (hop 320, 50 frames/s at 16 kHz), codebooks fitted by k-means."""
     torch.manual_seed(0)
-    codec = build_codec(ModelConfig(channels=4, latent_dim=16, n_residual_layers=1),
-                        QuantizerConfig(num_levels=4, codebook_size=32), RATE)
+    codec = build_codec(
+        ModelConfig(channels=4, latent_dim=16, n_residual_layers=1),
+        QuantizerConfig(num_levels=4, codebook_size=32),
+        RATE,
+    )
     # Fresh EMA codebooks are all zero (every frame would pick entry 0): fit them on the untrained
     # encoder's latents of a few seconds of speech-like audio, as the seed_codebooks stage does.
     from codec.quantization.kmeans import fit_residual_codebooks

@@ -12,7 +12,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from codec.data.espeak import Espeak
-from codec.evaluation.dnsmos import DnsmosScores, MODEL_RATE, WINDOW_SAMPLES, _window_bounds, dnsmos, dnsmos_available
+from codec.evaluation.dnsmos import MODEL_RATE, WINDOW_SAMPLES, DnsmosScores, _window_bounds, dnsmos, dnsmos_available
 
 UNAVAILABLE = dnsmos_available()
 needs_dnsmos = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"DNSMOS unavailable: {UNAVAILABLE}")
@@ -111,15 +111,18 @@ def test_windows_are_whole_and_start_every_second():
     assert all(stop - start == WINDOW_SAMPLES and stop <= 60 * MODEL_RATE for start, stop in bounds)
 
 
-@pytest.mark.parametrize("audio, rate, message", [
-    (np.zeros(0, np.float32), MODEL_RATE, "empty"),
-    (np.array([0.1, np.nan, 0.2], np.float32), MODEL_RATE, "non-finite"),
-    (np.array([0.1, np.inf], np.float64), MODEL_RATE, "non-finite"),
-    (np.zeros((2, 100), np.float32), MODEL_RATE, "mono"),
-    (np.zeros(100, np.int16), MODEL_RATE, "float"),
-    (np.array([0.5, -1.5], np.float32), MODEL_RATE, r"\[-1, 1\]"),
-    (np.zeros(100, np.float32), 0, "sample_rate"),
-])
+@pytest.mark.parametrize(
+    "audio, rate, message",
+    [
+        (np.zeros(0, np.float32), MODEL_RATE, "empty"),
+        (np.array([0.1, np.nan, 0.2], np.float32), MODEL_RATE, "non-finite"),
+        (np.array([0.1, np.inf], np.float64), MODEL_RATE, "non-finite"),
+        (np.zeros((2, 100), np.float32), MODEL_RATE, "mono"),
+        (np.zeros(100, np.int16), MODEL_RATE, "float"),
+        (np.array([0.5, -1.5], np.float32), MODEL_RATE, r"\[-1, 1\]"),
+        (np.zeros(100, np.float32), 0, "sample_rate"),
+    ],
+)
 def test_rejects_bad_input_with_the_reason(audio, rate, message):
     with pytest.raises(ValueError, match=message):
         dnsmos(audio, rate)

@@ -10,15 +10,17 @@ from codec.dsp.metrics import snr
 from codec.evaluation.opus import OpusError, OpusTools, OpusUnavailable, align, find_opus_tools, opus_round_trip
 from tests.codec.evaluation.support import RATE, speechlike
 
-needs_opus = pytest.mark.skipif(shutil.which("opusenc") is None or shutil.which("opusdec") is None,
-                                reason="opus-tools (opusenc, opusdec) not installed: `apt-get install opus-tools`")
+needs_opus = pytest.mark.skipif(
+    shutil.which("opusenc") is None or shutil.which("opusdec") is None,
+    reason="opus-tools (opusenc, opusdec) not installed: `apt-get install opus-tools`",
+)
 
 
 def _lag(reference: np.ndarray, estimate: np.ndarray, max_lag: int = 400) -> int:
     """The shift (samples) that best aligns ``estimate`` with ``reference``: > 0 means it lags behind."""
     lags = range(-max_lag, max_lag + 1)
     n = reference.shape[0]
-    scores = [np.dot(reference[max(0, -k):n - max(0, k)], estimate[max(0, k):n - max(0, -k)]) for k in lags]
+    scores = [np.dot(reference[max(0, -k) : n - max(0, k)], estimate[max(0, k) : n - max(0, -k)]) for k in lags]
     return lags[int(np.argmax(scores))]
 
 

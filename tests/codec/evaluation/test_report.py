@@ -29,17 +29,42 @@ def report(tiny_codec_file, tmp_path_factory):
     codec = load_codec(tiny_codec_file).eval()
     tools = find_opus_tools() if HAS_OPUS else None
     timing = Timing()
-    sets = [evaluate_set(codec, EvalSet(name, [EvalUtterance(f"spk/{name}{i}", "s", speechlike(0.8, i))
-                                               for i in range(2)], 2),
-                         [1, 4], [6], tools, torch.device("cpu"), timing, examples=1)
-            for name in ("test", "extra-1")]
-    evaluation = Evaluation("models/codec.safetensors", RATE, codec.frame_rate, 32, 4, [1, 4], "cpu",
-                            tools.version if tools else "skipped: no opus-tools", tools is not None, sets, timing,
-                            unavailable={"gone": "corpus directory x does not exist"})
+    sets = [
+        evaluate_set(
+            codec,
+            EvalSet(name, [EvalUtterance(f"spk/{name}{i}", "s", speechlike(0.8, i)) for i in range(2)], 2),
+            [1, 4],
+            [6],
+            tools,
+            torch.device("cpu"),
+            timing,
+            examples=1,
+        )
+        for name in ("test", "extra-1")
+    ]
+    evaluation = Evaluation(
+        "models/codec.safetensors",
+        RATE,
+        codec.frame_rate,
+        32,
+        4,
+        [1, 4],
+        "cpu",
+        tools.version if tools else "skipped: no opus-tools",
+        tools is not None,
+        sets,
+        timing,
+        unavailable={"gone": "corpus directory x does not exist"},
+    )
     root = tmp_path_factory.mktemp("report")
-    paths = ReportPaths(root / "reports" / "metrics.json", root / "reports" / "scores", root / "reports" / "rd",
-                        root / "reports" / "eval",
-                        root / "reports" / "index.html", root / "reports" / "timings" / "evaluate.json")
+    paths = ReportPaths(
+        root / "reports" / "metrics.json",
+        root / "reports" / "scores",
+        root / "reports" / "rd",
+        root / "reports" / "eval",
+        root / "reports" / "index.html",
+        root / "reports" / "timings" / "evaluate.json",
+    )
     doc = write_report(evaluation, paths)
     return paths, doc, evaluation
 
@@ -54,8 +79,9 @@ def test_metrics_plots_and_utterance_table_agree(report):
     script = paths.timings.with_suffix(".js").read_text()
     assert script.startswith("window.telucodecTimings = ") and json.loads(script[26:].rstrip(";\n")) == timings
     systems = {"codec", "opus"} if HAS_OPUS else {"codec"}
-    assert sorted(p.name for p in paths.plots.iterdir()) == sorted(f"{s}_{x}.csv" for s in ("test", "extra-1")
-                                                                   for x in systems)
+    assert sorted(p.name for p in paths.plots.iterdir()) == sorted(
+        f"{s}_{x}.csv" for s in ("test", "extra-1") for x in systems
+    )
     with open(paths.plots / "test_codec.csv", newline="") as f:
         curve = list(csv.DictReader(f))
     assert [r["setting"] for r in curve] == ["q1", "q4"]
@@ -78,8 +104,10 @@ def test_headline_scores_are_one_small_file_per_system_and_bitrate(report):
     files = sorted(p.relative_to(paths.scores).as_posix() for p in paths.scores.rglob("*.json"))
     codec_kbps = [doc["test"]["codec"][f"q{n}"]["kbps"] for n in evaluation.levels]
     opus_kbps = [m["kbps"] for m in doc["test"].get("opus", {}).values()]
-    expected = sorted([f"{s}/{k:05.2f}kbps-codec.json" for s in ("test", "extra-1") for k in codec_kbps]
-                      + [f"{s}/{k:05.2f}kbps-opus.json" for s in ("test", "extra-1") for k in opus_kbps])
+    expected = sorted(
+        [f"{s}/{k:05.2f}kbps-codec.json" for s in ("test", "extra-1") for k in codec_kbps]
+        + [f"{s}/{k:05.2f}kbps-opus.json" for s in ("test", "extra-1") for k in opus_kbps]
+    )
     assert files == expected
     # Sorted by name is sorted by bitrate (0.5 before 6 before 12), the codec just before Opus at a tie.
     names = [p.name for p in sorted((paths.scores / "test").iterdir())]
@@ -117,17 +145,31 @@ def test_replaced_dir_drops_stale_files_and_keeps_the_old_folder_on_failure(tmp_
 
 
 def _chromium_dom(page: Path, profile: Path) -> subprocess.Popen:
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}",
-            "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()]
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
 def _media(dom: str) -> list[tuple[str, str]]:
     """(tag, data-loaded) of every img and audio element of a dumped DOM."""
-    return [(m.group(1), (re.search(r'data-loaded="(\w+)"', m.group(0)) or [None, "missing"])[1])
-            for m in re.finditer(r"<(img|audio)\b[^>]*>", dom)]
+    return [
+        (m.group(1), (re.search(r'data-loaded="(\w+)"', m.group(0)) or [None, "missing"])[1])
+        for m in re.finditer(r"<(img|audio)\b[^>]*>", dom)
+    ]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (`apt-get install chromium`): page not loaded")
@@ -138,8 +180,9 @@ def test_page_loads_in_headless_chromium_with_every_image_and_audio(report, tmp_
     shutil.copytree(paths.html.parent, broken)
     missing = next((broken / "eval" / "examples").rglob("codec_q1.wav"))
     missing.unlink()
-    good, bad = (_chromium_dom(page, tmp_path / f"profile-{i}")
-                 for i, page in enumerate((paths.html, broken / "index.html")))
+    good, bad = (
+        _chromium_dom(page, tmp_path / f"profile-{i}") for i, page in enumerate((paths.html, broken / "index.html"))
+    )
     good_dom, bad_dom = (p.communicate(timeout=120)[0] for p in (good, bad))
     assert '<table class="summary">' in good_dom and "TeluCodec evaluation" in good_dom
     speed = re.search(r'<table class="info" id="speed" data-speed="(\w+)">(.*?)</table>', good_dom, re.S)

@@ -13,11 +13,18 @@ from codec.formats.weights import load_codec
 def test_without_opus_tools_the_codec_is_still_scored(tiny_codec_file, tiny_shards, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # neither opusenc nor opusdec
     messages = []
-    cfg = EvaluateConfig(levels=[2, 9], opus_kbps=[6], max_utterances=1, examples=0, device="cpu",
-                         extra_corpora=[ExtraCorpus("absent", str(tmp_path / "none"))])
+    cfg = EvaluateConfig(
+        levels=[2, 9],
+        opus_kbps=[6],
+        max_utterances=1,
+        examples=0,
+        device="cpu",
+        extra_corpora=[ExtraCorpus("absent", str(tmp_path / "none"))],
+    )
     cleaning = PrepareConfig("x").audio_options(8000)  # its rate is replaced by the codec's
-    evaluation = run_evaluation(load_codec(tiny_codec_file), cfg, tiny_shards, cleaning, model_name="tiny",
-                                log=messages.append)
+    evaluation = run_evaluation(
+        load_codec(tiny_codec_file), cfg, tiny_shards, cleaning, model_name="tiny", log=messages.append
+    )
     assert not evaluation.opus_available and evaluation.opus.startswith("skipped: opusenc and opusdec not found")
     assert any("Opus baseline skipped" in m for m in messages)
     assert any("extra corpus 'absent' skipped" in m for m in messages)

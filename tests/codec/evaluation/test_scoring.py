@@ -61,8 +61,9 @@ def test_codec_scores_are_those_of_its_decoded_audio(codec):
     # Different level counts decode differently: the scores must not be copies of each other.
     assert result.rows[0].values["snr_db"] != result.rows[1].values["snr_db"]
 
-    expected = sum(M.code_histograms(codec.encode(torch.from_numpy(u.audio).view(1, 1, -1), 4), 32)
-                   for u in data.utterances)
+    expected = sum(
+        M.code_histograms(codec.encode(torch.from_numpy(u.audio).view(1, 1, -1), 4), 32) for u in data.utterances
+    )
     torch.testing.assert_close(result.counts, expected)
     assert float(M.entropy_bits(result.counts)[0]) > 0  # fitted codebooks: several entries in use
     assert timing.audio_seconds == pytest.approx(sum(u.audio.shape[0] for u in data.utterances) / RATE)
@@ -83,8 +84,9 @@ def test_opus_rows_come_with_the_codec_rows(codec):
 
 def test_a_failing_opus_round_trip_gives_nan_rows_and_keeps_the_codec(codec):
     false = shutil.which("false") or "/bin/false"
-    result = evaluate_set(codec, _set(1), [4], [6], OpusTools(false, false, "broken"), torch.device("cpu"),
-                          Timing(), examples=1)
+    result = evaluate_set(
+        codec, _set(1), [4], [6], OpusTools(false, false, "broken"), torch.device("cpu"), Timing(), examples=1
+    )
     rows = {r.system.system: r for r in result.rows}
     assert all(math.isnan(v) for v in rows[OPUS].values.values()) and rows[OPUS].errors == ["opus: round trip failed"]
     assert math.isfinite(rows[CODEC].values["snr_db"])
@@ -117,8 +119,9 @@ def test_score_batches_like_single_calls():
     both = score(x, noisy, RATE)
     for (values, errors), y in zip(both, noisy):
         assert errors == []
-        assert values["lsd_db"] == pytest.approx(float(M.log_spectral_distance(torch.from_numpy(x), torch.from_numpy(y))),
-                                                 rel=1e-5)
+        assert values["lsd_db"] == pytest.approx(
+            float(M.log_spectral_distance(torch.from_numpy(x), torch.from_numpy(y))), rel=1e-5
+        )
         assert values["stoi"] == pytest.approx(M.stoi(x, y, RATE).value)
 
 

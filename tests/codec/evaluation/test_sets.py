@@ -78,8 +78,13 @@ def test_a_missing_extra_corpus_is_skipped_with_the_reason(tmp_path):
 
 def test_config_rejects_bad_values_and_clips_levels():
     assert EvaluateConfig(levels=[1, 2, 4, 8, 12]).levels_for(4) == [1, 2, 4]
-    for bad in (dict(levels=[]), dict(levels=[0, 1]), dict(opus_kbps=[4]), dict(max_utterances=-1),
-                dict(extra_corpora=[ExtraCorpus("a", "x"), ExtraCorpus("a", "y")])):
+    for bad in (
+        dict(levels=[]),
+        dict(levels=[0, 1]),
+        dict(opus_kbps=[4]),
+        dict(max_utterances=-1),
+        dict(extra_corpora=[ExtraCorpus("a", "x"), ExtraCorpus("a", "y")]),
+    ):
         with pytest.raises(ValueError):
             EvaluateConfig(**bad)
     for name in ("", "test", "a/b"):
@@ -89,7 +94,8 @@ def test_config_rejects_bad_values_and_clips_levels():
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_CORPUS), reason=f"real corpus not found at {SHARED_CORPUS}")
 def test_the_shared_telugu_corpus_reads_as_an_extra_corpus():
-    result = load_extra_corpus(ExtraCorpus("chai-bisket", SHARED_CORPUS, "ulca", 2),
-                               PrepareConfig("x").audio_options(16000))
+    result = load_extra_corpus(
+        ExtraCorpus("chai-bisket", SHARED_CORPUS, "ulca", 2), PrepareConfig("x").audio_options(16000)
+    )
     assert result.available > 100 and len(result.utterances) == 2
     assert all(u.audio.shape[0] > 8000 and np.abs(u.audio).max() <= 1.0 for u in result.utterances)

@@ -67,8 +67,14 @@ def test_dc_offset_and_excess_near_nyquist_are_flagged():
     signals = [speech_like(seed=s) for s in range(3)]
     offset = check(signals, [s + 0.02 for s in signals])
     assert not offset.ok and offset.dc_excess_db > 6 and offset.nyquist_excess_db < 1
-    hiss = np.fft.irfft(np.where(np.arange(signals[0].size // 2 + 1) > 0.95 * signals[0].size // 2,
-                                 np.fft.rfft(rng.standard_normal(signals[0].size)), 0), signals[0].size)
+    hiss = np.fft.irfft(
+        np.where(
+            np.arange(signals[0].size // 2 + 1) > 0.95 * signals[0].size // 2,
+            np.fft.rfft(rng.standard_normal(signals[0].size)),
+            0,
+        ),
+        signals[0].size,
+    )
     top = check(signals, [s + 0.05 * hiss.astype(np.float32) for s in signals])
     assert not top.ok and top.nyquist_excess_db > 6 and abs(top.dc_excess_db) < 1
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from codec.formats import bitstream as bs
 from codec.formats.bitstream import (
-    BitstreamError,
     HEADER,
     MAX_SYMBOL_PROBABILITY,
+    BitstreamError,
     build_bitstream,
     pack_codes,
     parse_bitstream,
@@ -42,18 +42,39 @@ def _codes(frames: int, p: np.ndarray, seed: int = 1) -> np.ndarray:
 
 def _stream(frames: int = 40, entropy: bool = True, num_samples: int | None = None) -> bytes:
     p = _distributions()
-    return build_bitstream(_codes(frames, p), model_id=MODEL_ID, sample_rate=16000, hop_length=HOP, codebook_size=K,
-                           num_samples=num_samples or frames * HOP - 7, source_rate=44100,
-                           probabilities=p if entropy else None)
+    return build_bitstream(
+        _codes(frames, p),
+        model_id=MODEL_ID,
+        sample_rate=16000,
+        hop_length=HOP,
+        codebook_size=K,
+        num_samples=num_samples or frames * HOP - 7,
+        source_rate=44100,
+        probabilities=p if entropy else None,
+    )
 
 
 def _with_header(data: bytes, **fields) -> bytes:
     """Rewrite header fields and recompute the CRC, so checks behind the CRC are reached."""
-    names = ["magic", "version", "flags", "model_id", "sample_rate", "hop_length", "source_rate", "codebook_size",
-             "num_levels", "codebook_bits", "reserved", "num_frames", "num_samples", "payload_length"]
+    names = [
+        "magic",
+        "version",
+        "flags",
+        "model_id",
+        "sample_rate",
+        "hop_length",
+        "source_rate",
+        "codebook_size",
+        "num_levels",
+        "codebook_bits",
+        "reserved",
+        "num_frames",
+        "num_samples",
+        "payload_length",
+    ]
     values = dict(zip(names, HEADER.unpack_from(data)))
     values.update(fields)
-    body = HEADER.pack(*values.values()) + data[HEADER.size:-4]
+    body = HEADER.pack(*values.values()) + data[HEADER.size : -4]
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -94,8 +115,16 @@ def test_header_fields_round_trip():
 def test_codes_round_trip(entropy):
     p = _distributions()
     codes = _codes(500, p)
-    data = build_bitstream(codes, model_id=MODEL_ID, sample_rate=16000, hop_length=HOP, codebook_size=K,
-                           num_samples=500 * HOP, source_rate=16000, probabilities=p if entropy else None)
+    data = build_bitstream(
+        codes,
+        model_id=MODEL_ID,
+        sample_rate=16000,
+        hop_length=HOP,
+        codebook_size=K,
+        num_samples=500 * HOP,
+        source_rate=16000,
+        probabilities=p if entropy else None,
+    )
     stream = parse_bitstream(data)
     np.testing.assert_array_equal(stream.codes(p), codes)
     if entropy:
@@ -110,8 +139,16 @@ def test_worst_case_entropy_stream_fits_the_parser_bound():
     # All codes the most probable one: the cheapest stream a capped model allows is still accepted.
     p = _distributions()
     codes = np.tile(p.argmax(axis=1)[:, None], (1, 3000))
-    data = build_bitstream(codes, model_id=MODEL_ID, sample_rate=16000, hop_length=HOP, codebook_size=K,
-                           num_samples=3000 * HOP, source_rate=16000, probabilities=p)
+    data = build_bitstream(
+        codes,
+        model_id=MODEL_ID,
+        sample_rate=16000,
+        hop_length=HOP,
+        codebook_size=K,
+        num_samples=3000 * HOP,
+        source_rate=16000,
+        probabilities=p,
+    )
     np.testing.assert_array_equal(parse_bitstream(data).codes(p), codes)
 
 
@@ -142,21 +179,24 @@ def test_every_single_bit_flip_is_caught():
                 parse_bitstream(bytes(corrupted))
 
 
-@pytest.mark.parametrize("fields, message", [
-    (dict(magic=b"RIFF"), "not a TeluCodec bitstream"),
-    (dict(version=2), "unsupported format version 2"),
-    (dict(flags=0x81), "unknown flags"),
-    (dict(reserved=7), "reserved"),
-    (dict(codebook_bits=9), "codebook_bits"),
-    (dict(num_levels=0), "num_levels"),
-    (dict(num_levels=200), "num_levels"),
-    (dict(codebook_size=1 << 20), "codebook_size"),
-    (dict(sample_rate=0), "sample_rate"),
-    (dict(hop_length=0), "hop_length"),
-    (dict(num_samples=0), "num_samples"),
-    (dict(num_samples=10 * HOP), "num_samples"),
-    (dict(num_frames=0, num_samples=0), "frames"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(magic=b"RIFF"), "not a TeluCodec bitstream"),
+        (dict(version=2), "unsupported format version 2"),
+        (dict(flags=0x81), "unknown flags"),
+        (dict(reserved=7), "reserved"),
+        (dict(codebook_bits=9), "codebook_bits"),
+        (dict(num_levels=0), "num_levels"),
+        (dict(num_levels=200), "num_levels"),
+        (dict(codebook_size=1 << 20), "codebook_size"),
+        (dict(sample_rate=0), "sample_rate"),
+        (dict(hop_length=0), "hop_length"),
+        (dict(num_samples=0), "num_samples"),
+        (dict(num_samples=10 * HOP), "num_samples"),
+        (dict(num_frames=0, num_samples=0), "frames"),
+    ],
+)
 def test_bad_header_fields_are_rejected(fields, message):
     with pytest.raises(BitstreamError, match=message):
         parse_bitstream(_with_header(_stream(frames=40), **fields))
@@ -177,8 +217,17 @@ def test_raw_payload_values_beyond_the_codebook_are_rejected():
     codes = np.array([[31, 30]])
     # K = 30 packs in 5 bits, so 30 and 31 are representable but not valid codes.
     raw = pack_codes(codes, 5)
-    head = bs.Header(model_id=MODEL_ID, sample_rate=16000, hop_length=HOP, source_rate=16000, codebook_size=30,
-                     num_levels=1, num_frames=2, num_samples=2 * HOP, payload_length=len(raw)).pack()
+    head = bs.Header(
+        model_id=MODEL_ID,
+        sample_rate=16000,
+        hop_length=HOP,
+        source_rate=16000,
+        codebook_size=30,
+        num_levels=1,
+        num_frames=2,
+        num_samples=2 * HOP,
+        payload_length=len(raw),
+    ).pack()
     data = head + raw + struct.pack("<I", zlib.crc32(head + raw))
     with pytest.raises(BitstreamError, match="codebook size"):
         parse_bitstream(data).codes()
@@ -229,8 +278,12 @@ def test_fuzz_random_bytes(data):
 
 
 @_FUZZ
-@given(st.booleans(), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
-       st.integers(0, 10_000), st.booleans())
+@given(
+    st.booleans(),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6),
+    st.integers(0, 10_000),
+    st.booleans(),
+)
 def test_fuzz_mutated_streams(entropy, edits, cut, fix_crc):
     data = bytearray(_VALID[entropy])
     for position, value in edits:
@@ -243,9 +296,19 @@ def test_fuzz_mutated_streams(entropy, edits, cut, fix_crc):
 
 
 @_FUZZ
-@given(st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 64) - 1), st.integers(0, (1 << 64) - 1),
-       st.integers(0, 255), st.booleans())
+@given(
+    st.integers(0, (1 << 32) - 1),
+    st.integers(0, (1 << 64) - 1),
+    st.integers(0, (1 << 64) - 1),
+    st.integers(0, 255),
+    st.booleans(),
+)
 def test_fuzz_header_sizes(num_frames, num_samples, payload_length, num_levels, entropy):
-    data = _with_header(_VALID[entropy], num_frames=num_frames, num_samples=num_samples,
-                        payload_length=payload_length, num_levels=num_levels)
+    data = _with_header(
+        _VALID[entropy],
+        num_frames=num_frames,
+        num_samples=num_samples,
+        payload_length=payload_length,
+        num_levels=num_levels,
+    )
     _parse_and_decode(data)

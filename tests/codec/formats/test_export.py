@@ -13,9 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from codec.formats.bitstream import MAX_SYMBOL_PROBABILITY
 from codec.formats.export import (
+    PROBABILITIES_KEY,
     ExportConfig,
     ExportError,
-    PROBABILITIES_KEY,
     code_distributions,
     content_hash,
     export_codec,
@@ -122,13 +122,18 @@ def test_distributions_that_break_the_coder_rules_are_rejected(tiny_export, tmp_
         load_export(tmp_path / "p.safetensors")
 
 
-@pytest.mark.parametrize("change, builds", [
-    ({"model": {"channels": 2000}}, ["meta"]),  # shapes compared on the meta device: no memory
-    ({"model": {"lstm_layers": 10**9}}, []),  # more layers than tensors: refused before even that
-    ({"quantizer": {"num_levels": 4096}}, []),
-], ids=["channels", "layers", "levels"])
-def test_a_crafted_config_asking_for_a_huge_model_is_refused_before_anything_is_built(tiny_export, tmp_path,
-                                                                                      monkeypatch, change, builds):
+@pytest.mark.parametrize(
+    "change, builds",
+    [
+        ({"model": {"channels": 2000}}, ["meta"]),  # shapes compared on the meta device: no memory
+        ({"model": {"lstm_layers": 10**9}}, []),  # more layers than tensors: refused before even that
+        ({"quantizer": {"num_levels": 4096}}, []),
+    ],
+    ids=["channels", "layers", "levels"],
+)
+def test_a_crafted_config_asking_for_a_huge_model_is_refused_before_anything_is_built(
+    tiny_export, tmp_path, monkeypatch, change, builds
+):
     # A consistent file (its model_id recomputed) whose config asks for far more than its tensors hold.
     tensors, meta = load_file(str(tiny_export)), _metadata(tiny_export)
     config = json.loads(meta["config"])
@@ -139,10 +144,12 @@ def test_a_crafted_config_asking_for_a_huge_model_is_refused_before_anything_is_
     save_file(tensors, str(crafted), metadata=meta)
 
     import codec.model.codec as model_module
+
     built_on = []
     real = model_module.build_codec
-    monkeypatch.setattr(model_module, "build_codec",
-                        lambda *a, **k: built_on.append(str(torch.get_default_device())) or real(*a, **k))
+    monkeypatch.setattr(
+        model_module, "build_codec", lambda *a, **k: built_on.append(str(torch.get_default_device())) or real(*a, **k)
+    )
     with pytest.raises(ExportError, match="do not fit"):
         load_export(crafted)
     assert built_on == builds  # every model built so far was shapes only

@@ -74,8 +74,9 @@ def test_waveform_cosine_turns_the_output_where_l1_shrinks_it():
     assert (l1_grad * yc).sum() > 0.5 * l1_grad.norm() * yc.norm()
     assert abs((cos_grad * (yc - yc.mean(-1, keepdim=True))).sum()) < 1e-4 * cos_grad.norm() * yc.norm()
     assert (-cos_grad * x).sum() > 0  # descending it correlates the output with the target
-    assert waveform_cosine_loss(y.detach() - 0.1 * cos_grad / cos_grad.norm() * yc.norm(), x) < \
-        waveform_cosine_loss(y.detach(), x)
+    assert waveform_cosine_loss(y.detach() - 0.1 * cos_grad / cos_grad.norm() * yc.norm(), x) < waveform_cosine_loss(
+        y.detach(), x
+    )
 
 
 def test_spectral_convergence_is_scale_invariant_and_asymmetric():
@@ -131,8 +132,11 @@ def test_adversarial_terms_start_at_the_configured_step():
     assert "adversarial" not in before.breakdown
     after = loss.generator_loss(x, y, torch.tensor(0.0), step=5, discriminator=disc)
     assert {"adversarial", "feature_matching"} <= set(after.breakdown)
-    expected = before.total + cfg.adversarial_weight * after.breakdown["adversarial"] \
+    expected = (
+        before.total
+        + cfg.adversarial_weight * after.breakdown["adversarial"]
         + cfg.feature_matching_weight * after.breakdown["feature_matching"]
+    )
     assert after.total.item() == pytest.approx(expected.item(), rel=1e-5)
     after.total.backward()
     assert y.grad is not None

@@ -26,7 +26,7 @@ def test_output_shapes(length):
 def test_gradients_reach_the_input_and_every_parameter():
     disc = Discriminator(SMALL)
     x = torch.randn(2, 1, 1024, requires_grad=True)
-    sum(l.mean() for l in disc(x).logits).backward()
+    sum(logit.mean() for logit in disc(x).logits).backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is not None for p in disc.parameters())
 
@@ -35,7 +35,7 @@ def test_bf16_autocast_runs():
     disc = Discriminator(SMALL)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = disc(torch.randn(2, 1, 1024))
-    assert all(torch.isfinite(l.float()).all() for l in out.logits)
+    assert all(torch.isfinite(logit.float()).all() for logit in out.logits)
 
 
 def test_config_rejects_even_kernels():
@@ -45,11 +45,12 @@ def test_config_rejects_even_kernels():
 
 # ------------------------------------------------------------------ multi-period and multi-band (DAC)
 
-from codec.losses.discriminator import BandSTFTDiscriminator, Discriminator, PeriodDiscriminator  # noqa: E402
 from codec.losses.codec_loss import discriminator_adversarial_loss  # noqa: E402
+from codec.losses.discriminator import BandSTFTDiscriminator, PeriodDiscriminator  # noqa: E402
 
-DAC_SMALL = DiscriminatorConfig(kinds=["mpd", "mrd"], channels=4, periods=[2, 3, 5], period_channels=[4, 8],
-                                band_fft_sizes=[256, 128])
+DAC_SMALL = DiscriminatorConfig(
+    kinds=["mpd", "mrd"], channels=4, periods=[2, 3, 5], period_channels=[4, 8], band_fft_sizes=[256, 128]
+)
 
 
 @pytest.mark.parametrize("length", [1000, 4001])
@@ -82,11 +83,13 @@ def test_combined_discriminator_runs_every_kind():
     x = torch.randn(2, 1, 3000, requires_grad=True)
     out = disc(x)
     assert len(out.logits) == len(out.features) == 5
-    sum(l.mean() for l in out.logits).backward()
+    sum(logit.mean() for logit in out.logits).backward()
     assert x.grad.abs().sum() > 0 and all(p.grad is not None for p in disc.parameters())
     only_stft = Discriminator(SMALL)
-    assert len(only_stft.discriminators) == 3 and "discriminators.0.convs.0.parametrizations.weight.original0" \
-        in only_stft.state_dict()  # the MS-STFT layout of earlier checkpoints
+    assert (
+        len(only_stft.discriminators) == 3
+        and "discriminators.0.convs.0.parametrizations.weight.original0" in only_stft.state_dict()
+    )  # the MS-STFT layout of earlier checkpoints
 
 
 def _real_and_fake(batch: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,8 +105,9 @@ def _real_and_fake(batch: int, length: int, generator: torch.Generator) -> tuple
 @pytest.mark.parametrize("kind", ["msstft", "mpd", "mrd"])
 def test_each_kind_learns_to_separate_real_from_fake(kind):
     torch.manual_seed(0)
-    cfg = DiscriminatorConfig(kinds=[kind], channels=4, fft_sizes=[256], periods=[2, 3], period_channels=[4, 8],
-                              band_fft_sizes=[256])
+    cfg = DiscriminatorConfig(
+        kinds=[kind], channels=4, fft_sizes=[256], periods=[2, 3], period_channels=[4, 8], band_fft_sizes=[256]
+    )
     disc = Discriminator(cfg)
     opt = torch.optim.Adam(disc.parameters(), lr=3e-3, betas=(0.5, 0.9))
     generator = torch.Generator().manual_seed(1)
@@ -117,7 +121,10 @@ def test_each_kind_learns_to_separate_real_from_fake(kind):
         losses.append(loss.item())
     real, fake = _real_and_fake(8, 2048, torch.Generator().manual_seed(99))  # unseen examples
     with torch.no_grad():
-        score = lambda x: torch.stack([l.mean() for l in disc(x).logits]).mean()  # noqa: E731
+
+        def score(x):
+            return torch.stack([logit.mean() for logit in disc(x).logits]).mean()
+
         margin = float(score(real) - score(fake))
     assert margin > 0.5  # on unseen examples; the hinge loss aims at +1 for real and -1 for fake
     assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5  # from 2 (no separation) downwards

@@ -61,7 +61,7 @@ def test_context_covers_the_measured_receptive_field(tiny_codec):
 
     z = torch.randn(1, tiny_codec.encoder.dimension, frames, requires_grad=True)
     y = tiny_codec.decoder.model(z)  # before the output tanh, whose gradient could vanish
-    support = _support(y[0, 0, frame * hop: (frame + 1) * hop].sum(), z)
+    support = _support(y[0, 0, frame * hop : (frame + 1) * hop].sum(), z)
     assert frame - support.min() <= context.decoder_frames
     assert support.max() - frame <= context.decoder_frames
 

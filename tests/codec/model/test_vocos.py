@@ -11,8 +11,13 @@ from codec.config.quantizer import QuantizerConfig
 from codec.model.codec import build_codec
 from codec.model.vocos import VocosDecoder, istft_same
 
-SMALL = ModelConfig(channels=4, latent_dim=16, n_residual_layers=1, decoder="vocos",
-                    vocos=VocosConfig(dim=32, intermediate_dim=64, num_layers=2))
+SMALL = ModelConfig(
+    channels=4,
+    latent_dim=16,
+    n_residual_layers=1,
+    decoder="vocos",
+    vocos=VocosConfig(dim=32, intermediate_dim=64, num_layers=2),
+)
 
 
 def same_layout_stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
@@ -65,7 +70,7 @@ def test_codec_with_vocos_decoder_round_trips_lengths():
     x = 0.1 * torch.randn(1, 1, 16000 - 17)
     out = codec(x)
     assert out.reconstruction.shape == x.shape
-    assert torch.equal(codec.decode(codec.encode(x))[..., :x.shape[-1]], out.reconstruction)
+    assert torch.equal(codec.decode(codec.encode(x))[..., : x.shape[-1]], out.reconstruction)
 
 
 def test_config_checks():

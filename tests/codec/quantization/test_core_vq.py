@@ -1,4 +1,5 @@
 """Behaviour of the EMA residual VQ: gradients, EMA targets, dead codes, dropout, round trip."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,9 @@ def make_quantizer(dim: int = 8, frame_rate: float = 50.0, seed: int = 0, **over
     return ResidualVectorQuantizer(dim, QuantizerConfig(**base), frame_rate, seed=seed)
 
 
-def clustered_latents(centers: torch.Tensor, batch: int, length: int, noise: float,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def clustered_latents(
+    centers: torch.Tensor, batch: int, length: int, noise: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``[batch, D, length]`` frames drawn around ``centers [C, D]``."""
     picks = torch.randint(centers.shape[0], (batch * length,), generator=generator)
     frames = centers[picks] + noise * torch.randn(batch * length, centers.shape[1], generator=generator)
@@ -179,8 +181,9 @@ def test_dead_threshold_is_relative_to_mean_usage():
 
 def test_replacements_per_step_are_bounded():
     torch.manual_seed(0)
-    quantizer = make_quantizer(dim=2, num_levels=1, codebook_size=8, dead_code_threshold=0.5,
-                               dead_code_max_per_step=2).train()
+    quantizer = make_quantizer(
+        dim=2, num_levels=1, codebook_size=8, dead_code_threshold=0.5, dead_code_max_per_step=2
+    ).train()
     entries = torch.cat([torch.zeros(1, 2), 1000.0 + torch.arange(7.0)[:, None].expand(7, 2)])
     quantizer.codebooks[0].set_codebook(entries, usage=torch.tensor([1.0] + [1e-3] * 7))
     x = 0.1 * torch.randn(1, 2, 50)
@@ -196,8 +199,9 @@ def test_gaussian_mixture_training_from_collapsed_codebook():
     torch.manual_seed(0)
     dim, size = 8, 64
     centers = 3.0 * torch.randn(size, dim)
-    quantizer = make_quantizer(dim=dim, num_levels=2, codebook_size=size, decay=0.9, dead_code_threshold=0.1,
-                               dead_code_max_per_step=16).train()
+    quantizer = make_quantizer(
+        dim=dim, num_levels=2, codebook_size=size, decay=0.9, dead_code_threshold=0.1, dead_code_max_per_step=16
+    ).train()
     quantizer.load_centroids(1e-3 * torch.randn(2, size, dim))  # every entry at the origin
     first = quantizer(clustered_latents(centers, 4, 128, noise=0.3))
     for _ in range(150):
@@ -243,8 +247,9 @@ def test_bitrate_arithmetic():
 
 def test_quantizer_dropout_draws_every_level_count_in_range():
     torch.manual_seed(0)
-    quantizer = make_quantizer(dim=4, num_levels=5, codebook_size=8, dropout=True, dropout_min_levels=2,
-                               dropout_probability=1.0).train()
+    quantizer = make_quantizer(
+        dim=4, num_levels=5, codebook_size=8, dropout=True, dropout_min_levels=2, dropout_probability=1.0
+    ).train()
     x = torch.randn(1, 4, 8)
     drawn = [quantizer(x).codes.shape[1] for _ in range(80)]
     assert set(drawn) == {2, 3, 4, 5}
@@ -256,8 +261,9 @@ def test_quantizer_dropout_draws_every_level_count_in_range():
 @pytest.mark.parametrize("probability", [0.0, 0.5])
 def test_dropout_probability_is_the_share_of_steps_that_drop_levels(probability):
     # The last level trains on every step without dropout and on 1 / num_levels of the dropout steps.
-    quantizer = make_quantizer(dim=4, num_levels=4, codebook_size=8, dropout=True,
-                               dropout_probability=probability).train()
+    quantizer = make_quantizer(
+        dim=4, num_levels=4, codebook_size=8, dropout=True, dropout_probability=probability
+    ).train()
     x = torch.randn(1, 4, 8)
     drawn = [quantizer(x).stats.n_q for _ in range(400)]
     full = drawn.count(4) / len(drawn)
@@ -365,10 +371,18 @@ def test_bad_inputs_raise_clear_errors():
         quantizer.load_centroids(torch.randn(4, 16, 8))
 
 
-@pytest.mark.parametrize("field, value", [("decay", 1.0), ("codebook_size", 1), ("dropout_min_levels", 0),
-                                          ("dropout_min_levels", 13), ("epsilon", 0.0),
-                                          ("dropout_probability", 1.5),
-                                          ("dead_code_max_per_step", 0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("decay", 1.0),
+        ("codebook_size", 1),
+        ("dropout_min_levels", 0),
+        ("dropout_min_levels", 13),
+        ("epsilon", 0.0),
+        ("dropout_probability", 1.5),
+        ("dead_code_max_per_step", 0),
+    ],
+)
 def test_config_rejects_bad_values(field, value):
     data = dataclasses.asdict(QuantizerConfig())
     data[field] = value

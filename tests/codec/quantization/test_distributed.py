@@ -1,4 +1,5 @@
 """Two CPU ranks (gloo) keep identical codebooks; their EMA equals one process on both batches."""
+
 from __future__ import annotations
 
 import datetime
@@ -33,8 +34,9 @@ def seeds() -> torch.Tensor:
     return centroids
 
 
-def run_quantizer(batches: list[torch.Tensor], config: QuantizerConfig, seeded: bool,
-                  far_usage: float = 1.0) -> tuple[dict, list]:
+def run_quantizer(
+    batches: list[torch.Tensor], config: QuantizerConfig, seeded: bool, far_usage: float = 1.0
+) -> tuple[dict, list]:
     quantizer = ResidualVectorQuantizer(DIM, config, frame_rate=50.0, seed=11).train()
     if seeded:
         usage = torch.tensor([1.0] * 4 + [far_usage] * (SIZE - 4))
@@ -45,25 +47,44 @@ def run_quantizer(batches: list[torch.Tensor], config: QuantizerConfig, seeded: 
 
 
 def worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=60))
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=world_size,
+        timeout=datetime.timedelta(seconds=60),
+    )
     try:
         torch.manual_seed(rank)  # different global RNG per rank: replacement frames must still agree
         batches = rank_batches(rank)
         # Dead codes, dropout and first-batch seeding, all exercised together.
-        busy = QuantizerConfig(num_levels=LEVELS, codebook_size=SIZE, decay=0.8, dead_code_threshold=0.3,
-                               dropout=True, dead_code_max_per_step=4)
+        busy = QuantizerConfig(
+            num_levels=LEVELS,
+            codebook_size=SIZE,
+            decay=0.8,
+            dead_code_threshold=0.3,
+            dropout=True,
+            dead_code_max_per_step=4,
+        )
         busy_state, replaced = run_quantizer(batches, busy, seeded=False)
         seeded_state, seeded_replaced = run_quantizer(batches, busy, seeded=True)
         # No replacement, no dropout: the reduced EMA must equal one process on both ranks' frames.
-        plain = QuantizerConfig(num_levels=LEVELS, codebook_size=SIZE, decay=0.8, dead_code_threshold=0.0,
-                                dropout=False)
+        plain = QuantizerConfig(
+            num_levels=LEVELS, codebook_size=SIZE, decay=0.8, dead_code_threshold=0.0, dropout=False
+        )
         plain_state, _ = run_quantizer(batches, plain, seeded=True)
         # One step from far-away seeds: the entries replaced on every rank must be rank 0's frames.
         one_step, _ = run_quantizer(batches[:1], busy, seeded=True, far_usage=0.01)
-        torch.save({"one_step": one_step, "busy": busy_state, "seeded": seeded_state, "plain": plain_state,
-                    "replaced": torch.stack([r.sum() for r in replaced + seeded_replaced])},
-                   os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(
+            {
+                "one_step": one_step,
+                "busy": busy_state,
+                "seeded": seeded_state,
+                "plain": plain_state,
+                "replaced": torch.stack([r.sum() for r in replaced + seeded_replaced]),
+            },
+            os.path.join(out_dir, f"rank{rank}.pt"),
+        )
     finally:
         dist.destroy_process_group()
 
@@ -80,8 +101,9 @@ def test_two_ranks_keep_identical_codebooks(tmp_path):
     assert (results[0]["seeded"]["codebooks.0.embedding_sum"].abs() < 100).all()  # every far entry replaced
 
     codebook = ResidualVectorQuantizer(DIM, QuantizerConfig(num_levels=LEVELS, codebook_size=SIZE), 50.0).codebooks[0]
-    codebook.load_state_dict({k.removeprefix("codebooks.0."): v for k, v in results[0]["one_step"].items()
-                              if k.startswith("codebooks.0.")})
+    codebook.load_state_dict(
+        {k.removeprefix("codebooks.0."): v for k, v in results[0]["one_step"].items() if k.startswith("codebooks.0.")}
+    )
     new_entries = codebook.embedding[4:]
     rank0_frames = rank_batches(0)[0].transpose(1, 2).reshape(-1, DIM)
     assert (new_entries.abs() < 100).sum() >= 4 * DIM  # dead_code_max_per_step entries replaced

@@ -1,4 +1,5 @@
 """Factorised lookup (codebook_dim > 0): projections, cosine lookup, the two seed rules, dead codes, round trip."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,11 +9,13 @@ from torch.nn import functional as F
 
 from codec.config.quantizer import QuantizerConfig
 from codec.quantization.core_vq import ResidualVectorQuantizer
+from codec.quantization.factorised import FactorisedCodebook
 
 
 def make_quantizer(dim: int = 16, codebook_dim: int = 4, **overrides) -> ResidualVectorQuantizer:
-    base = dict(num_levels=3, codebook_size=16, decay=0.9, dead_code_threshold=0.0, dropout=False,
-                codebook_dim=codebook_dim)
+    base = dict(
+        num_levels=3, codebook_size=16, decay=0.9, dead_code_threshold=0.0, dropout=False, codebook_dim=codebook_dim
+    )
     base.update(overrides)
     return ResidualVectorQuantizer(dim, QuantizerConfig(**base), 50.0, seed=0)
 
@@ -28,11 +31,11 @@ def test_shapes_entries_on_the_unit_sphere_and_learned_projections():
     out = quantizer(x)
     assert out.quantized.shape == x.shape and out.codes.shape == (2, 3, 30)
     for codebook in quantizer.codebooks:
-        assert codebook.embedding_sum.shape == (16, 4) and codebook.normalized
+        assert codebook.embedding_sum.shape == (16, 4) and isinstance(codebook, FactorisedCodebook)
         torch.testing.assert_close(codebook.embedding.norm(dim=1), torch.ones(16))
     names = {name for name, _ in quantizer.named_parameters()}
-    assert any(n.startswith("projections.0.in_proj") for n in names)
-    assert any(n.startswith("projections.2.out_proj") for n in names)
+    assert any(n.startswith("codebooks.0.in_proj") for n in names)
+    assert any(n.startswith("codebooks.2.out_proj") for n in names)
     assert all(not b.requires_grad for b in quantizer.buffers())
 
 
@@ -75,7 +78,7 @@ def test_decoder_gradient_goes_straight_through_the_lookup():
     out.quantized.backward(upstream)
     # d quantized / d x = W_out . d(normalize(W_in x)) / dx: the gradient of out_proj(project(x)).
     frames = as_frames(x.detach()).requires_grad_()
-    projection = quantizer.projections[0]
+    projection = quantizer.codebooks[0]
     expected_out = F.linear(projection.project(frames), projection.out_proj.weight)
     (expected,) = torch.autograd.grad(expected_out, frames, as_frames(upstream))
     torch.testing.assert_close(as_frames(x.grad), expected, atol=1e-5, rtol=1e-4)
@@ -88,7 +91,7 @@ def test_ema_moves_entries_toward_the_assigned_projected_residuals():
     # Entries at the four diagonals of the unit circle; frames whose projections lie near angle 20 deg.
     diagonals = F.normalize(torch.tensor([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]]), dim=1)
     quantizer.codebooks[0].set_codebook(diagonals)
-    projection = quantizer.projections[0]
+    projection = quantizer.codebooks[0]
     target = torch.tensor([torch.cos(torch.tensor(0.35)), torch.sin(torch.tensor(0.35))])
     # Latents whose in_proj image points at `target` (pseudo-inverse of the projection's weight).
     weight = projection.in_proj.weight.detach()

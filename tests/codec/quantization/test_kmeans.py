@@ -1,4 +1,5 @@
 """k-means seeding: planted clusters are found, residual levels lower the error, results repeat."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -21,6 +21,7 @@ def _writer(target, stop):
             tmp.write_bytes(b"half of it")
             stop()
             tmp.write_bytes(b"all of it")  # never reached
+
     return main
 
 
@@ -49,6 +50,7 @@ def test_a_finished_command_is_untouched(tmp_path):
     @exit_cleanly("stage")
     def main(x):
         return x + 1
+
     assert main(1) == 2
 
 

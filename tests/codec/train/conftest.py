@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,16 +14,32 @@ SAMPLE_RATE = 16000
 
 
 def tiny_loss(adversarial_start_step: int = 1000) -> LossConfig:
-    return LossConfig(stft_fft_sizes=[64, 128], mel_fft_sizes=[64, 128], mel_n_mels=16,
-                      adversarial_start_step=adversarial_start_step,
-                      discriminator=DiscriminatorConfig(channels=2, fft_sizes=[64, 128], dilations=[1]))
+    return LossConfig(
+        stft_fft_sizes=[64, 128],
+        mel_fft_sizes=[64, 128],
+        mel_n_mels=16,
+        adversarial_start_step=adversarial_start_step,
+        discriminator=DiscriminatorConfig(channels=2, fft_sizes=[64, 128], dilations=[1]),
+    )
 
 
 def tiny_train(**overrides) -> TrainConfig:
-    base = dict(steps=6, batch_size=4, segment_seconds=0.032, num_workers=0, log_every=1, validate_every=3,
-                valid_segment_seconds=0.032, valid_max_examples=8, valid_batch_size=8, checkpoint_every=2,
-                keep_last=2, optimizer=OptimizerConfig(lr=3e-3), schedule=ScheduleConfig(warmup_steps=2),
-                device="cpu")
+    base = dict(
+        steps=6,
+        batch_size=4,
+        segment_seconds=0.032,
+        num_workers=0,
+        log_every=1,
+        validate_every=3,
+        valid_segment_seconds=0.032,
+        valid_max_examples=8,
+        valid_batch_size=8,
+        checkpoint_every=2,
+        keep_last=2,
+        optimizer=OptimizerConfig(lr=3e-3),
+        schedule=ScheduleConfig(warmup_steps=2),
+        device="cpu",
+    )
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -43,9 +58,22 @@ def tiny(synthetic_shards, tiny_init, tmp_path):
         folder = tmp_path / name
         kwargs.setdefault("seed", 7)
         kwargs.setdefault("progress", False)
-        return train(cfg, loss or tiny_loss(), shards=synthetic_shards, init=tiny_init, checkpoints=folder / "checkpoints",
-                     **kwargs)
+        return train(
+            cfg,
+            loss or tiny_loss(),
+            shards=synthetic_shards,
+            init=tiny_init,
+            checkpoints=folder / "checkpoints",
+            **kwargs,
+        )
 
-    yield SimpleNamespace(run=run, shards=synthetic_shards, init=tiny_init, path=tmp_path, sample_rate=SAMPLE_RATE,
-                          train=tiny_train, loss=tiny_loss)
+    yield SimpleNamespace(
+        run=run,
+        shards=synthetic_shards,
+        init=tiny_init,
+        path=tmp_path,
+        sample_rate=SAMPLE_RATE,
+        train=tiny_train,
+        loss=tiny_loss,
+    )
     torch.set_num_threads(threads)

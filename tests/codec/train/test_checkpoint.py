@@ -9,8 +9,12 @@ from codec.train import checkpoint as ckpt
 
 
 def _state() -> dict:
-    return {"step": 7, "weights": {"w": torch.arange(64, dtype=torch.float32) * 1.5 + 0.25},
-            "nested": [1, 2.5, None, "x", (3, 4)], "rng": ckpt.capture_rng_state()}
+    return {
+        "step": 7,
+        "weights": {"w": torch.arange(64, dtype=torch.float32) * 1.5 + 0.25},
+        "nested": [1, 2.5, None, "x", (3, 4)],
+        "rng": ckpt.capture_rng_state(),
+    }
 
 
 def test_round_trip_keeps_every_value(tmp_path):

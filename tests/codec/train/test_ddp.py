@@ -19,12 +19,29 @@ def _worker(rank, world, port, cfg, loss, shards, init, folder, out_dir):
     import os
 
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    result = train(cfg, loss, shards=shards, init=init, checkpoints=folder, seed=3, progress=False,
-                   out=out_dir / "codec.safetensors")
-    torch.save({"state": result.model_state, "output": str(result.output), "step": result.step,
-                "ranks": result.ranks, "digest": result.weights_digest}, out_dir / f"rank{rank}.pt")
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
+    result = train(
+        cfg,
+        loss,
+        shards=shards,
+        init=init,
+        checkpoints=folder,
+        seed=3,
+        progress=False,
+        out=out_dir / "codec.safetensors",
+    )
+    torch.save(
+        {
+            "state": result.model_state,
+            "output": str(result.output),
+            "step": result.step,
+            "ranks": result.ranks,
+            "digest": result.weights_digest,
+        },
+        out_dir / f"rank{rank}.pt",
+    )
 
 
 def test_two_gloo_ranks_end_with_identical_weights(tiny):
@@ -32,8 +49,13 @@ def test_two_gloo_ranks_end_with_identical_weights(tiny):
     loss = tiny.loss(adversarial_start_step=2)
     folder = tiny.path / "ddp" / "checkpoints"
     # fork: the worker need not be importable by name (pytest imports test files by path).
-    mp.start_processes(_worker, args=(2, _free_port(), cfg, loss, tiny.shards, tiny.init, folder, tiny.path),
-                       nprocs=2, join=True, start_method="fork")
+    mp.start_processes(
+        _worker,
+        args=(2, _free_port(), cfg, loss, tiny.shards, tiny.init, folder, tiny.path),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
     r0, r1 = (torch.load(tiny.path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["step"] == r1["step"] == 4
     assert r0["ranks"] == r1["ranks"] == 2 and len(r0["digest"]) == 64 and r0["digest"] == r1["digest"]
@@ -54,8 +76,11 @@ def test_ranks_that_end_with_other_weights_stop_the_run(monkeypatch):
     from codec.train import loop
     from codec.train.distributed import DistInfo
 
-    codec = build_codec(ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
-                        QuantizerConfig(num_levels=2, codebook_size=16), 16000)
+    codec = build_codec(
+        ModelConfig(channels=4, latent_dim=8, strides=[2, 4], n_residual_layers=1),
+        QuantizerConfig(num_levels=2, codebook_size=16),
+        16000,
+    )
     info = DistInfo(rank=0, world_size=3, local_rank=0, device=torch.device("cpu"), owns_group=True)
     mine = loop.ranks_agree(codec, DistInfo(0, 1, 0, torch.device("cpu"), owns_group=False))
     monkeypatch.setattr(loop, "all_gather_objects", lambda obj, _: [obj, obj, "f" * 64])

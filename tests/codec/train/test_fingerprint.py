@@ -23,10 +23,12 @@ def test_equal_runs_match_and_each_change_is_named(tmp_path):
     assert base == run_fingerprint(TrainConfig(), LossConfig(), 0, init, shards)
     assert base.changed(base.parts) == [] and len(base.digest) == 64
 
-    assert base.changed(run_fingerprint(dataclasses.replace(train, steps=train.steps + 1), loss, 0, init,
-                                        shards).parts) == ["train params"]
-    assert base.changed(run_fingerprint(train, dataclasses.replace(loss, mel_weight=loss.mel_weight + 1), 0,
-                                        init, shards).parts) == ["loss params"]
+    assert base.changed(
+        run_fingerprint(dataclasses.replace(train, steps=train.steps + 1), loss, 0, init, shards).parts
+    ) == ["train params"]
+    assert base.changed(
+        run_fingerprint(train, dataclasses.replace(loss, mel_weight=loss.mel_weight + 1), 0, init, shards).parts
+    ) == ["loss params"]
     assert base.changed(run_fingerprint(train, loss, 1, init, shards).parts) == ["seed"]
     init.write_bytes(b"other weights")
     (shards / "manifest.json").write_text('{"files": []}')
@@ -37,10 +39,16 @@ def test_equal_runs_match_and_each_change_is_named(tmp_path):
 def test_settings_that_do_not_change_the_weights_are_left_out(tmp_path):
     init, shards = _files(tmp_path)
     train = TrainConfig()
-    operational = dataclasses.replace(train, num_workers=train.num_workers + 3, log_every=train.log_every + 1,
-                                      checkpoint_every=train.checkpoint_every + 1, device="cpu")
-    assert run_fingerprint(train, LossConfig(), 0, init, shards) == run_fingerprint(operational, LossConfig(), 0,
-                                                                                   init, shards)
+    operational = dataclasses.replace(
+        train,
+        num_workers=train.num_workers + 3,
+        log_every=train.log_every + 1,
+        checkpoint_every=train.checkpoint_every + 1,
+        device="cpu",
+    )
+    assert run_fingerprint(train, LossConfig(), 0, init, shards) == run_fingerprint(
+        operational, LossConfig(), 0, init, shards
+    )
 
 
 def test_code_digest_follows_every_python_file_of_the_package(tmp_path):

@@ -54,8 +54,16 @@ def test_training_lowers_the_validation_loss_and_writes_outputs(tiny):
     valid = [row["valid/loss/total"] for _, row in sorted(log.rows.items()) if "valid/loss/total" in row]
     assert len(valid) == 4 and valid[-1] < valid[0] - 0.1, valid
     assert result.step == 16 and result.bad_steps == 0
-    assert {"valid/snr_db", "valid/si_snr_db", "valid/mel_distance", "valid/range_ratio",
-            "valid/vq/perplexity/00", "valid/vq/used_fraction/01", "train/loss/total", "train/lr"} <= set(log.rows[16])
+    assert {
+        "valid/snr_db",
+        "valid/si_snr_db",
+        "valid/mel_distance",
+        "valid/range_ratio",
+        "valid/vq/perplexity/00",
+        "valid/vq/used_fraction/01",
+        "train/loss/total",
+        "train/lr",
+    } <= set(log.rows[16])
     assert set(log.rows) == set(range(1, 17))  # log_every=1
     folder = tiny.path / "run" / "checkpoints"
     assert [s for s, _ in ckpt.list_checkpoints(folder)] == [8, 16] and (folder / ckpt.BEST_NAME).is_file()
@@ -84,8 +92,12 @@ def test_killed_and_resumed_run_ends_bit_identical(tiny):
     folder = tiny.path / "resumed" / "checkpoints"
     assert ckpt.latest_checkpoint(folder).name == "step-00000004.pt"
     # Resume with a data-loader worker process this time: the data must not depend on it.
-    resumed = tiny.run(tiny.train(steps=7, checkpoint_every=2, validate_every=3, num_workers=1), loss,
-                       name="resumed", logger=resumed_log)
+    resumed = tiny.run(
+        tiny.train(steps=7, checkpoint_every=2, validate_every=3, num_workers=1),
+        loss,
+        name="resumed",
+        logger=resumed_log,
+    )
     assert resumed.resumed_from == 4 and resumed.step == 7
     # The logs too: steps 1-4 replayed from the checkpoint, then 5-7 as they come (a fresh logger, as
     # under DVC, which deletes a crashed stage's logs but keeps its persistent checkpoints).
@@ -93,14 +105,24 @@ def test_killed_and_resumed_run_ends_bit_identical(tiny):
     _assert_same(straight.model_state, resumed.model_state)
     a = _final_state(tiny.path / "straight" / "checkpoints", 7)
     b = _final_state(folder, 7)
-    for key in ("codec", "discriminator", "optimizer", "disc_optimizer", "rng", "generators", "best", "guard",
-                "log_history"):
+    for key in (
+        "codec",
+        "discriminator",
+        "optimizer",
+        "disc_optimizer",
+        "rng",
+        "generators",
+        "best",
+        "guard",
+        "log_history",
+    ):
         _assert_same(a[key], b[key], key)
 
 
 def test_two_runs_with_the_same_seed_are_identical_and_other_seeds_differ(tiny):
     cfg = tiny.train(steps=4, checkpoint_every=4, validate_every=4)
-    one, two = tiny.run(cfg, name="one"), tiny.run(cfg, name="two")
+    one = tiny.run(cfg, name="one")
+    tiny.run(cfg, name="two")
     _assert_same(_final_state(tiny.path / "one" / "checkpoints", 4), _final_state(tiny.path / "two" / "checkpoints", 4))
     other = tiny.run(cfg, name="other", seed=8)
     assert not torch.equal(one.model_state["decoder.output_scale"], other.model_state["decoder.output_scale"])
@@ -140,7 +162,9 @@ def test_a_run_of_nan_steps_stops_with_a_clear_message_and_keeps_the_last_good_c
 
     with pytest.raises(Killed):
         tiny.run(cfg, name="clean", batch_hook=kill_at_5th)
-    _assert_same(last["codec"], ckpt.load_checkpoint(ckpt.checkpoint_path(tiny.path / "clean" / "checkpoints", 4))["codec"])
+    _assert_same(
+        last["codec"], ckpt.load_checkpoint(ckpt.checkpoint_path(tiny.path / "clean" / "checkpoints", 4))["codec"]
+    )
 
 
 def test_checkpoints_of_another_run_are_set_aside(tiny, capsys):
@@ -148,7 +172,9 @@ def test_checkpoints_of_another_run_are_set_aside(tiny, capsys):
     result = tiny.run(tiny.train(steps=2, checkpoint_every=2, validate_every=2, batch_size=2), name="shared")
     assert result.resumed_from is None
     err = capsys.readouterr().err
-    assert "it was written with other train params than this run's; starting afresh" in err  # says what changed, nothing else
+    assert (
+        "it was written with other train params than this run's; starting afresh" in err
+    )  # says what changed, nothing else
     assert (tiny.path / "shared" / "checkpoints" / ckpt.STALE_DIR / "step-00000002.pt").is_file()
 
 

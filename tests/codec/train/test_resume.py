@@ -6,8 +6,17 @@ from codec.train import checkpoint as ckpt
 from codec.train.fingerprint import RunFingerprint
 from codec.train.resume import resume_point
 
-RUN = RunFingerprint({"train params": "a", "loss params": "b", "seed": "c", "init weights": "d", "shards": "e",
-                      "code": "f", "torch": "g"})
+RUN = RunFingerprint(
+    {
+        "train params": "a",
+        "loss params": "b",
+        "seed": "c",
+        "init weights": "d",
+        "shards": "e",
+        "code": "f",
+        "torch": "g",
+    }
+)
 
 
 def _write(folder: Path, step: int, fingerprint: RunFingerprint | None = RUN, history: bool = True) -> Path:
@@ -31,8 +40,7 @@ def test_2_unloadable_latest_is_set_aside_and_the_one_before_is_used(tmp_path, c
     assert point is not None and point.path.name == "step-00000002.pt" and point.state["step"] == 2
     err = capsys.readouterr().err
     assert "step-00000004.pt is unusable" in err and "step-00000006.pt is unusable (a folder" in err
-    assert sorted(p.name for p in (tmp_path / ckpt.UNUSABLE_DIR).iterdir()) == ["step-00000004.pt",
-                                                                               "step-00000006.pt"]
+    assert sorted(p.name for p in (tmp_path / ckpt.UNUSABLE_DIR).iterdir()) == ["step-00000004.pt", "step-00000006.pt"]
 
 
 def test_3_this_runs_checkpoint_is_resumed_even_when_finished(tmp_path, capsys):
@@ -49,7 +57,9 @@ def test_4_another_runs_checkpoints_are_set_aside_naming_what_differs(tmp_path, 
     ckpt.save_checkpoint(tmp_path / ckpt.BEST_NAME, {"step": 2})
     assert resume_point(tmp_path, RUN) is None
     err = capsys.readouterr().err
-    assert "not resuming from" in err and "it was written with other seed and code than this run's; starting afresh" in err
+    assert (
+        "not resuming from" in err and "it was written with other seed and code than this run's; starting afresh" in err
+    )
     assert sorted(p.name for p in (tmp_path / ckpt.STALE_DIR).iterdir()) == ["best.pt", "step-00000002.pt"]
     assert ckpt.list_checkpoints(tmp_path) == []
 

@@ -2,7 +2,7 @@
 # The train stage's command under both engines: `python -m pipeline.train "$@"` on the GPUs this job was
 # given, with one torchrun process per GPU when there are two or more.
 #
-#   scripts/launch-train.sh --shards data/shards --init ... --out ... --live ...
+#   workflow/launch-train.sh --shards data/shards --init ... --out ... --live ...
 #
 # GPU count N, first that applies:
 #   $TELUCODEC_GPUS          set by the Snakefile to the job's `gpu` resource (local runs and SLURM jobs)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A team shares data, models and experiments through a DVC remote: the round trip, on the real DVC.
 
-    scripts/check_remote.py          # `make check-remote` (a few minutes on 2 cores, tiny configuration)
+    python -m tests.workflow.checks.remote     # `make check-remote` (a few minutes on 2 cores, tiny configuration)
 
 Everything is local folders standing in for shared places: a bare git repository (the team's git server) and
 a folder DVC remote (a shared file system; S3, GCS, Azure or SSH work the same with their `dvc[...]` extra).
@@ -28,16 +28,28 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import checklib  # noqa: E402
+from tests.workflow.checks import checklib
 
-GIT_ENV = checklib.tool_env(GIT_AUTHOR_NAME="TeluCodec check", GIT_AUTHOR_EMAIL="check@localhost",
-                            GIT_COMMITTER_NAME="TeluCodec check", GIT_COMMITTER_EMAIL="check@localhost")
+GIT_ENV = checklib.tool_env(
+    GIT_AUTHOR_NAME="TeluCodec check",
+    GIT_AUTHOR_EMAIL="check@localhost",
+    GIT_COMMITTER_NAME="TeluCodec check",
+    GIT_COMMITTER_EMAIL="check@localhost",
+)
 
-PUSHED = ["data/corpus", "data/shards", "models/seed.safetensors", "models/codec.safetensors",
-          "models/telucodec.safetensors", "reports/eval", "reports/index.html", "reports/data/stats.json",
-          "reports/seed_codebooks.json", "reports/export.json", "reports/metrics.json"]
+PUSHED = [
+    "data/corpus",
+    "data/shards",
+    "models/seed.safetensors",
+    "models/codec.safetensors",
+    "models/telucodec.safetensors",
+    "reports/eval",
+    "reports/index.html",
+    "reports/data/stats.json",
+    "reports/seed_codebooks.json",
+    "reports/export.json",
+    "reports/metrics.json",
+]
 
 
 def run(cmd: list[str], cwd: Path) -> tuple[str, float]:
@@ -50,8 +62,9 @@ def run(cmd: list[str], cwd: Path) -> tuple[str, float]:
 
 def same_outputs(a: Path, b: Path) -> list[str]:
     """The pushed outputs present in ``b`` with the same bytes as in ``a``."""
-    return [rel for rel in PUSHED
-            if (b / rel).exists() and checklib.file_hashes(b, rel) == checklib.file_hashes(a, rel)]
+    return [
+        rel for rel in PUSHED if (b / rel).exists() and checklib.file_hashes(b, rel) == checklib.file_hashes(a, rel)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"     dvc pull --allow-missing {pulled:.1f} s")
         same = same_outputs(alice, bob)
         check(same == PUSHED, f"Bob has every pushed output, byte for byte ({len(same)}/{len(PUSHED)})")
-        check(not (bob / "models" / "checkpoints").exists() or not any((bob / "models" / "checkpoints").iterdir()),
-              "the checkpoints stayed with Alice (push: false)")
+        check(
+            not (bob / "models" / "checkpoints").exists() or not any((bob / "models" / "checkpoints").iterdir()),
+            "the checkpoints stayed with Alice (push: false)",
+        )
         log, seconds = run(["dvc", "repro", "--allow-missing"], bob)
         check("Running stage" not in log, f"dvc repro --allow-missing runs no stage ({seconds:.1f} s)")
 
@@ -121,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         # checkpoints stayed with Alice) and gives the same weights on CPU; export, whose outputs are all cached,
         # comes back from the run cache. evaluate runs again: its headline scores and plot data are in git
         # (cache: false), and `dvc push --run-cache` does not push the run cache's copies of uncached outputs.
-        check("Stage 'export' is cached - skipping run" in log and "Running stage 'export'" not in log,
-              f"export comes back from the run cache instead of running ({seconds:.1f} s for the repro)")
+        check(
+            "Stage 'export' is cached - skipping run" in log and "Running stage 'export'" not in log,
+            f"export comes back from the run cache instead of running ({seconds:.1f} s for the repro)",
+        )
         same = same_outputs(alice, carol)
         check(same == PUSHED, f"Carol's outputs are the experiment's, byte for byte ({len(same)}/{len(PUSHED)})")
     except RuntimeError as exc:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Exact rebuilds: build the pipeline in fresh clones and compare every output byte for byte.
 
-    scripts/check_rebuild.py                             # `make check-rebuild`: two `dvc repro` builds
-    scripts/check_rebuild.py --engines dvc snakemake     # `make check-parity`: DVC against Snakemake
-    scripts/check_rebuild.py --params ''                 # the full default pipeline (slow)
+    python -m tests.workflow.checks.rebuild                          # two `dvc repro` builds (`make check-rebuild`)
+    python -m tests.workflow.checks.rebuild --engines dvc snakemake  # DVC against Snakemake (`make check-parity`)
+    python -m tests.workflow.checks.rebuild --params ''              # the full default pipeline (slow)
 
 Each build is a `git clone` of HEAD (commit what you want checked) with the override file
 (default: the tiny workflow/params-tiny.yaml) merged over params.yaml the way Snakemake merges
@@ -18,12 +18,10 @@ Exit status: 0 when every output is identical, 1 when something differs, 2 when 
 """
 
 import argparse
-import hashlib
-import importlib.util
 import json
 import os
-import struct
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,15 +32,9 @@ from typing import Any, NamedTuple
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
-from checklib import file_hashes, merge_into_params  # noqa: E402
-from pipeline.params import merge_params  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("dvc_stages", REPO / "workflow" / "lib" / "dvc_stages.py")
-dvc_stages = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(dvc_stages)
+from pipeline.params import merge_params
+from tests.workflow.checks.checklib import REPO, file_hashes, merge_into_params, tool_env
+from workflow.lib import dvc_stages
 
 
 class Build(NamedTuple):
@@ -54,14 +46,19 @@ class Build(NamedTuple):
 def lock_hashes(lock: Path) -> dict[str, str]:
     """The hash dvc.lock records for every out of every stage, ``stage:path`` -> md5."""
     data = yaml.safe_load(lock.read_text(encoding="utf-8"))
-    return {f"{stage}:{out['path']}": out.get("md5") or out.get("hash", "")
-            for stage, spec in data.get("stages", {}).items() for out in spec.get("outs", [])}
+    return {
+        f"{stage}:{out['path']}": out.get("md5") or out.get("hash", "")
+        for stage, spec in data.get("stages", {}).items()
+        for out in spec.get("outs", [])
+    }
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested JSON as ``{"a.b[2].c": leaf}``."""
     if isinstance(value, dict):
-        return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}.{key}" if prefix else key).items()}
+        return {
+            k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}.{key}" if prefix else key).items()
+        }
     if isinstance(value, list):
         return {k: v for i, item in enumerate(value) for k, v in flatten(item, f"{prefix}[{i}]").items()}
     return {prefix: value}
@@ -70,8 +67,11 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def json_field_diffs(a: Path, b: Path) -> list[str]:
     """The fields in which two JSON files differ, ``key: a -> b``."""
     fa, fb = (flatten(json.loads(p.read_text(encoding="utf-8"))) for p in (a, b))
-    return [f"{key}: {fa.get(key, '<absent>')!r} -> {fb.get(key, '<absent>')!r}"
-            for key in sorted(set(fa) | set(fb)) if fa.get(key) != fb.get(key)]
+    return [
+        f"{key}: {fa.get(key, '<absent>')!r} -> {fb.get(key, '<absent>')!r}"
+        for key in sorted(set(fa) | set(fb))
+        if fa.get(key) != fb.get(key)
+    ]
 
 
 def safetensors_diffs(a: Path, b: Path) -> list[str]:
@@ -80,16 +80,27 @@ def safetensors_diffs(a: Path, b: Path) -> list[str]:
     for path in (a, b):
         raw = path.read_bytes()
         (size,) = struct.unpack("<Q", raw[:8])
-        header = json.loads(raw[8:8 + size])
-        parts.append((header, raw[8 + size:], list(header.get("__metadata__", {}))))
+        header = json.loads(raw[8 : 8 + size])
+        parts.append((header, raw[8 + size :], list(header.get("__metadata__", {}))))
     (ha, da, ka), (hb, db, kb) = parts
     if ha == hb and da == db:
         return [f"same tensors and metadata; only the header's key order differs (metadata {ka} vs {kb})"]
-    meta = [k for k in sorted(set(ha.get("__metadata__", {})) | set(hb.get("__metadata__", {})))
-            if ha.get("__metadata__", {}).get(k) != hb.get("__metadata__", {}).get(k)]
-    tensors = [k for k in sorted(set(ha) | set(hb) - {"__metadata__"}) if k != "__metadata__" and (
-        ha.get(k) is None or hb.get(k) is None or ha[k]["dtype"] != hb[k]["dtype"]
-        or da[slice(*ha[k]["data_offsets"])] != db[slice(*hb[k]["data_offsets"])])]
+    meta = [
+        k
+        for k in sorted(set(ha.get("__metadata__", {})) | set(hb.get("__metadata__", {})))
+        if ha.get("__metadata__", {}).get(k) != hb.get("__metadata__", {}).get(k)
+    ]
+    tensors = [
+        k
+        for k in sorted(set(ha) | set(hb) - {"__metadata__"})
+        if k != "__metadata__"
+        and (
+            ha.get(k) is None
+            or hb.get(k) is None
+            or ha[k]["dtype"] != hb[k]["dtype"]
+            or da[slice(*ha[k]["data_offsets"])] != db[slice(*hb[k]["data_offsets"])]
+        )
+    ]
     return [f"metadata keys differ: {meta}"] * bool(meta) + [f"{len(tensors)} tensors differ, e.g. {tensors[:3]}"]
 
 
@@ -97,11 +108,16 @@ def zip_diffs(a: Path, b: Path) -> list[str]:
     """What differs between two zip archives (torch.save files): record names or record contents."""
     with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
         na, nb = za.namelist(), zb.namelist()
-        strip = lambda names: [n.split("/", 1)[-1] for n in names]  # torch.save's top folder
+
+        def strip(names: list[str]) -> list[str]:
+            return [n.split("/", 1)[-1] for n in names]  # torch.save's top folder
+
         if na != nb and strip(na) == strip(nb):
             same = all(za.read(x) == zb.read(y) for x, y in zip(na, nb))
-            return [f"archive folder {na[0].split('/')[0]!r} vs {nb[0].split('/')[0]!r}"
-                    + ("; the records themselves are identical" if same else "; records differ too")]
+            return [
+                f"archive folder {na[0].split('/')[0]!r} vs {nb[0].split('/')[0]!r}"
+                + ("; the records themselves are identical" if same else "; records differ too")
+            ]
         return [f"record {x} differs" for x, y in zip(na, nb) if x != y or za.read(x) != zb.read(y)][:5]
 
 
@@ -132,8 +148,11 @@ def compare(reference: Build, other: Build, outputs: list[str]) -> list[str]:
                 lines.extend(f"    {d}" for d in explain(reference.root / name, other.root / name))
     if reference.engine == other.engine == "dvc":
         la, lb = lock_hashes(reference.root / "dvc.lock"), lock_hashes(other.root / "dvc.lock")
-        lines.extend(f"dvc.lock {key}: {la.get(key)} -> {lb.get(key)}" for key in sorted(set(la) | set(lb))
-                     if la.get(key) != lb.get(key))
+        lines.extend(
+            f"dvc.lock {key}: {la.get(key)} -> {lb.get(key)}"
+            for key in sorted(set(la) | set(lb))
+            if la.get(key) != lb.get(key)
+        )
     return lines
 
 
@@ -146,7 +165,7 @@ def build(engine: str, root: Path, overrides: Path | None, cores: int, log) -> B
         cmd = ["dvc", "repro"]
     else:
         cmd = ["snakemake", "--cores", str(cores)] + (["--configfile", str(overrides)] if overrides else [])
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = tool_env()
     print(f"[{engine}] {root}: {' '.join(cmd)}", file=log, flush=True)
     start = time.monotonic()
     with open(root / "build.log", "w") as out:
@@ -161,10 +180,18 @@ def build(engine: str, root: Path, overrides: Path | None, cores: int, log) -> B
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--engines", nargs="+", choices=["dvc", "snakemake"], default=["dvc", "dvc"],
-                    help="one build per entry, each compared with the first (default: dvc dvc)")
-    ap.add_argument("--params", default="workflow/params-tiny.yaml",
-                    help="override file merged over params.yaml ('' = params.yaml as committed)")
+    ap.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["dvc", "snakemake"],
+        default=["dvc", "dvc"],
+        help="one build per entry, each compared with the first (default: dvc dvc)",
+    )
+    ap.add_argument(
+        "--params",
+        default="workflow/params-tiny.yaml",
+        help="override file merged over params.yaml ('' = params.yaml as committed)",
+    )
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="snakemake --cores")
     ap.add_argument("--workdir", type=Path, help="where the clones go (default: a new temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the clones (always kept when a build fails)")
@@ -174,15 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     overrides = (REPO / args.params).resolve() if args.params else None
     if overrides and not overrides.is_file():
         ap.error(f"override file {overrides} not found")
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                      capture_output=True, text=True).stdout.strip():
+    if subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip():
         print("note: the work tree has uncommitted changes; the clones build HEAD without them")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="telucodec-rebuild-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
     try:
-        builds = [build(engine, workdir / f"{i}-{engine}", overrides, args.cores, sys.stdout)
-                  for i, engine in enumerate(args.engines)]
+        builds = [
+            build(engine, workdir / f"{i}-{engine}", overrides, args.cores, sys.stdout)
+            for i, engine in enumerate(args.engines)
+        ]
     except (RuntimeError, subprocess.CalledProcessError) as exc:
         print(f"error: check-rebuild: {exc}\n(clones kept in {workdir})", file=sys.stderr)
         return 2
@@ -201,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in lines:
             print(f"  {line}")
     files = sum(len(file_hashes(builds[0].root, p)) for p in outputs)
-    print(f"{files} output files in {len(outputs)} outs compared; builds took "
-          + ", ".join(f"{b.engine} {b.seconds:.0f} s" for b in builds))
+    print(
+        f"{files} output files in {len(outputs)} outs compared; builds took "
+        + ", ".join(f"{b.engine} {b.seconds:.0f} s" for b in builds)
+    )
     if args.keep or differences:
         print(f"clones kept in {workdir}")
     else:

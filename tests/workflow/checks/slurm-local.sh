@@ -2,9 +2,9 @@
 # Stand up a one-node SLURM cluster on this machine, run the whole workflow through Snakemake's SLURM
 # executor, check that every job went through sbatch and completed, and take the cluster down again.
 #
-#   scripts/slurm-local.sh                      # `make test-slurm`: the tiny config (a few minutes)
-#   PARAMS=my-overrides.yaml scripts/slurm-local.sh [extra snakemake args]
-#   NODES=2 scripts/slurm-local.sh              # `make test-slurm-multinode`: a two-node cluster, and the
+#   tests/workflow/checks/slurm-local.sh          # `make test-slurm`: the tiny config (a few minutes)
+#   PARAMS=my-overrides.yaml tests/workflow/checks/slurm-local.sh [extra snakemake args]
+#   NODES=2 tests/workflow/checks/slurm-local.sh  # `make test-slurm-multinode`: a two-node cluster, and the
 #                                               # train stage as one sbatch job over both nodes
 #
 # Needs root on Debian/Ubuntu: installs slurm-wlm and munge with apt-get when they are missing. Everything
@@ -17,11 +17,11 @@
 # NODES=N > 1: N slurmd on this host (this slurm-wlm is built with MULTIPLE_SLURMD: one port, spool and log
 # per node, the first node named after this host so that the rendezvous host resolves), no GPU; the clone prepares
 # the shards and seed locally (dvc repro seed_codebooks), then `sbatch --nodes=N` runs
-# scripts/launch-train.sh, which starts one torchrun per node with srun; the job must COMPLETE and every
+# workflow/launch-train.sh, which starts one torchrun per node with srun; the job must COMPLETE and every
 # rank end with the same weights.
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
+repo="$(cd "$(dirname "$0")/../../.." && pwd)"
 params="${PARAMS:-workflow/params-tiny.yaml}"
 nodes="${NODES:-1}"
 [[ "${nodes}" =~ ^[1-9][0-9]*$ ]] || { echo "error: slurm-local: NODES=${nodes} is not a positive number" >&2; exit 2; }
@@ -171,12 +171,13 @@ git clone --quiet "${repo}" "${clone}"
 cp "${params}" "${state}/overrides.yaml"
 cd "${clone}"
 if ((nodes > 1)); then
-  "${venv_bin}/python" -c "import sys; from pathlib import Path; sys.path.insert(0, 'scripts')
-from checklib import merge_into_params; merge_into_params(Path('.'), sys.argv[1])" "${state}/overrides.yaml"
+  "${venv_bin}/python" -c "import sys; from pathlib import Path
+from tests.workflow.checks.checklib import merge_into_params; merge_into_params(Path('.'), sys.argv[1])" \
+    "${state}/overrides.yaml"
   dvc repro --quiet seed_codebooks
   start=$(date +%s)
   sbatch --wait --nodes="${nodes}" --ntasks-per-node=1 --job-name=train-multinode --output="${state}/log/train.out" \
-    --wrap "TELUCODEC_GPUS=0 scripts/launch-train.sh --shards data/shards --init models/seed.safetensors \
+    --wrap "TELUCODEC_GPUS=0 workflow/launch-train.sh --shards data/shards --init models/seed.safetensors \
       --checkpoints models/checkpoints --out models/codec.safetensors --live reports/train" \
     || { tail -30 "${state}/log/train.out" >&2; die "the multi-node train job failed"; }
   seconds=$(($(date +%s) - start))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Nothing lost: a mistyped parameter, and parameter changes across engines, on the real DVC and Snakemake.
 
-    scripts/check_recovery.py            # `make check-recovery` (a few minutes on 2 cores, tiny config)
+    python -m tests.workflow.checks.recovery    # `make check-recovery` (a few minutes on 2 cores, tiny config)
 
 In a fresh clone of HEAD with workflow/params-tiny.yaml merged into params.yaml:
 1. `dvc repro` builds everything; every output is hashed.
@@ -17,21 +17,14 @@ In a fresh clone of HEAD with workflow/params-tiny.yaml merged into params.yaml:
 Exit status: 0 when every check holds, 1 otherwise.
 """
 
-import importlib.util
 import os
 import re
 import sys
-from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-from checklib import Checks, file_hashes, parse_args, run  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("check_rebuild", REPO / "scripts" / "check_rebuild.py")
-rebuild = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rebuild)
+from tests.workflow.checks import rebuild
+from tests.workflow.checks.checklib import REPO, Checks, file_hashes, parse_args, run
 
 
 def planned_jobs(log: str) -> set[str]:
@@ -49,14 +42,21 @@ def main(argv: list[str] | None = None) -> int:
     first = rebuild.build("dvc", workdir / "clone", (REPO / args.params).resolve(), os.cpu_count() or 1, sys.stdout)
     root = first.root
     config = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    outputs = [p for stage in rebuild.dvc_stages.read_dvc_stages(root / "dvc.yaml", config).values()
-               for p in stage.out_paths if p != "models/checkpoints"]
+    outputs = [
+        p
+        for stage in rebuild.dvc_stages.read_dvc_stages(root / "dvc.yaml", config).values()
+        for p in stage.out_paths
+        if p != "models/checkpoints"
+    ]
     built = {rel: file_hashes(root, rel) for rel in outputs}
 
     def same_as_built(step: str) -> None:
         differ = [rel for rel in outputs if file_hashes(root, rel) != built[rel]]
-        check(not differ, f"{step}: every output byte-identical to the first build ({len(outputs)} outs)"
-              + (f"; differ: {differ}" if differ else ""))
+        check(
+            not differ,
+            f"{step}: every output byte-identical to the first build ({len(outputs)} outs)"
+            + (f"; differ: {differ}" if differ else ""),
+        )
 
     print("2. Snakemake overrides after the DVC build", flush=True)
     over = workdir / "over.yaml"  # (before the typo: the replay below rewrites models/codec.safetensors with the
@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     (root / "params.yaml").write_text(good, encoding="utf-8")
     rc, log, seconds = run(["dvc", "repro"], root)
     check(rc == 0, f"dvc repro succeeds ({seconds:.0f} s; the first build took {first.seconds:.0f} s)")
-    check("nothing left to train" in log and "starting afresh" not in log,
-          "train replays its finished checkpoint: nothing trained, nothing set aside")
+    check(
+        "nothing left to train" in log and "starting afresh" not in log,
+        "train replays its finished checkpoint: nothing trained, nothing set aside",
+    )
     same_as_built("after the fix")
     rc, log, _ = run(["dvc", "status"], root)
     check(rc == 0 and "up to date" in log, "dvc status: up to date")

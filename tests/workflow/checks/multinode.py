@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Training across nodes, simulated on one machine: two node launchers, a c10d rendezvous, gloo on CPU.
 
-    scripts/check_multinode.py          # `make check-multinode` (a few minutes on 2 cores, tiny configuration)
+    python -m tests.workflow.checks.multinode  # `make check-multinode` (a few minutes on 2 cores, tiny configuration)
 
 In a fresh clone of HEAD with workflow/params-tiny.yaml merged into params.yaml, `dvc repro seed_codebooks`
-makes the shards and seed; then `scripts/launch-train.sh` is started twice, as SLURM's `srun` would start it
+makes the shards and seed; then `workflow/launch-train.sh` is started twice, as SLURM's `srun` would start it
 on two nodes (TELUCODEC_NODES=2, TELUCODEC_RDZV_ENDPOINT=127.0.0.1:<port>, no GPU): each runs
 `torchrun --nnodes 2 --nproc_per_node 1`, so rank 1 is local rank 0 of the second "node".
 1. An uninterrupted run: every rank must end with the same weights (the trainer checks a digest across
@@ -25,9 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-from checklib import Checks, clone_with_params, parse_args, tool_env  # noqa: E402
+from tests.workflow.checks.checklib import Checks, clone_with_params, parse_args, tool_env
 
 
 def free_port() -> int:
@@ -37,18 +35,44 @@ def free_port() -> int:
 
 
 def env_for(port: int, run_id: str) -> dict[str, str]:
-    return tool_env(TELUCODEC_NODES="2", TELUCODEC_GPUS="0", TELUCODEC_RDZV_ENDPOINT=f"127.0.0.1:{port}",
-                    TELUCODEC_RDZV_ID=run_id, OMP_NUM_THREADS="1")
+    return tool_env(
+        TELUCODEC_NODES="2",
+        TELUCODEC_GPUS="0",
+        TELUCODEC_RDZV_ENDPOINT=f"127.0.0.1:{port}",
+        TELUCODEC_RDZV_ID=run_id,
+        OMP_NUM_THREADS="1",
+    )
 
 
 def start_nodes(clone: Path, run: Path, port: int, run_id: str) -> list[subprocess.Popen]:
     """Both "nodes": the same command, as srun starts it on every node of an allocation."""
-    args = ["scripts/launch-train.sh", "--shards", "data/shards", "--init", "models/seed.safetensors",
-            "--checkpoints", str(run / "checkpoints"), "--out", str(run / "codec.safetensors"),
-            "--live", str(run / "live"), "--timings", str(run / "timings.json")]
+    args = [
+        "workflow/launch-train.sh",
+        "--shards",
+        "data/shards",
+        "--init",
+        "models/seed.safetensors",
+        "--checkpoints",
+        str(run / "checkpoints"),
+        "--out",
+        str(run / "codec.safetensors"),
+        "--live",
+        str(run / "live"),
+        "--timings",
+        str(run / "timings.json"),
+    ]
     run.mkdir(parents=True, exist_ok=True)
-    return [subprocess.Popen(args, cwd=clone, env=env_for(port, run_id), start_new_session=True,
-                             stdout=open(run / f"node{n}.log", "w"), stderr=subprocess.STDOUT) for n in range(2)]
+    return [
+        subprocess.Popen(
+            args,
+            cwd=clone,
+            env=env_for(port, run_id),
+            start_new_session=True,
+            stdout=open(run / f"node{n}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+        for n in range(2)
+    ]
 
 
 def wait(procs: list[subprocess.Popen], timeout: float = 600) -> list[int]:
@@ -70,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     codes = wait(start_nodes(clone, a, free_port(), "a"))
     seconds = time.monotonic() - start
     log0 = (a / "node0.log").read_text()
-    check(codes == [0, 0], f"both node launchers exit 0 ({codes}), {seconds:.0f} s, {steps / seconds:.2f} steps/s "
-          "(start-up and rendezvous included)")
+    check(
+        codes == [0, 0],
+        f"both node launchers exit 0 ({codes}), {seconds:.0f} s, {steps / seconds:.2f} steps/s "
+        "(start-up and rendezvous included)",
+    )
     agreed = [line for line in log0.splitlines() if "ranks ended with the same weights" in line]
     check(bool(agreed), f"every rank ends with the same weights: {agreed[0] if agreed else 'not reported'}")
     timings = json.loads((a / "timings.json").read_text()) if (a / "timings.json").is_file() else {}
     print(f"     training steps alone: {timings.get('examples_per_second', 0):.1f} examples/s over both ranks")
-    kept = [f"step-{s:08d}.pt" for s in range(every, steps + 1, every)][-params["train"]["keep_last"]:]
+    kept = [f"step-{s:08d}.pt" for s in range(every, steps + 1, every)][-params["train"]["keep_last"] :]
     written = sorted(p.name for p in (a / "checkpoints").iterdir())
     check(written == sorted([*kept, "best.pt"]), f"rank 0 alone wrote the checkpoints: {written}")
 
@@ -95,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
     wait(procs)
     killed_at = sorted(p.name for p in (b / "checkpoints").glob("step-*.pt"))
-    check(first.is_file() and not (b / "codec.safetensors").exists(),
-          f"killed mid-run (checkpoints then: {killed_at}, no weights file yet)")
+    check(
+        first.is_file() and not (b / "codec.safetensors").exists(),
+        f"killed mid-run (checkpoints then: {killed_at}, no weights file yet)",
+    )
     codes = wait(start_nodes(clone, b, free_port(), "b-again"))
     log0 = (b / "node0.log").read_text()
     check(codes == [0, 0] and "resumed from step" in log0, f"restarted, resumed ({codes})")

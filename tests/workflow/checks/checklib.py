@@ -1,4 +1,4 @@
-"""What the workflow checks (check_rebuild, check_recovery, check_remote, check_multinode, slurm-local.sh)
+"""What the workflow checks (rebuild, recovery, remote, multinode, slurm-local.sh in this folder)
 share: a tally of named checks, a fresh clone of HEAD with an override file merged into its params.yaml,
 output hashes, and commands run with the environment's tools first on PATH."""
 
@@ -8,17 +8,17 @@ import argparse
 import hashlib
 import os
 import shutil
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from pipeline.params import merge_params  # noqa: E402
+from pipeline.params import merge_params
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def tool_env(**extra: str) -> dict[str, str]:
@@ -40,16 +40,19 @@ ENGINE_MARKERS = {".snakemake_timestamp"}
 def file_hashes(root: Path, rel: str) -> dict[str, str]:
     """sha256 of the file ``root/rel``, or of every file under the folder ``root/rel``, by relative path."""
     path = root / rel
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
-                                                  if p.is_file() and p.name not in ENGINE_MARKERS)
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.name not in ENGINE_MARKERS)
+    )
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def merge_into_params(root: Path, overrides: str | Path) -> dict:
     """Merge the override file ``overrides`` (relative to the repo, or absolute) into ``root/params.yaml`` as
     Snakemake merges a --configfile (nested keys merge, lists are replaced); returns the merged params."""
-    params = merge_params(yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
-                          yaml.safe_load((REPO / overrides).read_text(encoding="utf-8")))
+    params = merge_params(
+        yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")),
+        yaml.safe_load((REPO / overrides).read_text(encoding="utf-8")),
+    )
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
     return params
 
