@@ -43,7 +43,11 @@ system-deps:
 run: env system-deps
 	dvc repro
 
+# The lint and type gate first (ruff lint + format check, mypy; configured in pyproject.toml), then the tests.
 test: env system-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # The quick benchmarks (minutes in all). The long ones are run by hand: benchmarks.recipe_budget (30 min per

@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from benchmarks.recipe_budget import RECIPES, base_params, prepare_corpus, recipe_params
-from benchmarks.stage_runs import ROOT, merge, run_stage, write_params
+from benchmarks.stage_runs import ROOT, run_stage, write_params
+from pipeline.params import merge_params as merge
 
 
 def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:

@@ -35,9 +35,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stage_runs import ROOT, load_yaml, merge, run_stage, write_params
+from benchmarks.stage_runs import ROOT, load_yaml, run_stage, write_params
 from codec.evaluation.spectrum import BAND_LIMIT_DB, RIPPLE_LIMIT_DB
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
+from pipeline.params import merge_params as merge
 
 RECIPES = ROOT / "workflow" / "recipes"
 SEED_SECTIONS = ("seed", "sample_rate", "model", "quantizer", "seed_codebooks")  # what seed_codebooks reads

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from codec.data.crops import CropBatchSampler, CropDataset, build_loader, index_split
-from codec.data.synthetic import write_synthetic_shards
+from codec.data.tone_shards import write_synthetic_shards
 from codec.formats.weights import save_codec_weights
 from codec.model.codec import build_codec
 from codec.train.loop import train

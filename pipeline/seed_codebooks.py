@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         report = seed_codebooks(codec, args.shards, params.seed_codebooks, params.seed)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: seed_codebooks: {exc}") from None
+    assert codec.config is not None  # build_codec sets it
     save_codec_weights(
         args.out, codec.state_dict(), codec.config, {"stage": "seed_codebooks", "seed": str(params.seed)}
     )

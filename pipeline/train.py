@@ -17,7 +17,7 @@ from codec.runtime.interrupts import exit_cleanly
 from codec.runtime.io import write_json_atomic
 from codec.train.checkpoint import CheckpointError
 from codec.train.distributed import launched_rank
-from codec.train.loop import TrainingDiverged, timings_dict, train
+from codec.train.loop import MetricsLogger, TrainingDiverged, timings_dict, train
 from pipeline.params import load_params
 
 
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
 
-    live = contextlib.nullcontext()  # what is resumed (a finished run is replayed): codec.train.resume
+    # What is resumed (a finished run is replayed): codec.train.resume
+    live: contextlib.AbstractContextManager[MetricsLogger | None] = contextlib.nullcontext()
     if launched_rank() == 0:
         from dvclive import Live
 

@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import soundfile as sf
@@ -38,7 +39,7 @@ from codec.runtime.io import atomic_path, write_bytes_atomic
 MODEL_ENV = "TELUCODEC_MODEL"
 DEFAULT_MODEL = "models/telucodec.safetensors"
 DEFAULT_CHUNK_SECONDS = 20.0
-RESAMPLE_QUALITY = "HQ"  # soxr preset, as the data stage's default
+RESAMPLE_QUALITY: Final = "HQ"  # soxr preset, as the data stage's default
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 MAX_OUTPUT_RATE = 768_000
 MAX_CHUNK_SECONDS = 3600.0  # a chunk is held in memory whole (16 kHz: 230 MB of float32 per hour)
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # paths after an option (`encode a/ --list l.txt out/`): argparse leaves them over
         if getattr(args, "inputs", None) is None or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        *args.inputs, args.output = [*args.inputs, args.output, *extra]
+        paths = [*args.inputs, args.output, *extra]
+        args.inputs, args.output = paths[:-1], paths[-1]
     try:
         status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
@@ -178,6 +180,7 @@ def _encode(args: argparse.Namespace) -> int:
         return _run_batch(
             args, jobs, lambda job: _encode_file(model, n_q, _input_file(job.source), job.target, args), "encoded"
         )
+    assert path is not None  # a single input (no batch)
     h = _encode_file(model, n_q, path, Path(args.output), args)
     print(
         f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
@@ -189,7 +192,7 @@ def _encode(args: argparse.Namespace) -> int:
 
 def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Namespace) -> Header:
     # torch is imported only by the commands that run the model: `info` and --help start in a blink.
-    from codec.model.streaming import encode_stream
+    from codec.model.chunked import encode_stream
 
     codec = model.codec
     try:
@@ -236,7 +239,7 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _decode_file(model, stream, source: Path, output: Path, args: argparse.Namespace) -> tuple[Header, int, int]:
-    from codec.model.streaming import decode_codes
+    from codec.model.chunked import decode_codes
 
     codec = model.codec
     h = stream.header

@@ -109,12 +109,12 @@ def _convert_dataclass(cls: Any, value: Any, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(value) - set(fields))
     if unknown:
-        hints = [
+        suggestions = [
             f"{key!r} -> {close[0]!r}?"
             for key in unknown
             if (close := difflib.get_close_matches(key, fields, n=1, cutoff=0.7))
         ]
-        hint = f" (did you mean {', '.join(hints)})" if hints else ""
+        hint = f" (did you mean {', '.join(suggestions)})" if suggestions else ""
         raise ConfigError(f"{path}: unknown key(s) {unknown}{hint}; expected some of {sorted(fields)}")
     kwargs = {}
     for name, field in fields.items():

@@ -225,7 +225,8 @@ def pcm16_to_float(pcm: np.ndarray) -> np.ndarray:
 
 
 class Segment(NamedTuple):
-    index: int  # 0-based position within the source file
+    # The field shadows typeshed's tuple.index method, which mypy reports; renaming it would change the API.
+    index: int  # type: ignore[assignment]  # 0-based position within the source file
     offset: int  # first sample, counted at the target rate from the start of the source file
     pcm: np.ndarray  # (num_samples,) int16
 

@@ -50,7 +50,11 @@ class SplitIndex:
 def index_split(shards: str | Path, split: str, sample_rate: int) -> SplitIndex:
     """Index ``split`` of a prepared shard folder; every row must be at ``sample_rate`` Hz."""
     files = tuple(split_files(shards, split))
-    file_of, group_of_file, group, row_in_group, num_samples = [], [], [], [], []
+    file_of: list[int] = []
+    group_of_file: list[int] = []
+    group: list[int] = []
+    row_in_group: list[int] = []
+    num_samples: list[int] = []
     for fi, path in enumerate(files):
         pf = pq.ParquetFile(path)
         for g in range(pf.num_row_groups):

@@ -61,7 +61,7 @@ class Espeak:
         except OSError as exc:
             raise EspeakError(f"cannot load {self.library_path}: {exc}") from exc
         _declare(lib)
-        self._lib = lib
+        self._lib: ctypes.CDLL | None = lib  # None once closed
         self._chunks: list[np.ndarray] = []
         # Kept on self: ctypes frees the trampoline when the Python object dies.
         self._callback = _SynthCallback(self._collect)
@@ -85,12 +85,14 @@ class Espeak:
         # eSpeak silently falls back to the plain language voice for an unknown variant.
         if variant and not Path(self.data_path, "voices", "!v", variant).is_file():
             raise EspeakError(f"eSpeak NG voice variant {variant!r} not found in {self.data_path}/voices/!v")
+        assert self._lib is not None, "Espeak is closed"
         err = self._lib.espeak_SetVoiceByName(name.encode("utf-8"))
         if err != _EE_OK:
             raise EspeakError(f"eSpeak NG voice {name!r} not found (error {err}) in {self.data_path}")
 
     def set_prosody(self, rate: int, pitch: int, pitch_range: int) -> None:
         """Speaking rate in words per minute (80..450); base pitch and pitch range on eSpeak's 0..100 scale."""
+        assert self._lib is not None, "Espeak is closed"
         for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
             err = self._lib.espeak_SetParameter(param, int(value), 0)
             if err != _EE_OK:
@@ -98,13 +100,14 @@ class Espeak:
 
     def seed(self, seed: int) -> None:
         """Seed eSpeak's noise generator (breathy variants); by default it is seeded from the clock."""
-        if hasattr(self._lib, "espeak_ng_SetRandSeed"):  # eSpeak NG >= 1.52
+        if self._lib is not None and hasattr(self._lib, "espeak_ng_SetRandSeed"):  # eSpeak NG >= 1.52
             self._lib.espeak_ng_SetRandSeed(ctypes.c_long(seed & 0x7FFFFFFF))
 
     def synthesize(self, text: str) -> np.ndarray:
         """Render ``text`` (UTF-8) with the current voice: int16 array of shape (num_samples,)."""
         data = text.encode("utf-8") + b"\0"
         self._chunks = []
+        assert self._lib is not None, "Espeak is closed"
         err = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if err != _EE_OK:
             raise EspeakError(f"espeak_Synth failed with error {err}")
@@ -113,8 +116,9 @@ class Espeak:
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
     def close(self) -> None:
-        if Espeak._open_in_process and getattr(self, "_lib", None) is not None:
-            self._lib.espeak_Terminate()
+        lib = getattr(self, "_lib", None)  # not set when __init__ failed
+        if Espeak._open_in_process and lib is not None:
+            lib.espeak_Terminate()
             Espeak._open_in_process = False
             self._lib = None
 

@@ -25,7 +25,7 @@ import multiprocessing
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -381,7 +381,9 @@ def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         yield pool
 
 
-def _ordered_map(fn: Callable[[T], R], items: Iterable[T], pool: ProcessPoolExecutor | None, depth: int) -> Iterator[R]:
+def _ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], pool: ProcessPoolExecutor | None, depth: int
+) -> Generator[R, None, None]:
     """``map(fn, items)`` on ``pool``, results in input order, at most ``depth`` tasks in flight."""
     if pool is None:
         yield from map(fn, items)

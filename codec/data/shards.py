@@ -76,7 +76,10 @@ SCHEMA = pa.schema(
     metadata={"telucodec.schema_version": str(SCHEMA_VERSION), "telucodec.audio": AUDIO_ENCODING},
 )
 _DICTIONARY_COLUMNS = ["speaker", "gender", "split", "corpus", "format", "source_sample_rate", "sample_rate"]
-_INT_DTYPES = {pa.int32(): np.dtype("<i4"), pa.int64(): np.dtype("<i8")}
+_INT_DTYPES: dict[pa.DataType, np.dtype[np.signedinteger[Any]]] = {
+    pa.int32(): np.dtype("<i4"),
+    pa.int64(): np.dtype("<i8"),
+}
 _STATISTICS_COLUMNS = [name for name in SCHEMA.names if name not in ("audio", "text")]
 
 

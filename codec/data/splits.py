@@ -71,6 +71,7 @@ def assign_splits(utterances: Iterable[Utterance], valid: float, test: float) ->
     use_duration = bool(utterances) and all(u.duration is not None and u.duration >= 0 for u in utterances)
     weights: dict[str, float] = defaultdict(float)
     for u in utterances:
-        weights[group_key(u)] += float(u.duration) if use_duration else 1.0
+        # use_duration: every duration is set (the second test only narrows the type).
+        weights[group_key(u)] += float(u.duration) if use_duration and u.duration is not None else 1.0
     groups = assign_groups(weights, valid, test)
     return {u.id: groups[group_key(u)] for u in utterances}

@@ -83,7 +83,12 @@ def load_sentences(path: str | Path) -> list[str]:
     if not sentences:
         raise ValueError(f"{path}: no sentences (every line is blank or a '#' comment)")
     seen: set[str] = set()
-    duplicates = [s for s in sentences if s in seen or seen.add(s)]
+    duplicates = []
+    for s in sentences:
+        if s in seen:
+            duplicates.append(s)
+        else:
+            seen.add(s)
     if duplicates:
         raise ValueError(f"{path}: {len(duplicates)} repeated sentence(s), e.g. {duplicates[0]!r}")
     return sentences

@@ -119,6 +119,9 @@ def magnitude(spec: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
 class MelSpectrogram(nn.Module):
     """Waveform ``[B, 1, T]`` -> mel magnitude spectrogram ``[B, n_mels, T // hop_length + 1]`` (float32)."""
 
+    window: torch.Tensor
+    filterbank: torch.Tensor
+
     def __init__(
         self,
         sample_rate: int,

@@ -37,8 +37,8 @@ def rate_distortion_figure(curves: dict[str, list[dict[str, Any]]], title: str, 
     """
     names = list(METRICS)
     cols = 4
-    rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.1 * rows + 0.6), squeeze=False)
+    panel_rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(panel_rows, cols, figsize=(4 * cols, 3.1 * panel_rows + 0.6), squeeze=False)
     # Fixed layout and ticks only at the scored bitrates: automatic layout and log-axis minor tick
     # labels made this figure take seconds.
     fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.16, wspace=0.25, hspace=0.45)

@@ -54,12 +54,14 @@ def find_opus_tools() -> OpusTools:
         raise OpusUnavailable(
             f"{' and '.join(missing)} not found on PATH (install opus-tools, e.g. `apt-get install opus-tools`)"
         )
+    opusenc, opusdec = found["opusenc"], found["opusdec"]
+    assert opusenc is not None and opusdec is not None  # none is missing
     try:
-        out = subprocess.run([found["opusenc"], "--version"], capture_output=True, text=True, timeout=_TIMEOUT_S)
+        out = subprocess.run([opusenc, "--version"], capture_output=True, text=True, timeout=_TIMEOUT_S)
     except OSError as exc:
         raise OpusUnavailable(f"cannot run opusenc: {exc}") from None
     version = (out.stdout or out.stderr).strip().splitlines()
-    return OpusTools(found["opusenc"], found["opusdec"], version[0] if version else "opusenc (unknown version)")
+    return OpusTools(opusenc, opusdec, version[0] if version else "opusenc (unknown version)")
 
 
 def opus_round_trip(x: np.ndarray, sample_rate: int, kbps: float, tools: OpusTools) -> np.ndarray:

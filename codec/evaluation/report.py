@@ -189,6 +189,7 @@ def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out
         f'<img class="rd" src="{_url(link, figure)}" alt="rate-distortion curves">',
     ]
     if "quantizer" in summary:
+        assert result.counts is not None  # the summary has a quantizer part only with a code histogram
         parts += [
             "<h3>Quantizer code usage</h3>",
             html.quantizer_table(summary["quantizer"], M.entropy_bits(result.counts).tolist()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -218,9 +218,8 @@ def evaluate_set(
         for index, utt in enumerate(eval_set.utterances):
             # The codec runs alone first: Opus processes running beside it would skew its timing.
             waves, codes = _run_codec(codec, utt.audio, levels, device, timing)
-            opus_jobs = [
-                pool.submit(opus_round_trip, utt.audio, rate, s.opus_kbps, tools) for s in systems if s.system == OPUS
-            ]
+            opus_jobs = [_submit_opus(pool, utt.audio, rate, s, tools) for s in systems if s.system == OPUS]
+            assert result.counts is not None  # set above
             result.counts += M.code_histograms(codes, codec.quantizer.codebook_size)
             decoded: dict[System, np.ndarray | None] = dict(zip(systems, waves))
             for system, job in zip(systems[len(waves) :], opus_jobs):
@@ -229,13 +228,14 @@ def evaluate_set(
                 except OpusError as exc:
                     result.opus_errors.append(f"{eval_set.name}/{utt.id} at {system.kbps:g} kbps: {exc}")
                     decoded[system] = None
-            scored = [s for s in systems if decoded[s] is not None]
-            scores = dict(zip(scored, score(utt.audio, [decoded[s] for s in scored], rate)))
+            present = {s: d for s in systems if (d := decoded[s]) is not None}
+            scored = list(present)
+            scores = dict(zip(scored, score(utt.audio, list(present.values()), rate)))
             if index in with_dnsmos:  # onnxruntime releases the GIL: the pool's threads run clips side by side
-                jobs_by_system = {s: pool.submit(dnsmos_values, decoded[s], rate) for s in scored}
+                jobs_by_system = {s: pool.submit(dnsmos_values, present[s], rate) for s in scored}
                 reference = pool.submit(dnsmos_values, utt.audio, rate)
-                for system, job in jobs_by_system.items():
-                    values, errors = job.result()
+                for system, dnsmos_job in jobs_by_system.items():
+                    values, errors = dnsmos_job.result()
                     scores[system][0].update(values)
                     scores[system][1].extend(errors)
                 values, _ = reference.result()
@@ -247,9 +247,17 @@ def evaluate_set(
                 )
             if index < examples:
                 result.examples.append(
-                    Example(eval_set.name, utt.id, utt.audio, {s: decoded[s] for s in shown if decoded[s] is not None})
+                    Example(eval_set.name, utt.id, utt.audio, {s: d for s in shown if (d := decoded[s]) is not None})
                 )
     return result
+
+
+def _submit_opus(
+    pool: ThreadPoolExecutor, audio: np.ndarray, rate: int, system: System, tools: OpusTools | None
+) -> Future[np.ndarray]:
+    """Start the Opus round trip of ``audio`` for the Opus ``system`` (which exist only with ``tools``)."""
+    assert system.opus_kbps is not None and tools is not None
+    return pool.submit(opus_round_trip, audio, rate, system.opus_kbps, tools)
 
 
 @torch.no_grad()

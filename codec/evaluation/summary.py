@@ -42,6 +42,7 @@ def system_means(result: SetResult, system: System) -> dict[str, float | None]:
 
 def quantizer_summary(result: SetResult) -> dict[str, Any]:
     counts = result.counts
+    assert counts is not None  # only called for a set with a code histogram
     levels = range(counts.shape[0])
     return {
         "nominal_kbps": M.nominal_kbps(counts.shape[0], counts.shape[1], result.frame_rate),

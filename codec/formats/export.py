@@ -24,7 +24,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from codec.config.export import ExportConfig
 from codec.formats.bitstream import MAX_SYMBOL_PROBABILITY, MODEL_ID_BYTES, BitstreamError, check_distributions
 from codec.formats.weights import WeightsError, codec_fitting, read_codec_weights, save_codec_weights
 from codec.model.codec import Codec
+from codec.quantization.codebook import EuclideanCodebook
 
 EXPORT_FORMAT = "telucodec-export"
 EXPORT_VERSION = 1
@@ -136,7 +137,8 @@ def export_codec(
     state = {name: t.detach().cpu().contiguous().clone() for name, t in codec.state_dict().items()}
     if PROBABILITIES_KEY in state:
         raise ExportError(f"the codec already has a tensor named {PROBABILITIES_KEY!r}")
-    usage = torch.stack([cb.cluster_usage for cb in codec.quantizer.codebooks])
+    # Every level is a EuclideanCodebook (or its FactorisedCodebook subclass); a ModuleList yields plain Modules.
+    usage = torch.stack([cast(EuclideanCodebook, cb).cluster_usage for cb in codec.quantizer.codebooks])
     probabilities = code_distributions(usage, config.uniform_mix)
     tensors = {**state, PROBABILITIES_KEY: probabilities}
     model_id = content_hash(tensors, codec.config)

@@ -8,7 +8,7 @@ Waveforms are ``[B, 1, T]``; every loss is a scalar tensor.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -147,7 +147,8 @@ def combine_generator_losses(terms: dict[str, torch.Tensor], cfg: LossConfig) ->
     unknown = sorted(set(terms) - set(weights))
     if unknown:
         raise ValueError(f"unknown generator loss term(s) {unknown}")
-    total = sum(weights[name] * value.float() for name, value in terms.items())
+    # A tensor: ``sum`` starts from the int 0 only for an empty ``terms`` (which fails below, as before).
+    total = cast(torch.Tensor, sum(weights[name] * value.float() for name, value in terms.items()))
     breakdown = {name: value.detach().float() for name, value in terms.items()}
     breakdown["total"] = total.detach()
     return LossOutput(total, breakdown)

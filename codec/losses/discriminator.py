@@ -17,7 +17,7 @@ list of its hidden activations (for feature matching). :class:`Discriminator` ru
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import nn
@@ -52,12 +52,14 @@ def _complex_image(x: torch.Tensor, n_fft: int, window: torch.Tensor) -> torch.T
 class STFTDiscriminator(nn.Module):
     """Waveform ``[B, 1, T]`` -> (logits ``[B, 1, frames, bins]``, hidden activations)."""
 
+    window: torch.Tensor
+
     def __init__(self, n_fft: int, cfg: DiscriminatorConfig):
         super().__init__()
         self.n_fft = n_fft
         self.hop_length = n_fft // 4
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        ch, k = cfg.channels, tuple(cfg.kernel_size)
+        ch, k = cfg.channels, cast(tuple[int, int], tuple(cfg.kernel_size))  # (time, frequency)
         convs = [_conv2d(2, ch, k)]
         convs += [_conv2d(ch, ch, k, stride=(1, 2), dilation=(d, 1)) for d in cfg.dilations]
         convs.append(_conv2d(ch, ch, (k[0], k[0])))
@@ -116,13 +118,15 @@ class BandSTFTDiscriminator(nn.Module):
     frequency for the final convolution.
     """
 
+    window: torch.Tensor
+
     def __init__(self, n_fft: int, cfg: DiscriminatorConfig):
         super().__init__()
         self.n_fft = n_fft
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         bins = n_fft // 2 + 1
         self.bands = [(int(lo * bins), max(int(lo * bins) + 1, int(hi * bins))) for lo, hi in cfg.bands]
-        ch, k = cfg.channels, tuple(cfg.kernel_size)
+        ch, k = cfg.channels, cast(tuple[int, int], tuple(cfg.kernel_size))  # (time, frequency)
 
         def stack() -> nn.ModuleList:
             return nn.ModuleList(
@@ -137,9 +141,11 @@ class BandSTFTDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         image = _complex_image(x, self.n_fft, self.window)
-        features, outputs = [], []
+        features: list[torch.Tensor] = []
+        outputs: list[torch.Tensor] = []
         for (lo, hi), convs in zip(self.bands, self.band_convs):
-            outputs.append(_leaky_stack(convs, image[..., lo:hi], self.negative_slope, features))
+            # band_convs holds one ModuleList per band (a ModuleList yields plain Modules).
+            outputs.append(_leaky_stack(cast(nn.ModuleList, convs), image[..., lo:hi], self.negative_slope, features))
         return self.conv_post(torch.cat(outputs, dim=-1)), features
 
 

@@ -8,7 +8,7 @@ plain dict kept in :attr:`Codec.config` (so a checkpoint needs no ``params.yaml`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -47,10 +47,12 @@ class Codec(nn.Module):
     ``config``: optional plain dict for :func:`codec_from_config` (set by :func:`build_codec`).
     """
 
+    quantizer: ResidualVectorQuantizer
+
     def __init__(
         self,
         encoder: nn.Module,
-        quantizer: nn.Module,
+        quantizer: ResidualVectorQuantizer,
         decoder: nn.Module,
         sample_rate: int,
         config: dict[str, Any] | None = None,
@@ -65,7 +67,8 @@ class Codec(nn.Module):
     @property
     def hop_length(self) -> int:
         """Samples per code frame."""
-        return int(self.encoder.hop_length)
+        # An int attribute of the encoder (see the class docstring); nn.Module types attributes as Tensor | Module.
+        return int(cast(int, self.encoder.hop_length))
 
     @property
     def frame_rate(self) -> float:

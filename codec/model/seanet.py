@@ -32,7 +32,7 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
     return F.pad(x, (left, right), mode=mode)
 
 
-def _init_conv(conv: nn.Module, fan_in: float) -> nn.Module:
+def _init_conv(conv: nn.Conv1d | nn.ConvTranspose1d, fan_in: float) -> nn.Module:
     """Variance-preserving init (weights ~ N(0, 1 / fan_in), zero bias) before weight norm.
 
     PyTorch's default conv init shrinks the variance about threefold per layer, so after the ~20

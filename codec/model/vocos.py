@@ -55,6 +55,9 @@ class ISTFTHead(nn.Module):
     cannot blow up the output.
     """
 
+    window: torch.Tensor
+    dc_mask: torch.Tensor
+
     def __init__(self, dim: int, n_fft: int, hop_length: int):
         super().__init__()
         if (n_fft - hop_length) % 2:
@@ -140,4 +143,5 @@ def _init_weights(module: nn.Module) -> None:
     """Vocos's init: truncated normal (std 0.02) weights, zero biases, for every conv and linear layer."""
     if isinstance(module, (nn.Conv1d, nn.Linear)):
         nn.init.trunc_normal_(module.weight, std=0.02)
+        assert module.bias is not None  # every conv and linear layer of the decoder has a bias
         nn.init.zeros_(module.bias)

@@ -23,7 +23,7 @@ lookup (``QuantizerConfig.codebook_dim > 0``), which keeps both rules in its own
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -154,6 +154,14 @@ class ResidualVectorQuantizer(nn.Module):
 
     # ----------------------------------------------------------------------------------- setup
 
+    def codebook(self, level: int) -> EuclideanCodebook:
+        """Level ``level``'s codebook (a :class:`FactorisedCodebook` when factorised)."""
+        return cast(EuclideanCodebook, self.codebooks[level])
+
+    def levels(self, n_q: int | None = None) -> list[EuclideanCodebook]:
+        """The codebooks of the first ``n_q`` levels (all when None), in cascade order."""
+        return [self.codebook(level) for level in range(self.num_levels if n_q is None else n_q)]
+
     @property
     def factorised(self) -> bool:
         """Whether the levels look entries up in a projected space (``config.codebook_dim > 0``)."""
@@ -162,7 +170,7 @@ class ResidualVectorQuantizer(nn.Module):
     def set_codebook(self, level: int, centroids, usage=None) -> None:
         """Seed level ``level`` with ``centroids [K, d]`` (e.g. k-means); ``usage [K]`` defaults to ``1 - decay``
         per entry (see :meth:`EuclideanCodebook.set_codebook`)."""
-        self.codebooks[level].set_codebook(torch.as_tensor(centroids), usage)
+        self.codebook(level).set_codebook(torch.as_tensor(centroids), usage)
 
     def load_centroids(self, centroids) -> None:
         """Seed the first ``L' <= num_levels`` levels from ``centroids [L', K, d]`` (array or tensor;
@@ -178,11 +186,11 @@ class ResidualVectorQuantizer(nn.Module):
 
     def project(self, level: int, residual: Tensor) -> Tensor:
         """What level ``level``'s codebook sees of ``residual [N, D]``: itself, or its unit projection ``[N, d]``."""
-        return self.codebooks[level].project(residual)
+        return self.codebook(level).project(residual)
 
     def reconstruct(self, level: int, entries: Tensor) -> Tensor:
         """Level ``level``'s entries ``[N, d]`` as latents ``[N, D]`` (the identity without factorisation)."""
-        return self.codebooks[level].reconstruct(entries)
+        return self.codebook(level).reconstruct(entries)
 
     # ------------------------------------------------------------------------------- interface
 
@@ -230,11 +238,10 @@ class ResidualVectorQuantizer(nn.Module):
         if codes.dim() != 3 or not 1 <= codes.shape[1] <= self.num_levels:
             raise ValueError(f"expected codes [B, 1..{self.num_levels}, T], got {tuple(codes.shape)}")
         batch, n_q, length = codes.shape
-        quantized_sum = None
-        for level in range(n_q):
-            # Same order of additions as the forward, so the sums agree exactly.
-            entry = self.codebooks[level].decode(codes[:, level].reshape(-1))
-            quantized_sum = entry if quantized_sum is None else quantized_sum + entry
+        # Same order of additions as the forward, so the sums agree exactly.
+        quantized_sum = self.codebook(0).decode(codes[:, 0].reshape(-1))
+        for level in range(1, n_q):
+            quantized_sum = quantized_sum + self.codebook(level).decode(codes[:, level].reshape(-1))
         return self._latents(quantized_sum, (batch, self.dim, length))
 
     # -------------------------------------------------------------------------------- internals
@@ -279,7 +286,7 @@ class ResidualVectorQuantizer(nn.Module):
         residual = frames
         quantized_sum: Tensor | None = None
         codes, inputs, commitment, error = [], [], [], []
-        for codebook in self.codebooks[:n_q]:
+        for codebook in self.levels(n_q):
             level: LevelOutput = codebook.quantize(residual, seed=seed_codebooks)
             codes.append(level.codes)
             inputs.append(level.inputs)
@@ -332,7 +339,7 @@ class ResidualVectorQuantizer(nn.Module):
         distributed.all_reduce_sum_(packed)
         replaced = []
         for level in range(n_q):
-            codebook = self.codebooks[level]
+            codebook = self.codebook(level)
             codebook.ema_update(counts[level], sums[level])
             if max_replaced:
                 replaced.append(codebook.replace_dead_codes(candidates[level]))
@@ -344,7 +351,7 @@ class ResidualVectorQuantizer(nn.Module):
         with torch.no_grad():
             probs = counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
             entropy = -torch.special.xlogy(probs, probs).sum(dim=1)
-            ema_usage = torch.stack([codebook.ema_usage_fraction() for codebook in self.codebooks[:n_q]])
+            ema_usage = torch.stack([codebook.ema_usage_fraction() for codebook in self.levels(n_q)])
             return QuantizerStats(
                 perplexity=entropy.exp(),
                 entropy=entropy / math.log(self.codebook_size),

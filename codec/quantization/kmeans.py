@@ -94,6 +94,7 @@ def fit_residual_codebooks(
             norms = np.linalg.norm(level_centroids, axis=1, keepdims=True)
             level_centroids = level_centroids / np.maximum(norms, 1e-12)
             labels = np.argmax(vectors @ level_centroids.T, axis=1)  # highest cosine similarity
+            assert reconstruct is not None  # given together with project (checked above)
             residual = residual - np.asarray(reconstruct(level, level_centroids[labels]), dtype=np.float32)
         inertia = float(np.square(residual, dtype=np.float64).sum())
         levels.append(

@@ -16,7 +16,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -198,7 +198,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def capture_rng_state() -> dict[str, Any]:
     """The torch (CPU and CUDA), numpy and python RNG states as plain values."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())  # the legacy tuple form
     py_version, py_state, py_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),

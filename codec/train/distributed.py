@@ -58,7 +58,7 @@ def setup_distributed(device_kind: str = "auto") -> DistInfo:
         backend="nccl" if device.type == "cuda" else "gloo",
         rank=rank,
         world_size=world,
-        **({"device_id": device} if device.type == "cuda" else {}),
+        device_id=device if device.type == "cuda" else None,
     )
     return DistInfo(rank, world, local_rank, device, owns_group=True)
 

@@ -18,7 +18,7 @@ from codec.train.fingerprint import RunFingerprint
 
 class ResumePoint(NamedTuple):
     path: Path  # the checkpoint resumed from
-    state: dict[str, Any]  # its content (see codec.train.loop._Trainer.state)
+    state: dict[str, Any]  # its content (see codec.train.run_state.checkpoint_state)
 
 
 def resume_point(folder: str | Path, fingerprint: RunFingerprint) -> ResumePoint | None:

@@ -79,16 +79,14 @@ def seed_codebooks(codec: Codec, shards: str | Path, config: SeedCodebooksConfig
             f"the train split gives {len(frames)} latent frames, fewer than the codebook size "
             f"{quantizer.codebook_size}: use a larger corpus or a smaller codebook"
         )
-    maps = {}
-    if quantizer.factorised:  # fit in each level's projected space
 
-        def project(level: int, residual: np.ndarray) -> np.ndarray:
-            return quantizer.project(level, torch.from_numpy(residual)).numpy()
+    def project(level: int, residual: np.ndarray) -> np.ndarray:
+        return quantizer.project(level, torch.from_numpy(residual)).numpy()
 
-        def reconstruct(level: int, entries: np.ndarray) -> np.ndarray:
-            return quantizer.reconstruct(level, torch.from_numpy(entries)).numpy()
+    def reconstruct(level: int, entries: np.ndarray) -> np.ndarray:
+        return quantizer.reconstruct(level, torch.from_numpy(entries)).numpy()
 
-        maps = {"project": project, "reconstruct": reconstruct}
+    factorised = quantizer.factorised  # then each level is fitted in its projected space
     with torch.no_grad():
         fit = fit_residual_codebooks(
             frames,
@@ -97,7 +95,8 @@ def seed_codebooks(codec: Codec, shards: str | Path, config: SeedCodebooksConfig
             seed,
             minibatch_threshold=config.minibatch_threshold,
             max_iter=config.max_iter,
-            **maps,
+            project=project if factorised else None,
+            reconstruct=reconstruct if factorised else None,
         )
     quantizer.load_centroids(torch.from_numpy(fit.centroids))
     return SeedReport(fit.levels, len(frames), num_crops)

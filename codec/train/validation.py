@@ -90,6 +90,7 @@ def validate(
     finally:
         codec.train(was_training)
     metrics = {name: value / total for name, value in sums.items()}
+    assert counts is not None  # at least one batch (fixed_crops gives one or more)
     metrics.update(usage_metrics(counts.cpu()))
     metrics["vq/ema_usage_mean"] = ema_usage
     return metrics

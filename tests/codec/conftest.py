@@ -11,7 +11,7 @@ import torch
 
 from codec.config.model import ModelConfig
 from codec.config.quantizer import QuantizerConfig
-from codec.data.synthetic import write_synthetic_shards
+from codec.data.tone_shards import write_synthetic_shards
 from codec.formats.export import ExportConfig, export_codec
 from codec.formats.weights import save_codec_weights
 from codec.model.codec import Codec, build_codec
@@ -99,5 +99,5 @@ def tiny_init(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_shards(tmp_path_factory) -> Path:
-    """Shards of random-tone rows straight from ``codec.data.synthetic`` (no prepare run): data and training tests."""
+    """Shards of random-tone rows straight from ``codec.data.tone_shards`` (no prepare run): data and training tests."""
     return write_synthetic_shards(tmp_path_factory.mktemp("shards"), sample_rate=SAMPLE_RATE)

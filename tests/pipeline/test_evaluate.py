@@ -12,7 +12,7 @@ import yaml
 
 from codec.config.model import ModelConfig
 from codec.config.quantizer import QuantizerConfig
-from codec.data.synthetic import write_synthetic_shards
+from codec.data.tone_shards import write_synthetic_shards
 from codec.formats.weights import save_codec_weights
 from codec.model.codec import build_codec
 from pipeline.evaluate import main

@@ -10,7 +10,7 @@ import soundfile as sf
 from codec.config.evaluate import EvaluateConfig, ExtraCorpus
 from codec.config.prepare import AudioOptions, PrepareConfig
 from codec.data.shards import iter_segments, split_files
-from codec.data.synthetic import write_synthetic_shards
+from codec.data.tone_shards import write_synthetic_shards
 from codec.evaluation.sets import EvaluationError, load_extra_corpus, load_test_split, spread
 from tests.conftest import SHARED_CORPUS, write_speechlike_corpus
 

@@ -228,3 +228,21 @@ def test_best_metrics_are_the_ones_the_config_may_name():
 
     assert set(get_args(get_type_hints(TrainConfig)["best_metric"])) == set(BEST_METRICS)
     assert BEST_METRICS["snr_db"].better(2.0, 1.0) and BEST_METRICS["mel_distance"].better(1.0, 2.0)
+
+
+def test_torch_settings_are_put_back_after_the_run():
+    from codec.train.loop import torch_settings
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision())
+    torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = False, False
+    try:
+        with torch_settings(torch.device("cuda"), deterministic=True):  # only flags: no GPU needed
+            assert torch.backends.cudnn.allow_tf32 and torch.backends.cudnn.benchmark
+            assert torch.get_float32_matmul_precision() == "high"
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cudnn.benchmark
+        assert torch.get_float32_matmul_precision() == before[2]
+        with torch_settings(torch.device("cpu"), deterministic=True):
+            assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = before[0], before[1]

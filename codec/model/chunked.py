@@ -115,7 +115,7 @@ def encode_waveform(
 
 
 def encode_stream(
-    codec: Codec, pieces: Iterable[np.ndarray], n_q: int, chunk_frames: int, context: int | None = None
+    codec: Codec, pieces: Iterable[np.ndarray | torch.Tensor], n_q: int, chunk_frames: int, context: int | None = None
 ) -> tuple[torch.Tensor, int]:
     """Like :func:`encode_waveform`, over a waveform arriving as consecutive ``pieces`` of any size.
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from codec.model.streaming import chunk_spans, decode_codes, encode_stream, encode_waveform, receptive_context
+from codec.model.chunked import chunk_spans, decode_codes, encode_stream, encode_waveform, receptive_context
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
