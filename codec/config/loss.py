@@ -63,6 +63,9 @@ class LossConfig:
     mel_weight: float = 1.0
     mel_fft_sizes: list[int] = field(default_factory=lambda: [256, 512, 1024, 2048])  # hop = n_fft / 4
     mel_n_mels: int | list[int] = 64  # one count for every size, or one per size (DAC: 5, 10, ..., 320)
+    # Power-law compressed spectra (|S|^0.3), magnitude and complex (CompressedSpectrumLoss); 0 = off.
+    compressed_spectrum_weight: float = 0.0
+    compressed_spectrum_fft_sizes: list[int] = field(default_factory=lambda: [320, 640, 1280])  # hop = n_fft / 4
     adversarial_weight: float = 1.0
     feature_matching_weight: float = 2.0
     adversarial_start_step: int = 1000  # generator step at which the discriminator joins in
@@ -79,6 +82,7 @@ class LossConfig:
             "mel_weight",
             "adversarial_weight",
             "feature_matching_weight",
+            "compressed_spectrum_weight",
         )
         for name in weights:
             if getattr(self, name) < 0:
@@ -87,6 +91,8 @@ class LossConfig:
             raise ValueError("adversarial_start_step must be >= 0")
         if self.adversarial_every < 1:
             raise ValueError(f"adversarial_every must be >= 1, got {self.adversarial_every}")
+        if not self.compressed_spectrum_fft_sizes or min(self.compressed_spectrum_fft_sizes) < 4:
+            raise ValueError("compressed_spectrum_fft_sizes: at least one size of 4 samples or more")
         if not self.stft_fft_sizes or not self.mel_fft_sizes or min(self.mel_bands) < 1:
             raise ValueError("need at least one STFT size, one mel size and one mel band")
         if isinstance(self.mel_n_mels, list) and len(self.mel_n_mels) != len(self.mel_fft_sizes):

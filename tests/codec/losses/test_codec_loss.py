@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from codec.config.loss import DiscriminatorConfig, LossConfig
+from codec.dsp.mel import stft
 from codec.losses.codec_loss import (
     CodecLoss,
+    CompressedSpectrumLoss,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     combine_generator_losses,
@@ -147,6 +149,36 @@ def test_adversarial_terms_start_at_the_configured_step():
     d_loss.total.backward()
     assert y.grad is None  # the reconstruction is detached for the discriminator step
     assert all(p.grad is not None for p in disc.parameters())
+
+
+def test_compressed_spectrum_loss_on_known_signals():
+    loss = CompressedSpectrumLoss([256, 512])
+    x = _noise(length=8000)
+    assert loss(x, x).item() == 0.0
+    # A gain g scales every compressed value by g^0.3: both terms are (g^0.3 - 1)^2 mean(|X|^0.6).
+    expected = torch.stack(
+        [
+            (0.5**0.3 - 1) ** 2 * stft(x, n, n // 4, torch.hann_window(n)).abs().clamp_min(1e-5).pow(0.6).mean()
+            for n in (256, 512)
+        ]
+    ).mean()
+    assert loss(0.5 * x, x).item() == pytest.approx(expected.item(), rel=1e-4)
+    # Sign-flipped: the same magnitudes, every phase off by pi: only the complex part (share 0.3) sees it.
+    flipped = loss(-x, x).item()
+    magnitudes = torch.stack(
+        [stft(x, n, n // 4, torch.hann_window(n)).abs().clamp_min(1e-5).pow(0.6).mean() for n in (256, 512)]
+    ).mean()
+    assert flipped == pytest.approx(0.3 * 4 * magnitudes.item(), rel=1e-4)
+
+
+def test_compressed_spectrum_is_a_generator_term_only_when_weighted():
+    x = _noise()
+    off = CodecLoss(_small_cfg(), SR).generator_loss(x, 0.9 * x, torch.tensor(0.0))
+    assert "compressed_spectrum" not in off.breakdown
+    cfg = _small_cfg(compressed_spectrum_weight=2.0, compressed_spectrum_fft_sizes=[256])
+    on = CodecLoss(cfg, SR).generator_loss(x, 0.9 * x, torch.tensor(0.0))
+    term = on.breakdown["compressed_spectrum"]
+    assert term > 0 and on.total.item() == pytest.approx(off.total.item() + 2.0 * term.item(), rel=1e-5)
 
 
 def test_adversarial_every_k_steps_after_the_start():
