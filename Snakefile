@@ -5,8 +5,10 @@
 #   snakemake --cores 2 --configfile my-overrides.yaml    # params.yaml with these keys overridden
 #   snakemake --profile profiles/slurm                    # on a SLURM cluster
 # Differences from dvc.yaml, all deliberate (tests/workflow/test_workflow_parity.py checks them):
-#   - prepare runs as prepare_shard jobs (the DVC command + `--shard N`) and a merge (+ `--merge`);
-#   - models/checkpoints (DVC `persist: true`) is no output: Snakemake would delete it before a re-run;
+#   - prepare runs as prepare_shard jobs (the DVC command + `--shard N`) and a merge (+ `--merge`), and so
+#     does tokenize (tokenize_shard jobs, one per prepared shard, and a merge);
+#   - models/checkpoints (DVC `persist: true`) is no output: Snakemake would delete it before a re-run (the
+#     token folder, also persistent under DVC, is: here each shard's files are its job's outputs);
 #   - every command ends with `--params <file>`: the config Snakemake validated, overrides included;
 #   - train runs with TELUCODEC_GPUS set to the job's `gpu` resource (workflow/launch-train.sh);
 #   - every rule has one more input, .snakemake/telucodec/params/<stage>.yaml: its params sections, stamped
@@ -38,6 +40,8 @@ SHARDS = [f"{i:05d}" for i in range(PARAMS.prepare.num_shards)]
 SHARDS_DIR = "data/shards"
 MANIFEST = f"{SHARDS_DIR}/manifest.json"
 SHARD_FILES = expand(SHARDS_DIR + "/{split}/part-{shard}.parquet", split=SPLITS, shard=SHARDS)
+TOKENS_DIR = "data/tokens"
+TOKEN_CORPORA = [PARAMS.tokenize.corpus_name, *(c.name for c in PARAMS.tokenize.corpora)]
 # What a dep on the shard folder means here: the files the prepare jobs write into it.
 BUILT_FILE_BY_FILE = {SHARDS_DIR: [MANIFEST, *SHARD_FILES]}
 # `dvc repro` gives each stage the whole machine; locally Snakemake scales this down to --cores.
@@ -124,6 +128,28 @@ rule export:
     output: stage_outputs("export")
     params: **stage_params("export")
     shell: stage_shell("export")
+
+
+# Like prepare: `dvc repro` tokenizes every shard in one process pool; here each shard is its own job.
+rule tokenize_shard:
+    input: stage_inputs("tokenize")
+    output:
+        expand(TOKENS_DIR + "/{corpus}/{split}/part-{{shard}}.parquet", corpus=TOKEN_CORPORA, split=SPLITS),
+        TOKENS_DIR + "/parts/part-{shard}.json",
+    params: **stage_params("tokenize")
+    threads: ALL_CORES
+    shell: stage_shell("tokenize", suffix=" --shard {wildcards.shard}")
+
+
+rule tokenize:
+    input:
+        expand(TOKENS_DIR + "/{corpus}/{split}/part-{shard}.parquet", corpus=TOKEN_CORPORA, split=SPLITS, shard=SHARDS),
+        expand(TOKENS_DIR + "/parts/part-{shard}.json", shard=SHARDS),
+    output:
+        TOKENS_DIR + "/manifest.json",
+        stage_outputs("tokenize", drop=(TOKENS_DIR,)),
+    params: **stage_params("tokenize")
+    shell: stage_shell("tokenize", suffix=" --merge")
 
 
 rule evaluate:

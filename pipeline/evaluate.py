@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         default="reports/timings/evaluate.json",
         help="real-time factors (not a DVC output: they differ from run to run)",
     )
+    parser.add_argument("--tokens-stats", help="the tokenize stage's code statistics, shown on the page")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
@@ -50,7 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     except (WeightsError, EvaluationError) as exc:
         raise SystemExit(f"error: evaluate: {exc}") from None
     paths = ReportPaths(
-        Path(args.metrics), Path(args.scores), Path(args.plots), Path(args.out_dir), Path(args.html), Path(args.timings)
+        Path(args.metrics),
+        Path(args.scores),
+        Path(args.plots),
+        Path(args.out_dir),
+        Path(args.html),
+        Path(args.timings),
+        None if args.tokens_stats is None else Path(args.tokens_stats),
     )
     doc = write_report(evaluation, paths)
     best = f"q{evaluation.levels[-1]}"

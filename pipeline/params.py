@@ -24,6 +24,7 @@ from codec.config.prepare import PrepareConfig
 from codec.config.quantizer import QuantizerConfig
 from codec.config.seed_codebooks import SeedCodebooksConfig
 from codec.config.synth import SynthConfig
+from codec.config.tokenize import TokenizeConfig
 from codec.config.train import TrainConfig
 
 DEFAULT_PATH = Path("params.yaml")
@@ -41,6 +42,7 @@ class Params:
     seed_codebooks: SeedCodebooksConfig
     train: TrainConfig
     export: ExportConfig
+    tokenize: TokenizeConfig
     evaluate: EvaluateConfig
 
 

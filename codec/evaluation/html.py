@@ -103,6 +103,28 @@ def quantizer_table(quantizer: dict[str, Any], entropy_bits: list[float]) -> str
     )
 
 
+def tokens_section(stats: dict[str, Any]) -> str:
+    """The tokenized corpora (``reports/tokens/stats.json`` of the tokenize stage): size, bitrates, and the
+    per-level use of the codebooks over each whole corpus."""
+    blocks = []
+    for name, corpus in stats.get("corpora", {}).items():
+        splits = ", ".join(f"{split} {s['rows']}" for split, s in corpus["splits"].items())
+        rows = "".join(
+            f"<tr><td>{lv['level']}</td><td>{_number(lv['used_fraction'])}</td><td>{_number(lv['perplexity'])}</td>"
+            f"<td>{_number(lv['entropy_bits'])}</td><td>{_number(lv['model_bits'])}</td></tr>"
+            for lv in corpus["levels"]
+        )
+        blocks.append(
+            f"<h3>{escape(name)}</h3><p>{corpus['rows']} segments ({escape(splits)}), {_number(corpus['hours'])} h, "
+            f"{corpus['tokens']} tokens, {corpus['skipped']} skipped; {_number(corpus['nominal_kbps'])} kbps nominal, "
+            f"{_number(corpus['entropy_kbps'])} kbps at the codes' entropy, {_number(corpus['model_coded_kbps'])} "
+            "kbps range-coded with the model's distributions.</p>"
+            '<table class="quantizer"><thead><tr><th>level</th><th>used fraction</th><th>perplexity</th>'
+            f"<th>entropy (bits/frame)</th><th>range-coded (bits/frame)</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    return "<h2>Tokenized corpora</h2>" + "".join(blocks) if blocks else ""
+
+
 def example_block(title: str, spectrogram: str, players: list[tuple[str, str]]) -> str:
     """A spectrogram image and one ``<audio>`` per version: ``players`` is ``(label, relative src)``."""
     rows = "".join(

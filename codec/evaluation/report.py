@@ -51,6 +51,7 @@ class ReportPaths:
     html: Path  # the page
     timings: Path  # real-time factors (json, and a .js beside it for the page): machine-dependent, so outside
     # the reproducible outputs
+    tokens_stats: Path | None = None  # the tokenize stage's code statistics, shown on the page when given
 
 
 def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
@@ -69,6 +70,8 @@ def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
             )
             for result in evaluation.sets
         ]
+    if paths.tokens_stats is not None:
+        sections.append(html.tokens_section(json.loads(paths.tokens_stats.read_text(encoding="utf-8"))))
     write_text_atomic(
         paths.html, html.render_page(_page_info(evaluation), sections, _relative(paths.timings, paths.html.parent))
     )

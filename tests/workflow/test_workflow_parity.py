@@ -5,9 +5,11 @@ the Snakefile with Snakemake's API; the two must agree on stages, commands, deps
 sections. The deliberate differences are spelled out here (and in the Snakefile's header):
 
 - prepare: Snakemake runs one ``prepare_shard`` job per shard (the DVC command + ``--shard N``) and a
-  ``prepare`` merge (+ ``--merge``) that reads their files; DVC runs the plain command once.
-- ``persist: true`` outs (models/checkpoints) are no Snakemake outputs: Snakemake deletes a job's outputs
-  before it runs, and the checkpoints must survive for resume.
+  ``prepare`` merge (+ ``--merge``) that reads their files; DVC runs the plain command once. tokenize the same
+  (``tokenize_shard`` jobs, one per prepared shard, and a ``tokenize`` merge).
+- ``persist: true`` outs (models/checkpoints, data/tokens) are no Snakemake outputs as folders: Snakemake
+  deletes a job's outputs before it runs, and the checkpoints must survive for resume; the token folder's files
+  are the outputs of the shard jobs that write them.
 - every Snakemake command ends with ``--params <file>``: the config Snakemake validated (params.yaml with
   the ``--configfile`` overrides merged), so overrides reach the stages.
 - train runs with ``TELUCODEC_GPUS={resources.gpu}``: the GPUs Snakemake granted the job.
@@ -38,9 +40,12 @@ COMMANDS = {
     "seed_codebooks": ("seed_codebooks", "", ""),
     "train": ("train", "TELUCODEC_GPUS={resources.gpu} ", ""),
     "export": ("export", "", ""),
+    "tokenize_shard": ("tokenize", "", " --shard {wildcards.shard}"),
+    "tokenize": ("tokenize", "", " --merge"),
     "evaluate": ("evaluate", "", ""),
 }
-PERSISTENT = {"models/checkpoints"}
+PERSISTENT = {"models/checkpoints", "data/tokens"}
+TOKENS_DIR = "data/tokens"
 GPU_RULES = {"train", "evaluate"}
 
 
@@ -133,7 +138,7 @@ def expected_inputs(stage: str, deps: list[str], root: Path, num_shards: int) ->
 
 
 def test_every_stage_has_its_rules(dvc, smk):
-    assert list(dvc) == ["synth", "prepare", "seed_codebooks", "train", "export", "evaluate"]
+    assert list(dvc) == ["synth", "prepare", "seed_codebooks", "train", "export", "tokenize", "evaluate"]
     assert set(smk) == set(COMMANDS) | {"all"}
     assert {stage for stage, _, _ in COMMANDS.values()} == set(dvc)
 
@@ -169,6 +174,30 @@ def test_prepare_fans_out_per_shard(dvc, smk, config):
     assert shard["params"] == merge["params"] == {k: lookup(config, k) for k in dvc["prepare"]["params"]}
 
 
+def test_tokenize_fans_out_per_prepared_shard(dvc, smk, config):
+    num_shards = config["prepare"]["num_shards"]
+    corpora = [config["tokenize"]["corpus_name"], *(c["name"] for c in config["tokenize"]["corpora"])]
+    shard, merge = smk["tokenize_shard"], smk["tokenize"]
+    assert shard["input"] == expected_inputs("tokenize", dvc["tokenize"]["deps"], ROOT, num_shards)
+    assert shard["output"] == [
+        *(f"{TOKENS_DIR}/{c}/{s}/part-{{shard,\\d{{5}}}}.parquet" for c in corpora for s in SPLITS),
+        f"{TOKENS_DIR}/parts/part-{{shard,\\d{{5}}}}.json",
+    ]
+    token_files = [
+        f"{TOKENS_DIR}/{c}/{s}/part-{i:05d}.parquet" for c in corpora for s in SPLITS for i in range(num_shards)
+    ]
+    parts = [f"{TOKENS_DIR}/parts/part-{i:05d}.json" for i in range(num_shards)]
+    assert sorted(merge["input"]) == sorted(token_files + parts)
+    dvc_outs = [path for path, persist in dvc["tokenize"]["outs"] if not persist]
+    assert merge["output"] == [f"{TOKENS_DIR}/manifest.json", *dvc_outs]
+    assert ("data/tokens", True) in dvc["tokenize"]["outs"]
+    assert (
+        shard["params"]
+        == merge["params"]
+        == {k.replace(".", "__"): lookup(config, k) for k in dvc["tokenize"]["params"]}
+    )
+
+
 @pytest.mark.parametrize("stage", ["synth", "seed_codebooks", "train", "export", "evaluate"])
 def test_outputs_are_dvc_outs(dvc, smk, stage):
     outs = dvc[stage]["outs"]
@@ -184,7 +213,7 @@ def test_checkpoints_persist_in_dvc_and_are_no_snakemake_output(dvc, smk):
     assert "--checkpoints models/checkpoints" in smk["train"]["shellcmd"]
 
 
-@pytest.mark.parametrize("stage", ["synth", "prepare", "seed_codebooks", "train", "export", "evaluate"])
+@pytest.mark.parametrize("stage", ["synth", "prepare", "seed_codebooks", "train", "export", "tokenize", "evaluate"])
 def test_params_sections_are_dvc_params(dvc, smk, config, stage):
     assert smk[stage]["params"] == {key.replace(".", "__"): lookup(config, key) for key in dvc[stage]["params"]}
 
@@ -198,7 +227,7 @@ def test_evaluate_reads_only_the_clean_up_keys_of_prepare(dvc):
 def test_default_target_builds_every_stage(smk):
     wanted = set(smk["all"]["input"])
     for rule, info in smk.items():
-        if rule not in ("all", "prepare_shard"):
+        if rule not in ("all", "prepare_shard", "tokenize_shard"):
             assert set(info["output"]) <= wanted, rule
 
 

@@ -1,0 +1,1 @@
+"""Corpus to codes: tokenizing corpora with an exported codec (``corpus``) and code statistics (``stats``)."""
