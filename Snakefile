@@ -137,8 +137,8 @@ rule tokenize_shard:
         expand(TOKENS_DIR + "/{corpus}/{split}/part-{{shard}}.parquet", corpus=TOKEN_CORPORA, split=SPLITS),
         TOKENS_DIR + "/parts/part-{shard}.json",
     params: **stage_params("tokenize")
-    threads: ALL_CORES
-    shell: stage_shell("tokenize", suffix=" --shard {wildcards.shard}")
+    threads: 1  # one core a shard: `--cores N` runs N shard jobs side by side (benchmarks/tokenize_speed.py)
+    shell: stage_shell("tokenize", suffix=" --shard {wildcards.shard} --threads {threads}")
 
 
 rule tokenize:

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skipped", help="skipped segments csv (merge)")
     ap.add_argument("--shard", type=int, help="tokenize only this shard")
     ap.add_argument("--merge", action="store_true", help="only merge tokenized shards")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads of a --shard job (0: torch's choice)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     if args.shard is None and not (args.stats and args.skipped):
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     common = (args.model, args.shards, p.tokenize, p.prepare)
     try:
         if args.shard is not None:
-            parts = [tokenize_shard(*common, p.sample_rate, args.out, args.shard)]
+            parts = [tokenize_shard(*common, p.sample_rate, args.out, args.shard, threads=args.threads)]
             stats = None
         elif args.merge:
             parts, stats = [], merge_tokens(*common, args.out, args.stats, args.skipped)

@@ -190,28 +190,34 @@ def _select_levels(levels: int | Sequence[int] | None, available: int) -> list[i
     return chosen
 
 
-def _codes_of(table: pa.Table, levels: list[int]) -> list[np.ndarray]:
-    """Per row, ``[len(levels), F]`` int16 views of one stacked array (one stack per table)."""
+def _stacked_codes(table: pa.Table, levels: list[int]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The codes of a table's rows as one ``[len(levels), total frames]`` int16 array (one stack per table)
+    and each row's ``(start, end)`` in it."""
     columns = [table.column(level_column(level)).combine_chunks() for level in levels]
     offsets = columns[0].offsets.to_numpy()
-    stacked = np.stack([c.values.to_numpy(zero_copy_only=False) for c in columns])  # [k, total frames]
-    base = offsets[0]
-    return [stacked[:, a - base : b - base] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    stacked = np.stack([c.values.to_numpy(zero_copy_only=False) for c in columns])
+    spans = (offsets - offsets[0]).tolist()
+    return stacked, list(zip(spans[:-1], spans[1:]))
+
+
+def _group_rows(
+    f: pq.ParquetFile, group: int, levels: list[int], columns: Sequence[str], as_tensor: bool
+) -> list[dict[str, Any]]:
+    table = f.read_row_group(group, columns=[*columns, *(level_column(level) for level in levels)])
+    stacked, spans = _stacked_codes(table, levels)
+    codes: np.ndarray | torch.Tensor = torch.from_numpy(stacked.astype(np.int64)) if as_tensor else stacked
+    meta = {name: table.column(name).to_pylist() for name in columns}
+    return [{**{name: meta[name][i] for name in columns}, "codes": codes[:, a:b]} for i, (a, b) in enumerate(spans)]
 
 
 def read_row_group(
     path: str | Path, group: int, levels: int | Sequence[int] | None = None, columns: Sequence[str] = ("id",)
 ) -> list[dict[str, Any]]:
-    """Row group ``group`` of a token file: per row, the asked ``columns`` and ``codes`` (``[k, F]`` int16)."""
-    info = file_info(path)
-    chosen = _select_levels(levels, info["levels"])
+    """Row group ``group`` of a token file: per row, the asked ``columns`` and ``codes`` (``[k, F]`` int16 views of
+    one array)."""
+    chosen = _select_levels(levels, file_info(path)["levels"])
     with pq.ParquetFile(path) as f:
-        table = f.read_row_group(group, columns=[*columns, *(level_column(level) for level in chosen)])
-    meta = {name: table.column(name).to_pylist() for name in columns}
-    return [
-        {**{name: meta[name][i] for name in columns}, "codes": codes}
-        for i, codes in enumerate(_codes_of(table, chosen))
-    ]
+        return _group_rows(f, group, chosen, columns, as_tensor=False)
 
 
 def iter_tokens(
@@ -219,12 +225,15 @@ def iter_tokens(
 ) -> Iterator[dict[str, Any]]:
     """Every row of ``paths`` in file and row order (plain pyarrow; see :func:`read_row_group`)."""
     for path in paths:
-        for group in range(file_info(path)["num_row_groups"]):
-            yield from read_row_group(path, group, levels, columns)
+        chosen = _select_levels(levels, file_info(path)["levels"])
+        with pq.ParquetFile(path) as f:
+            for group in range(f.num_row_groups):
+                yield from _group_rows(f, group, chosen, columns, as_tensor=False)
 
 
 class TokenDataset(IterableDataset):
-    """Token rows for a ``torch.utils.data.DataLoader``: ``{"id", ..., "codes": LongTensor [k, F]}``.
+    """Token rows for a ``torch.utils.data.DataLoader``: ``{"id", ..., "codes": LongTensor [k, F]}`` (the rows of
+    one row group are views of one tensor).
 
     ``levels``: every level (None), the first ``k`` (an int), or a list of levels. Each epoch
     (:meth:`set_epoch`) visits the row groups of ``paths`` in an order drawn from ``(seed, epoch)`` when
@@ -278,12 +287,18 @@ class TokenDataset(IterableDataset):
         worker = get_worker_info()
         if worker is not None:
             groups = groups[worker.id :: worker.num_workers]
-        for path, group in groups:
-            rows = read_row_group(path, group, self.levels, self.columns)
-            if self.shuffle:
-                random.Random(f"{self.seed}:{self.epoch}:{path.name}:{group}").shuffle(rows)
-            for row in rows:
-                yield {**row, "codes": torch.from_numpy(row["codes"].astype(np.int64))}
+        files: dict[Path, pq.ParquetFile] = {}
+        try:
+            for path, group in groups:
+                if path not in files:
+                    files[path] = pq.ParquetFile(path)
+                rows = _group_rows(files[path], group, self.levels, self.columns, as_tensor=True)
+                if self.shuffle:
+                    random.Random(f"{self.seed}:{self.epoch}:{path.name}:{group}").shuffle(rows)
+                yield from rows
+        finally:
+            for f in files.values():
+                f.close()
 
 
 def collate_tokens(rows: list[dict[str, Any]], pad: int = -1) -> dict[str, Any]:

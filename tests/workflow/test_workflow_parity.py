@@ -40,7 +40,7 @@ COMMANDS = {
     "seed_codebooks": ("seed_codebooks", "", ""),
     "train": ("train", "TELUCODEC_GPUS={resources.gpu} ", ""),
     "export": ("export", "", ""),
-    "tokenize_shard": ("tokenize", "", " --shard {wildcards.shard}"),
+    "tokenize_shard": ("tokenize", "", " --shard {wildcards.shard} --threads {threads}"),
     "tokenize": ("tokenize", "", " --merge"),
     "evaluate": ("evaluate", "", ""),
 }
