@@ -84,6 +84,7 @@ def base_params(args: argparse.Namespace) -> dict[str, Any]:
         "max_utterances": args.max_utterances,
         "extra_corpora": extra,
         "examples": 2,
+        "dnsmos_utterances": args.dnsmos_utterances,
     }
     return data
 
@@ -488,6 +489,12 @@ def main() -> None:
     )
     parser.add_argument("--extra-format", default="auto", help="format of the --extra-corpus folders")
     parser.add_argument("--max-utterances", type=int, default=0, help="test utterances scored (0 = all)")
+    parser.add_argument(
+        "--dnsmos-utterances",
+        type=int,
+        default=10,
+        help="of those, scored with DNSMOS too (about 25 s a system on 2 cores; 0 = none)",
+    )
     parser.add_argument(
         "--params",
         type=Path,

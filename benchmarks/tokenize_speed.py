@@ -77,9 +77,25 @@ def tokens_of(out: Path) -> tuple[int, int]:
 
 def tokenize_stage(model: Path, shards: Path, params: Path, out: Path) -> float:
     shutil.rmtree(out, ignore_errors=True)
-    return run([sys.executable, "-m", "pipeline.tokenize", "--model", str(model), "--shards", str(shards),
-                "--out", str(out), "--stats", str(out / "stats.json"), "--skipped", str(out / "skipped.csv"),
-                "--params", str(params)])
+    return run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.tokenize",
+            "--model",
+            str(model),
+            "--shards",
+            str(shards),
+            "--out",
+            str(out),
+            "--stats",
+            str(out / "stats.json"),
+            "--skipped",
+            str(out / "skipped.csv"),
+            "--params",
+            str(params),
+        ]
+    )
 
 
 def cli_batch(model: Path, wavs: Path, out: Path) -> float:
@@ -100,8 +116,20 @@ def snakemake_runs(model: Path, shards: Path, params: Path, work: Path) -> dict[
     seconds = {}
     for cores in (1, 2):
         shutil.rmtree(clone / "data" / "tokens", ignore_errors=True)
-        seconds[cores] = run(["snakemake", "data/tokens/manifest.json", "--cores", str(cores), "--allowed-rules",
-                              "tokenize_shard", "tokenize", "--quiet", "all"], cwd=clone)
+        seconds[cores] = run(
+            [
+                "snakemake",
+                "data/tokens/manifest.json",
+                "--cores",
+                str(cores),
+                "--allowed-rules",
+                "tokenize_shard",
+                "tokenize",
+                "--quiet",
+                "all",
+            ],
+            cwd=clone,
+        )
     return seconds
 
 
@@ -117,8 +145,12 @@ def nested_copy(files: list[Path], out: Path) -> list[Path]:
         per_row = [[table.column(n)[i].values for n in levels] for i in range(table.num_rows)]
         nested = pa.array([[a.to_numpy() for a in row] for row in per_row], pa.list_(pa.list_(pa.int16())))
         target = out / f"{index:03d}-{path.name}"
-        pq.write_table(table.drop_columns(levels).append_column("codes", nested), target,
-                       row_group_size=pq.ParquetFile(path).metadata.row_group(0).num_rows, compression="zstd")
+        pq.write_table(
+            table.drop_columns(levels).append_column("codes", nested),
+            target,
+            row_group_size=pq.ParquetFile(path).metadata.row_group(0).num_rows,
+            compression="zstd",
+        )
         copies.append(target)
     return copies
 
@@ -177,14 +209,19 @@ def main() -> None:
     token_files = sorted((work / "tokens").glob("*/*/part-*.parquet"))
     if not args.skip_snakemake:
         runs = snakemake_runs(args.models[0], args.shards, work / "params.yaml", work)
-        print(f"\nSnakemake, {len(token_files) // 3} shard jobs + merge ({args.models[0].name}): "
-              f"{runs[1]:.1f} s at --cores 1, {runs[2]:.1f} s at --cores 2: {runs[1] / runs[2]:.2f}x", flush=True)
+        print(
+            f"\nSnakemake, {len(token_files) // 3} shard jobs + merge ({args.models[0].name}): "
+            f"{runs[1]:.1f} s at --cores 1, {runs[2]:.1f} s at --cores 2: {runs[1] / runs[2]:.2f}x",
+            flush=True,
+        )
     nested = nested_copy(token_files, work / "nested")
     print("\n| reader | levels | rows/s | tokens/s |\n| --- | ---: | ---: | ---: |")
-    for label, levels, is_nested, paths in (("TokenDataset, a column per level", None, False, token_files),
-                                             ("TokenDataset, a column per level", 2, False, token_files),
-                                             ("one nested list<list<int16>> column", None, True, nested),
-                                             ("one nested list<list<int16>> column", 2, True, nested)):
+    for label, levels, is_nested, paths in (
+        ("TokenDataset, a column per level", None, False, token_files),
+        ("TokenDataset, a column per level", 2, False, token_files),
+        ("one nested list<list<int16>> column", None, True, nested),
+        ("one nested list<list<int16>> column", 2, True, nested),
+    ):
         rows_s, tokens_s = read_speed(paths, levels, is_nested)
         print(f"| {label} | {levels or 'all'} | {rows_s:,.0f} | {tokens_s:,.0f} |", flush=True)
     if args.work is None:
