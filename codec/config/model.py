@@ -29,6 +29,9 @@ class VocosConfig:
     num_layers: int = 8
     kernel_size: int = 7  # depthwise convolution, in frames
     n_fft: int = 0  # iSTFT window; 0 = 4 x hop (Vocos: 1280 for hop 320); hop = the codec's hop
+    # Causal models (model.causal): frames of the iSTFT head an output block waits for beyond its own code
+    # frame (0: none; 1: one frame, 20 ms at 50 frames/s); see codec.model.vocos.ISTFTHead.
+    lookahead_frames: int = 1
 
     def __post_init__(self) -> None:
         if min(self.dim, self.intermediate_dim, self.num_layers) < 1:
@@ -37,6 +40,8 @@ class VocosConfig:
             raise ValueError(f"vocos: kernel_size must be odd, got {self.kernel_size}")
         if self.n_fft < 0 or self.n_fft % 2:
             raise ValueError(f"vocos: n_fft must be 0 or a positive even number, got {self.n_fft}")
+        if self.lookahead_frames < 0:
+            raise ValueError(f"vocos: lookahead_frames must be >= 0, got {self.lookahead_frames}")
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,18 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.output_scale_init <= 0:
             raise ValueError("output_scale_init must be positive")
-        if self.decoder == "vocos" and self.causal:
-            raise ValueError("the vocos decoder is not causal (centred convolutions and iSTFT): use decoder: seanet")
         if self.decoder == "vocos" and self.vocos.n_fft and self.vocos.n_fft < self.hop_length:
             raise ValueError(f"vocos.n_fft ({self.vocos.n_fft}) must be at least the hop ({self.hop_length})")
+        n_fft = self.vocos.n_fft or 4 * self.hop_length
+        if (
+            self.decoder == "vocos"
+            and self.causal
+            and (n_fft % self.hop_length or self.vocos.lookahead_frames >= n_fft // self.hop_length)
+        ):
+            raise ValueError(
+                f"a causal vocos decoder needs n_fft ({n_fft}) a multiple of the hop ({self.hop_length}) and "
+                f"lookahead_frames ({self.vocos.lookahead_frames}) under n_fft / hop"
+            )
 
     @property
     def hop_length(self) -> int:

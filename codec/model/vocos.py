@@ -28,18 +28,24 @@ class ConvNeXtBlock(nn.Module):
     the identity (Vocos's choice) and gradients reach the first blocks at once.
     """
 
-    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float):
+    def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float, causal: bool = False):
         super().__init__()
-        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        # Causal: all the padding on the left (a frame sees only itself and the frames before it).
+        self.left_pad = kernel_size - 1 if causal else 0
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=0 if causal else kernel_size // 2, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, intermediate_dim)
         self.pwconv2 = nn.Linear(intermediate_dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dwconv(x).transpose(1, 2)  # [B, F, C]
-        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y))))
-        return x + (self.gamma * y).transpose(1, 2)
+        y = self.dwconv(F.pad(x, (self.left_pad, 0)) if self.left_pad else x)
+        return x + self.pointwise(y)
+
+    def pointwise(self, y: torch.Tensor) -> torch.Tensor:
+        """What follows the depthwise conv, frame by frame: ``[B, C, F] -> [B, C, F]`` (the residual branch)."""
+        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y.transpose(1, 2)))))
+        return (self.gamma * y).transpose(1, 2)
 
 
 class ISTFTHead(nn.Module):
@@ -53,16 +59,25 @@ class ISTFTHead(nn.Module):
     sees a constant offset well, so a free DC bin drifts (a measured +25 dB at DC in an earlier decoder).
     The log-magnitude is capped at ``ln(n_fft)``, above a full-scale sine's peak, so an early step
     cannot blow up the output.
+
+    Causal (``lookahead`` frames ``a`` given): frame ``f``'s window covers samples ``[(f - a) hop, (f - a) hop +
+    n_fft)``, so the output block ``[f hop, (f + 1) hop)`` is complete once frame ``f + a`` is decoded (``a = 0``:
+    no wait beyond its own frame; the centred layout sits at ``a = 1.5``). The overlap-add is divided by the
+    window's steady-state envelope (the periodic sum of ``w^2`` every hop), not the one of the frames present: the
+    first blocks fade in as after silence and the last ``a`` blocks fade out, the same offline and streaming
+    (:mod:`codec.model.streaming`), instead of dividing the edges by a near-zero sum.
     """
 
     window: torch.Tensor
     dc_mask: torch.Tensor
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int):
+    def __init__(self, dim: int, n_fft: int, hop_length: int, lookahead: int | None = None):
         super().__init__()
-        if (n_fft - hop_length) % 2:
+        if lookahead is None and (n_fft - hop_length) % 2:
             raise ValueError(f"n_fft - hop must be even for a centred iSTFT, got {n_fft} and {hop_length}")
-        self.n_fft, self.hop_length = n_fft, hop_length
+        if lookahead is not None and (n_fft % hop_length or not 0 <= lookahead < n_fft // hop_length):
+            raise ValueError("a causal iSTFT needs n_fft a multiple of the hop and 0 <= lookahead < n_fft / hop")
+        self.n_fft, self.hop_length, self.lookahead = n_fft, hop_length, lookahead
         self.out = nn.Linear(dim, n_fft + 2)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         bins = n_fft // 2 + 1
@@ -78,7 +93,38 @@ class ISTFTHead(nn.Module):
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return istft_same(self.spectrum(x), self.n_fft, self.hop_length, self.window)
+        if self.lookahead is None:
+            return istft_same(self.spectrum(x), self.n_fft, self.hop_length, self.window)
+        return istft_causal(self.spectrum(x), self.n_fft, self.hop_length, self.window, self.lookahead)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, F, C]`` -> windowed time frames ``[B, n_fft, F]`` (float32), to be overlap-added."""
+        return windowed_frames(self.spectrum(x), self.n_fft, self.window)
+
+
+def windowed_frames(spec: torch.Tensor, n_fft: int, window: torch.Tensor) -> torch.Tensor:
+    """``spec [B, n_fft // 2 + 1, F]`` -> ``irfft(spec) * window`` as ``[B, n_fft, F]``, in float32."""
+    with torch.autocast(device_type=spec.device.type, enabled=False):
+        return torch.fft.irfft(spec, n_fft, dim=1) * window[None, :, None]
+
+
+def steady_envelope(window: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """``[hop]``: the sum of ``window^2`` over its shifts by multiples of ``hop`` (1.5 for a periodic Hann window
+    at a quarter overlap): what every sample's overlap-add is divided by once all its frames are in."""
+    return window.square().view(-1, hop_length).sum(0)
+
+
+def istft_causal(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, lookahead: int) -> torch.Tensor:
+    """Causal inverse STFT of ``spec [B, n_fft // 2 + 1, F]`` -> ``[B, 1, F * hop_length]`` (see :class:`ISTFTHead`)."""
+    frames = spec.shape[-1]
+    with torch.autocast(device_type=spec.device.type, enabled=False):
+        chunks = windowed_frames(spec, n_fft, window)
+        length = (frames - 1) * hop_length + n_fft
+        y = F.fold(chunks, output_size=(1, length), kernel_size=(1, n_fft), stride=(1, hop_length))[:, 0, 0]
+        start = lookahead * hop_length  # output sample t is overlap-add sample t + a * hop
+        y = F.pad(y, (0, max(0, start + frames * hop_length - length)))[:, start : start + frames * hop_length]
+        y = y.reshape(y.shape[0], frames, hop_length) / steady_envelope(window, hop_length)
+    return y.reshape(y.shape[0], 1, -1)
 
 
 def istft_same(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor) -> torch.Tensor:
@@ -115,14 +161,20 @@ class VocosDecoder(nn.Module):
         vocos: VocosConfig = cfg.vocos
         self.dimension = cfg.latent_dim
         self.hop_length = cfg.hop_length
-        self.embed = nn.Conv1d(cfg.latent_dim, vocos.dim, vocos.kernel_size, padding=vocos.kernel_size // 2)
+        self.causal = cfg.causal
+        self.embed_left_pad = vocos.kernel_size - 1 if cfg.causal else 0
+        self.embed = nn.Conv1d(
+            cfg.latent_dim, vocos.dim, vocos.kernel_size, padding=0 if cfg.causal else vocos.kernel_size // 2
+        )
         self.norm = nn.LayerNorm(vocos.dim, eps=1e-6)
         self.blocks = nn.ModuleList(
-            ConvNeXtBlock(vocos.dim, vocos.intermediate_dim, vocos.kernel_size, 1.0 / vocos.num_layers)
+            ConvNeXtBlock(vocos.dim, vocos.intermediate_dim, vocos.kernel_size, 1.0 / vocos.num_layers, cfg.causal)
             for _ in range(vocos.num_layers)
         )
         self.final_norm = nn.LayerNorm(vocos.dim, eps=1e-6)
-        self.head = ISTFTHead(vocos.dim, vocos.n_fft or 4 * cfg.hop_length, cfg.hop_length)
+        self.head = ISTFTHead(
+            vocos.dim, vocos.n_fft or 4 * cfg.hop_length, cfg.hop_length, vocos.lookahead_frames if cfg.causal else None
+        )
         self.apply(_init_weights)
 
     @property
@@ -133,7 +185,8 @@ class VocosDecoder(nn.Module):
         return convs * (self.embed.kernel_size[0] - 1) + -(-self.head.n_fft // self.hop_length)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
+        x = self.embed(F.pad(z, (self.embed_left_pad, 0)) if self.embed_left_pad else z)
+        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
         return self.head(self.final_norm(x.transpose(1, 2)))

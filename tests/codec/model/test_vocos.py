@@ -74,8 +74,10 @@ def test_codec_with_vocos_decoder_round_trips_lengths():
 
 
 def test_config_checks():
-    with pytest.raises(ValueError, match="not causal"):
-        dataclasses.replace(SMALL, causal=True)
+    with pytest.raises(ValueError, match="lookahead_frames"):
+        dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(lookahead_frames=4))  # n_fft = 4 hops
+    with pytest.raises(ValueError, match="multiple of the hop"):
+        dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(n_fft=500))
     with pytest.raises(ValueError, match="n_fft"):
         dataclasses.replace(SMALL, vocos=VocosConfig(n_fft=160))
     with pytest.raises(ConfigError, match="kernel_size must be odd"):
