@@ -5,6 +5,7 @@
     telucodec encode clips/ more.wav [--list files.txt] out-folder/ [--jobs 2]     (many files, one model load)
     telucodec decode codes/ out-folder/ [--format flac]
     telucodec info speech.tcq [--json]
+    arecord -f S16_LE -r 16000 | telucodec stream-encode | telucodec stream-decode | aplay -f S16_LE -r 16000
 
 The model is an export (`python -m pipeline.export`): --model, else $TELUCODEC_MODEL, else
 models/telucodec.safetensors in the current folder. Exit status: 0 on success; 1 on bad input (missing
@@ -30,6 +31,7 @@ import soundfile as sf
 import soxr
 
 from codec.cli.batch import BatchUsageError, Job, default_jobs, plan, read_list, run
+from codec.cli.stream import add_commands as add_stream_commands
 from codec.data.audio import AUDIO_SUFFIXES, AudioRejected, clip, stream_mono
 from codec.formats.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
 from codec.runtime.cpus import available_cpus
@@ -145,22 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("input", help=".tcq file")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     info.set_defaults(run=_info)
+    add_stream_commands(commands, _model_options, _positive_float, _integer)
     return parser
 
 
-def _common_options(parser: argparse.ArgumentParser) -> None:
+def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
-    parser.add_argument(
-        "--chunk-seconds",
-        type=_positive_float(MAX_CHUNK_SECONDS),
-        default=DEFAULT_CHUNK_SECONDS,
-        help=f"audio processed per chunk, bounding memory (default: %(default)s, at most {MAX_CHUNK_SECONDS:g})",
-    )
     parser.add_argument(
         "--threads",
         type=_integer(0, MAX_THREADS),
         default=0,
         help="torch CPU threads (default: 0, torch's choice; in a batch, the cores shared by the jobs)",
+    )
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    _model_options(parser)
+    parser.add_argument(
+        "--chunk-seconds",
+        type=_positive_float(MAX_CHUNK_SECONDS),
+        default=DEFAULT_CHUNK_SECONDS,
+        help=f"audio processed per chunk, bounding memory (default: %(default)s, at most {MAX_CHUNK_SECONDS:g})",
     )
     parser.add_argument("--list", metavar="FILE", help="more inputs, one path per line ('-': stdin); makes a batch")
     parser.add_argument(

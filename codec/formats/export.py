@@ -10,7 +10,7 @@ Contents (written by :func:`export_codec`, read by :func:`load_export`):
 * metadata: ``config`` (JSON of ``Codec.config``), ``format`` = ``telucodec-export``,
   ``format_version``, ``model_id`` (hex sha256 of the canonical tensors and config, see
   :func:`content_hash`; its first 16 bytes identify the model in every bitstream) and
-  informative fields (rates, levels, codebook size, uniform mix).
+  informative fields (rates, levels, codebook size, uniform mix, ``causal``: whether the model streams).
 
 The model id is a hash of content, not of file bytes: the same weights exported twice get the
 same id, any changed tensor value, dtype, shape, name or config entry gets another.
@@ -152,6 +152,8 @@ def export_codec(
         "num_levels": str(codec.num_levels),
         "codebook_size": str(int(codec.quantizer.codebook_size)),
         "uniform_mix": repr(config.uniform_mix),
+        # Whether `telucodec stream-encode` / `stream-decode` can run it (also in the config's model section).
+        "causal": str(bool((codec.config or {}).get("model", {}).get("causal", False))).lower(),
     }
     path = save_codec_weights(path, tensors, codec.config, metadata)
     entropy_bits = (-(probabilities * probabilities.log2()).sum(dim=1)).tolist()

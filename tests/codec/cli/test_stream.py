@@ -1,0 +1,127 @@
+"""`telucodec stream-encode | telucodec stream-decode`: the pipe round trip equals file encode/decode, any input
+rate and chunk; truncated, damaged and foreign streams and non-causal models stop with one line and status 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from codec.config.export import ExportConfig
+from codec.formats.export import export_codec
+from tests.codec.conftest import speechlike
+from tests.codec.model.test_streaming import causal_codec
+from tests.conftest import SHARED_CORPUS
+
+TELUCODEC = str(Path(sys.executable).parent / "telucodec")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module", params=["seanet", "vocos-lookahead-1"])
+def model(request, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("stream") / f"{request.param}.safetensors"
+    export_codec(causal_codec(request.param), path, ExportConfig())
+    return path
+
+
+def pipe(model: Path, source: Path | bytes, *encode_args: str, decode_args: tuple[str, ...] = ()) -> tuple:
+    """``stream-encode SOURCE | stream-decode`` -> (float32 samples, encoder result, decoder result)."""
+    src = [str(source)] if isinstance(source, Path) else []
+    enc = subprocess.run(
+        [TELUCODEC, "stream-encode", *src, "--model", str(model), *encode_args],
+        input=None if isinstance(source, Path) else source,
+        capture_output=True,
+        env=ENV,
+    )
+    dec = subprocess.run(
+        [TELUCODEC, "stream-decode", "--model", str(model), "--output-format", "f32", *decode_args],
+        input=enc.stdout,
+        capture_output=True,
+        env=ENV,
+    )
+    return np.frombuffer(dec.stdout, dtype="<f4"), enc, dec
+
+
+def file_round_trip(model: Path, wav: Path, tmp_path: Path) -> np.ndarray:
+    for cmd in (
+        ["encode", str(wav), str(tmp_path / "x.tcq")],
+        ["decode", str(tmp_path / "x.tcq"), str(tmp_path / "x.wav"), "--subtype", "FLOAT"],
+    ):
+        assert subprocess.run([TELUCODEC, *cmd, "--model", str(model)], capture_output=True, env=ENV).returncode == 0
+    return sf.read(tmp_path / "x.wav", dtype="float32")[0]
+
+
+def check_round_trip(model: Path, wav: Path, tmp_path: Path) -> None:
+    expected = file_round_trip(model, wav, tmp_path)
+    for chunk in ("20", "80"):
+        audio, enc, dec = pipe(model, wav, "--chunk-ms", chunk)
+        assert enc.returncode == 0 and dec.returncode == 0, (enc.stderr, dec.stderr)
+        assert audio.shape == expected.shape and np.abs(audio - expected).max() <= 1e-5
+
+
+def test_the_pipe_round_trip_equals_decoding_the_tcq_file(model, tmp_path):
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, speechlike(2.31, 16000)[:, 0], 16000, subtype="PCM_16")
+    check_round_trip(model, wav, tmp_path)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_CORPUS), reason=f"real corpus not found at {SHARED_CORPUS}")
+def test_the_pipe_round_trip_on_a_real_clip(model, tmp_path):
+    clip = sorted(Path(SHARED_CORPUS).glob("*.wav"))[0]  # Telugu speech, 16 kHz
+    check_round_trip(model, clip, tmp_path)
+
+
+def test_raw_pcm_at_another_rate_is_resampled(model):
+    raw = (speechlike(1.0, 8000, channels=2) * 32767).astype("<i2").tobytes()
+    audio, enc, dec = pipe(model, raw, "--input-format", "raw", "--input-rate", "8000", "--channels", "2")
+    assert enc.returncode == 0 and dec.returncode == 0
+    assert abs(audio.shape[0] - 16000) <= 320 and np.abs(audio).max() > 0
+
+
+def test_bad_streams_and_models_stop_with_one_line(tmp_path):
+    model = tmp_path / "seanet.safetensors"
+    export_codec(causal_codec("seanet"), model, ExportConfig())
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, speechlike(1.0, 16000)[:, 0], 16000, subtype="PCM_16")
+    stream = subprocess.run(
+        [TELUCODEC, "stream-encode", str(wav), "--model", str(model)], capture_output=True, env=ENV
+    ).stdout
+    damaged = bytearray(stream)
+    damaged[50] ^= 0xFF  # inside the first packet's codes (the header is 44 bytes, a packet's own header 4)
+    cases = {
+        "truncated code stream": stream[:-20],
+        "CRC mismatch": bytes(damaged),
+        "not a TeluCodec code stream": b"RIFF" + bytes(100),
+        "empty input": b"",
+    }
+    for message, data in cases.items():
+        done = subprocess.run(
+            [TELUCODEC, "stream-decode", "--model", str(model)], input=data, capture_output=True, env=ENV, timeout=60
+        )
+        lines = done.stderr.decode().strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1 and message in lines[0], (message, lines)
+    other = tmp_path / "other.safetensors"
+    export_codec(causal_codec("seanet", seed=3), other, ExportConfig())
+    done = subprocess.run(
+        [TELUCODEC, "stream-decode", "--model", str(other)], input=stream, capture_output=True, env=ENV
+    )
+    assert done.returncode == 1 and b"made by model" in done.stderr
+    cut = subprocess.run(
+        [TELUCODEC, "stream-encode", "--input-format", "raw", "--model", str(model)],
+        input=b"\x01\x02\x03",
+        capture_output=True,
+        env=ENV,
+    )
+    assert cut.returncode == 1 and b"ends inside a sample" in cut.stderr
+
+
+def test_a_non_causal_model_is_refused(tiny_export, tmp_path):
+    done = subprocess.run(
+        [TELUCODEC, "stream-encode", "--model", str(tiny_export)], input=b"", capture_output=True, env=ENV
+    )
+    assert done.returncode == 1 and b"not causal" in done.stderr
