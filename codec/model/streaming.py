@@ -58,14 +58,16 @@ def algorithmic_latency(codec: Codec) -> Latency:
 
 
 class _Conv:
-    """A causal :class:`SConv1d`: the last ``kernel - stride`` inputs are kept for the next chunk."""
+    """A causal :class:`SConv1d`: the last ``kernel - stride`` inputs are kept for the next chunk. The
+    weight-normalised weight is computed once (the streaming model does not train), not at every chunk."""
 
     def __init__(self, layer: SConv1d):
         conv = layer.conv
         if not layer.causal or layer.pad_mode != "constant":
             raise NotCausal("a convolution is not causal with zero padding: the model cannot stream")
-        self.conv, self.stride = conv, int(conv.stride[0])
-        self.keep = (int(conv.kernel_size[0]) - 1) * int(conv.dilation[0]) + 1 - self.stride
+        self.weight, self.bias = conv.weight.detach(), None if conv.bias is None else conv.bias.detach()
+        self.stride, self.dilation = int(conv.stride[0]), int(conv.dilation[0])
+        self.keep = (int(conv.kernel_size[0]) - 1) * self.dilation + 1 - self.stride
         self.state: Tensor | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -74,7 +76,7 @@ class _Conv:
         state = x.new_zeros(*x.shape[:-1], self.keep) if self.state is None else self.state
         buffer = torch.cat([state, x], dim=-1)
         self.state = buffer[..., x.shape[-1] :]
-        return self.conv(buffer)
+        return F.conv1d(buffer, self.weight, self.bias, stride=self.stride, dilation=self.dilation)
 
 
 class _ConvTranspose:
@@ -84,19 +86,18 @@ class _ConvTranspose:
     def __init__(self, layer: SConvTranspose1d):
         if not layer.causal:
             raise NotCausal("a transposed convolution is not causal: the model cannot stream")
-        self.layer = layer
-        self.stride = int(layer.convtr.stride[0])
+        convtr = layer.convtr
+        self.weight, self.bias = convtr.weight.detach(), None if convtr.bias is None else convtr.bias.detach()
+        self.stride = int(convtr.stride[0])
         self.tail: Tensor | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
-        convtr = self.layer.convtr
-        z = F.conv_transpose1d(x, convtr.weight, None, stride=self.stride)
+        z = F.conv_transpose1d(x, self.weight, None, stride=self.stride)
         if self.tail is not None:
             z = torch.cat([z[..., : self.tail.shape[-1]] + self.tail, z[..., self.tail.shape[-1] :]], dim=-1)
         ready = x.shape[-1] * self.stride
         self.tail = z[..., ready:]
-        bias = convtr.bias
-        return z[..., :ready] if bias is None else z[..., :ready] + bias[:, None]
+        return z[..., :ready] if self.bias is None else z[..., :ready] + self.bias[:, None]
 
 
 class _Residual:

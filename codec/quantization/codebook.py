@@ -94,6 +94,7 @@ class EuclideanCodebook(nn.Module):
         self.register_buffer("initialized", torch.tensor(False))
         # Host-side copy of `initialized` so the training step reads the device flag only once.
         self._known_initialized = False
+        self._entries: tuple[tuple, Tensor, Tensor] | None = None  # see entries()
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, codebook_size={self.codebook_size}, decay={self.decay}"
@@ -124,14 +125,33 @@ class EuclideanCodebook(nn.Module):
         """The entries ``[K, D]``, derived from the EMA buffers (no gradient)."""
         return self.embedding_sum / self.smoothed_usage()[:, None]
 
-    def assign(self, vectors: Tensor, embedding: Tensor | None = None) -> Tensor:
+    def entries(self) -> tuple[Tensor, Tensor]:
+        """``(embedding [K, D], squared norms [K])``. Outside training they are derived once per state of the
+        buffers and kept (an in-place update, a load or a move changes the state): inference reads the same
+        entries at every call, and a streaming chunk of a few frames would spend most of its time deriving them."""
+        if self.training:
+            embedding = self.embedding
+            return embedding, embedding.square().sum(dim=1)
+        key = (
+            self.embedding_sum._version,
+            self.cluster_usage._version,
+            self.embedding_sum.data_ptr(),
+            self.cluster_usage.data_ptr(),
+            torch.is_inference_mode_enabled(),
+        )
+        if self._entries is None or self._entries[0] != key:
+            embedding = self.embedding
+            self._entries = (key, embedding, embedding.square().sum(dim=1))
+        return self._entries[1], self._entries[2]
+
+    def assign(self, vectors: Tensor, embedding: Tensor | None = None, squared_norms: Tensor | None = None) -> Tensor:
         """Nearest entry of each row of ``vectors [N, D]`` -> codes ``[N]`` int64 (any one on exact ties).
 
         One matrix product: ``||e||^2 - 2 x.e``; ``||x||^2`` is the same for every entry of a row,
         so it cannot change the argmin and is left out.
         """
         embedding = self.embedding if embedding is None else embedding
-        squared_norms = embedding.square().sum(dim=1)
+        squared_norms = embedding.square().sum(dim=1) if squared_norms is None else squared_norms
         distances = torch.addmm(squared_norms, vectors, embedding.t(), alpha=-2.0)
         return _argmin_rows(distances)
 
@@ -153,8 +173,8 @@ class EuclideanCodebook(nn.Module):
         from these frames first (training)."""
         if seed:
             self.initialize_from(residual)
-        embedding = self.embedding
-        codes = self.assign(residual.detach(), embedding)
+        embedding, squared_norms = self.entries()
+        codes = self.assign(residual.detach(), embedding, squared_norms)
         entry = self.lookup(codes, embedding).detach()
         # The entry is a constant: the next level's input keeps the path to the encoder, and its mean
         # square is this level's commitment loss mse(residual, entry.detach()).
@@ -164,7 +184,7 @@ class EuclideanCodebook(nn.Module):
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``[N]`` -> latents ``[N, D]``."""
-        return self.lookup(codes)
+        return self.lookup(codes, self.entries()[0])
 
     @torch.no_grad()
     def set_codebook(self, vectors: Tensor, usage: Tensor | None = None) -> None:

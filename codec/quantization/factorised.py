@@ -67,8 +67,8 @@ class FactorisedCodebook(EuclideanCodebook):
         vectors = self.project(residual)
         if seed:
             self.initialize_from(vectors)
-        embedding = self.embedding
-        codes = self.assign(vectors.detach(), embedding)
+        embedding, squared_norms = self.entries()
+        codes = self.assign(vectors.detach(), embedding, squared_norms)
         entry = self.lookup(codes, embedding).detach()
         quantized = self.reconstruct(entry, vectors)
         rest = residual - quantized.detach()
@@ -78,4 +78,4 @@ class FactorisedCodebook(EuclideanCodebook):
 
     def decode(self, codes: Tensor) -> Tensor:
         """Codes ``[N]`` -> latents ``[N, D]``."""
-        return self.reconstruct(self.lookup(codes))
+        return self.reconstruct(self.lookup(codes, self.entries()[0]))
