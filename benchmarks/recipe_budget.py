@@ -223,8 +223,9 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     )
     if not args.budget_steps:
         steps = budget_steps(args.budget_minutes, generator_s, adversarial_s or generator_s, start)
-    every = max(50, steps // 4 // 50 * 50) if steps >= 200 else steps
-    data = merge(data, {"train": {"steps": steps, "validate_every": every, "checkpoint_every": every}})
+    every = args.checkpoint_every or (max(50, steps // 4 // 50 * 50) if steps >= 200 else steps)
+    keep = {"keep_last": steps // every + 1} if args.checkpoint_every else {}  # all of them: the scaling curve's
+    data = merge(data, {"train": {"steps": steps, "validate_every": every, "checkpoint_every": every, **keep}})
     params = write_params(data, work / "params.yaml", f"recipe {name}")
     p = ["--params", str(work / "params.yaml")]
     t0 = time.perf_counter()
@@ -503,6 +504,11 @@ def main() -> None:
         help="base params files, merged in order (e.g. params.yaml workflow/params-tiny.yaml)",
     )
     parser.add_argument("--recipe-dir", type=Path, default=RECIPES, help="folder of recipe files")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="validate and checkpoint every N steps and keep every checkpoint (for benchmarks.scaling_curve)",
+    )
     parser.add_argument(
         "--calibration-steps",
         type=int,

@@ -134,11 +134,15 @@ def export_codec(
     """Write ``codec`` (weights, config, code distributions, model id) atomically to ``path``."""
     if codec.config is None:
         raise ExportError("the codec has no config (build it with build_codec or codec_from_config)")
-    state = {name: t.detach().cpu().contiguous().clone() for name, t in codec.state_dict().items()}
+    storage = {"float32": torch.float32, "float16": torch.float16}[config.dtype]
+    state = {
+        name: t.detach().cpu().to(storage if t.is_floating_point() else t.dtype).contiguous().clone()
+        for name, t in codec.state_dict().items()
+    }
     if PROBABILITIES_KEY in state:
         raise ExportError(f"the codec already has a tensor named {PROBABILITIES_KEY!r}")
     # Every level is a EuclideanCodebook (or its FactorisedCodebook subclass); a ModuleList yields plain Modules.
-    usage = torch.stack([cast(EuclideanCodebook, cb).cluster_usage for cb in codec.quantizer.codebooks])
+    usage = torch.stack([cast(EuclideanCodebook, cb).cluster_usage for cb in codec.quantizer.codebooks]).float()
     probabilities = code_distributions(usage, config.uniform_mix)
     tensors = {**state, PROBABILITIES_KEY: probabilities}
     model_id = content_hash(tensors, codec.config)

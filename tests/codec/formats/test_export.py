@@ -22,6 +22,7 @@ from codec.formats.export import (
     load_export,
 )
 from codec.formats.weights import save_codec_weights
+from tests.codec.conftest import speechlike
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -153,3 +154,18 @@ def test_a_crafted_config_asking_for_a_huge_model_is_refused_before_anything_is_
     with pytest.raises(ExportError, match="do not fit"):
         load_export(crafted)
     assert built_on == builds  # every model built so far was shapes only
+
+
+def test_a_float16_export_is_half_the_size_and_decodes_like_the_float32_one(tiny_codec, tmp_path):
+    full = export_codec(tiny_codec, tmp_path / "f32.safetensors", ExportConfig())
+    half = export_codec(tiny_codec, tmp_path / "f16.safetensors", ExportConfig(dtype="float16"))
+    assert half.file_bytes < 0.6 * full.file_bytes and half.model_id != full.model_id
+    loaded = load_export(half.path)
+    assert all(p.dtype == torch.float32 for p in loaded.codec.parameters())  # computes in float32
+    np.testing.assert_allclose(loaded.probabilities, load_export(full.path).probabilities)
+    x = torch.from_numpy(speechlike(0.5)[:, 0]).view(1, 1, -1)
+    with torch.no_grad():
+        codes, rounded = tiny_codec.encode(x), loaded.codec.encode(x)
+        a, b = tiny_codec.decode(codes), loaded.codec.decode(codes)  # the same codes: only the weights' rounding
+    assert (codes == rounded).float().mean() > 0.9  # float16 entries move a few nearest-entry choices
+    assert (a - b).abs().max() < 0.01 * a.abs().max()
