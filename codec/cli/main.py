@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -31,6 +30,14 @@ import soundfile as sf
 import soxr
 
 from codec.cli.batch import BatchUsageError, Job, default_jobs, plan, read_list, run
+from codec.cli.common import (
+    CliError,
+    integer,
+    levels_for,
+    load_model,
+    model_options,
+    positive_float,
+)
 from codec.cli.stream import add_commands as add_stream_commands
 from codec.data.audio import AUDIO_SUFFIXES, AudioRejected, clip, stream_mono
 from codec.formats.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
@@ -38,19 +45,12 @@ from codec.runtime.cpus import available_cpus
 from codec.runtime.interrupts import exit_cleanly
 from codec.runtime.io import atomic_path, write_bytes_atomic
 
-MODEL_ENV = "TELUCODEC_MODEL"
-DEFAULT_MODEL = "models/telucodec.safetensors"
 DEFAULT_CHUNK_SECONDS = 20.0
 RESAMPLE_QUALITY: Final = "HQ"  # soxr preset, as the data stage's default
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 MAX_OUTPUT_RATE = 768_000
 MAX_CHUNK_SECONDS = 3600.0  # a chunk is held in memory whole (16 kHz: 230 MB of float32 per hour)
-MAX_THREADS = 1024
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat big | head -1`
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as ``error: <message>``, exit status 1."""
 
 
 @exit_cleanly("telucodec")
@@ -105,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rate = enc.add_mutually_exclusive_group()
     rate.add_argument(
-        "--kbps", type=_positive_float(math.inf), help="target nominal bitrate: the most levels that fit (default: all)"
+        "--kbps", type=positive_float(math.inf), help="target nominal bitrate: the most levels that fit (default: all)"
     )
-    rate.add_argument("--levels", type=_integer(1, 1 << 16), help="number of quantizer levels to send (default: all)")
+    rate.add_argument("--levels", type=integer(1, 1 << 16), help="number of quantizer levels to send (default: all)")
     enc.add_argument(
         "--entropy",
         action=argparse.BooleanOptionalAction,
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="audio file to write (atomically; the format follows the suffix: .wav, .flac); for a batch, a folder",
     )
     dec.add_argument("--format", choices=("wav", "flac"), default="wav", help="a batch's output format (default: wav)")
-    dec.add_argument("--rate", type=_integer(1, MAX_OUTPUT_RATE), help="resample the output to this rate in Hz (soxr)")
+    dec.add_argument("--rate", type=integer(1, MAX_OUTPUT_RATE), help="resample the output to this rate in Hz (soxr)")
     dec.add_argument(
         "--subtype",
         choices=OUTPUT_SUBTYPES,
@@ -147,31 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("input", help=".tcq file")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     info.set_defaults(run=_info)
-    add_stream_commands(commands, _model_options, _positive_float, _integer)
+    add_stream_commands(commands)
     return parser
 
 
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
-    parser.add_argument(
-        "--threads",
-        type=_integer(0, MAX_THREADS),
-        default=0,
-        help="torch CPU threads (default: 0, torch's choice; in a batch, the cores shared by the jobs)",
-    )
-
-
 def _common_options(parser: argparse.ArgumentParser) -> None:
-    _model_options(parser)
+    model_options(parser)
     parser.add_argument(
         "--chunk-seconds",
-        type=_positive_float(MAX_CHUNK_SECONDS),
+        type=positive_float(MAX_CHUNK_SECONDS),
         default=DEFAULT_CHUNK_SECONDS,
         help=f"audio processed per chunk, bounding memory (default: %(default)s, at most {MAX_CHUNK_SECONDS:g})",
     )
     parser.add_argument("--list", metavar="FILE", help="more inputs, one path per line ('-': stdin); makes a batch")
     parser.add_argument(
-        "--jobs", type=_integer(1, 256), default=0, help="files coded at once in a batch (default: one per CPU core)"
+        "--jobs", type=integer(1, 256), default=0, help="files coded at once in a batch (default: one per CPU core)"
     )
 
 
@@ -181,8 +171,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 def _encode(args: argparse.Namespace) -> int:
     jobs = _batch(args, AUDIO_SUFFIXES, ".tcq")
     path = _input_file(args.inputs[0]) if jobs is None else None  # before the model loads: a quick answer
-    model = _load_model(args)
-    n_q = _levels(model.codec, args.kbps, args.levels)
+    model = load_model(args)
+    n_q = levels_for(model.codec, args.kbps, args.levels)
     if jobs is not None:
         return _run_batch(
             args, jobs, lambda job: _encode_file(model, n_q, _input_file(job.source), job.target, args), "encoded"
@@ -229,7 +219,7 @@ def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Names
 def _decode(args: argparse.Namespace) -> int:
     jobs = _batch(args, (".tcq",), f".{args.format}")
     stream = read_bitstream(_input_file(args.inputs[0])) if jobs is None else None
-    model = _load_model(args)
+    model = load_model(args)
     if jobs is not None:
         return _run_batch(
             args,
@@ -301,32 +291,6 @@ def header_summary(h: Header) -> dict[str, object]:
 # ------------------------------------------------------------------------------------- helpers
 
 
-def _load_model(args: argparse.Namespace):
-    import torch
-
-    from codec.formats.export import ExportError, load_export
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    source, path = (
-        ("--model", Path(args.model))
-        if args.model
-        else (f"${MODEL_ENV}", Path(os.environ[MODEL_ENV]))
-        if os.environ.get(MODEL_ENV)
-        else ("the default, relative to the current folder", Path(DEFAULT_MODEL))
-    )
-    if not path.is_file():
-        raise CliError(
-            f"model {path} not found (looked for {path.absolute()}, from {source}): pass --model PATH "
-            f"or set ${MODEL_ENV} to an export (`python -m pipeline.export` or `dvc repro export` "
-            "writes models/telucodec.safetensors in the project folder)"
-        )
-    try:
-        return load_export(path)
-    except ExportError as exc:
-        raise CliError(f"model: {exc}") from None
-
-
 def _check_model(h: Header, model, source: str) -> None:
     """The bitstream must come from this very model (id), and fit its shape."""
     codec = model.codec
@@ -342,53 +306,6 @@ def _check_model(h: Header, model, source: str) -> None:
             f"{source}: stream (rate, hop, codebook) {got} with {h.num_levels} levels does not "
             f"fit the model's {want} with {codec.num_levels} levels"
         )
-
-
-def _levels(codec, kbps: float | None, levels: int | None) -> int:
-    """Levels to send: ``--levels``, else the most whose nominal bitrate fits ``--kbps``, else all."""
-    if levels is not None:
-        if not 1 <= levels <= codec.num_levels:
-            raise CliError(f"--levels must be in [1, {codec.num_levels}], got {levels}")
-        return levels
-    if kbps is None:
-        return codec.num_levels
-    per_level = codec.bitrate_kbps(1)
-    if not math.isfinite(kbps) or kbps < per_level * (1 - 1e-9):
-        raise CliError(
-            f"--kbps {kbps:g} is not a usable bitrate: the lowest bitrate of this model is "
-            f"{per_level:g} kbit/s (1 level)"
-        )
-    return min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
-
-
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    """argparse type: an integer in [low, high] (a usage error, status 2, otherwise)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(high: float) -> Callable[[str], float]:
-    """argparse type: a finite number in (0, high] (``inf`` and ``nan`` are usage errors)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (math.isfinite(value) and 0 < value <= high):
-            raise argparse.ArgumentTypeError(f"expected a finite number in (0, {high:g}], got {text}")
-        return value
-
-    return parse
 
 
 def _batch(args: argparse.Namespace, suffixes: tuple[str, ...], target_suffix: str) -> list[Job] | None:

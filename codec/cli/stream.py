@@ -23,6 +23,7 @@ from typing import BinaryIO
 import numpy as np
 import soxr
 
+from codec.cli.common import CliError, integer, levels_for, load_model, model_options, positive_float
 from codec.formats.code_stream import (
     CodeStreamError,
     StreamHeader,
@@ -40,8 +41,8 @@ class StreamInputError(ValueError):
     """Audio input the stream commands cannot read (bad WAV header, a cut sample)."""
 
 
-def add_commands(commands, common, positive_float, integer) -> None:
-    """Register both commands on the ``telucodec`` sub-parsers; ``common`` adds --model and --threads."""
+def add_commands(commands) -> None:
+    """Register both commands on the ``telucodec`` sub-parsers."""
     enc = commands.add_parser(
         "stream-encode",
         help="live PCM or WAV on stdin -> code stream on stdout",
@@ -62,7 +63,7 @@ def add_commands(commands, common, positive_float, integer) -> None:
     rate = enc.add_mutually_exclusive_group()
     rate.add_argument("--kbps", type=positive_float(float("inf")), help="the most levels that fit (default: all)")
     rate.add_argument("--levels", type=integer(1, 1 << 16), help="levels to send (default: all)")
-    common(enc)
+    model_options(enc)
     enc.set_defaults(run=_stream_encode)
 
     dec = commands.add_parser(
@@ -80,7 +81,7 @@ def add_commands(commands, common, positive_float, integer) -> None:
         help="raw: 16-bit little-endian PCM (default); f32: float32 PCM; wav: a WAV stream",
     )
     dec.add_argument("--rate", type=integer(1, MAX_RATE), help="output rate (default: the codec's)")
-    common(dec)
+    model_options(dec)
     dec.set_defaults(run=_stream_decode)
 
 
@@ -98,10 +99,9 @@ def _open(name: str, mode: str) -> Iterator[BinaryIO]:
 
 
 def _streaming_model(args: argparse.Namespace):
-    from codec.cli.main import CliError, _load_model
     from codec.model.streaming import is_causal
 
-    model = _load_model(args)
+    model = load_model(args)
     if not is_causal(model.codec):
         raise CliError(
             f"{args.model or 'the model'}: not causal (model.causal: false): streaming needs a causal model, "
@@ -177,12 +177,11 @@ def _wav_header(source: BinaryIO, head: bytes) -> tuple[int, int, str]:
 def _stream_encode(args: argparse.Namespace) -> int:
     import torch
 
-    from codec.cli.main import _levels
     from codec.model.streaming import StreamingEncoder
 
     model = _streaming_model(args)
     codec = model.codec
-    n_q = _levels(codec, args.kbps, args.levels)
+    n_q = levels_for(codec, args.kbps, args.levels)
     header = StreamHeader(
         model.model_id_bytes, codec.sample_rate, codec.hop_length, int(codec.quantizer.codebook_size), n_q
     )
@@ -229,8 +228,6 @@ def _send(sink: BinaryIO, codes, last: int, header: StreamHeader) -> None:
 
 
 def _cli_error(message: str) -> Exception:
-    from codec.cli.main import CliError
-
     return CliError(message)
 
 
@@ -268,7 +265,6 @@ class _Sink:
 def _stream_decode(args: argparse.Namespace) -> int:
     import torch
 
-    from codec.cli.main import CliError
     from codec.model.streaming import StreamingDecoder
 
     model = _streaming_model(args)

@@ -14,7 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec.cli.main import MODEL_ENV, build_parser, main
+from codec.cli.common import MODEL_ENV
+from codec.cli.main import build_parser, main
 from codec.formats.bitstream import read_bitstream
 from codec.formats.export import load_export
 

@@ -1,0 +1,105 @@
+"""What the telucodec commands share: the model lookup and load, the error they report, and the option types."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+MODEL_ENV = "TELUCODEC_MODEL"
+DEFAULT_MODEL = "models/telucodec.safetensors"
+# The pretrained Telugu codec a checkout ships (pretrained/telucodec-te/MODEL_CARD.md), named when no model is found.
+PRETRAINED_MODEL = Path(__file__).resolve().parents[2] / "pretrained" / "telucodec-te" / "telucodec-te.safetensors"
+MAX_THREADS = 1024
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as ``error: <message>``, exit status 1."""
+
+
+def model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--threads",
+        type=integer(0, MAX_THREADS),
+        default=0,
+        help="torch CPU threads (default: 0, torch's choice; in a batch, the cores shared by the jobs)",
+    )
+
+
+def load_model(args: argparse.Namespace):
+    import torch
+
+    from codec.formats.export import ExportError, load_export
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    source, path = (
+        ("--model", Path(args.model))
+        if args.model
+        else (f"${MODEL_ENV}", Path(os.environ[MODEL_ENV]))
+        if os.environ.get(MODEL_ENV)
+        else ("the default, relative to the current folder", Path(DEFAULT_MODEL))
+    )
+    if not path.is_file():
+        shipped = (
+            f", or use the pretrained Telugu codec: --model {PRETRAINED_MODEL}" if PRETRAINED_MODEL.is_file() else ""
+        )
+        raise CliError(
+            f"model {path} not found (looked for {path.absolute()}, from {source}): pass --model PATH "
+            f"or set ${MODEL_ENV} to an export (`python -m pipeline.export` or `dvc repro export` "
+            f"writes models/telucodec.safetensors in the project folder){shipped}"
+        )
+    try:
+        return load_export(path)
+    except ExportError as exc:
+        raise CliError(f"model: {exc}") from None
+
+
+def levels_for(codec, kbps: float | None, levels: int | None) -> int:
+    """Levels to send: ``--levels``, else the most whose nominal bitrate fits ``--kbps``, else all."""
+    if levels is not None:
+        if not 1 <= levels <= codec.num_levels:
+            raise CliError(f"--levels must be in [1, {codec.num_levels}], got {levels}")
+        return levels
+    if kbps is None:
+        return codec.num_levels
+    per_level = codec.bitrate_kbps(1)
+    if not math.isfinite(kbps) or kbps < per_level * (1 - 1e-9):
+        raise CliError(
+            f"--kbps {kbps:g} is not a usable bitrate: the lowest bitrate of this model is "
+            f"{per_level:g} kbit/s (1 level)"
+        )
+    return min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high] (a usage error, status 2, otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {value}")
+        return value
+
+    return parse
+
+
+def positive_float(high: float) -> Callable[[str], float]:
+    """argparse type: a finite number in (0, high] (``inf`` and ``nan`` are usage errors)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and 0 < value <= high):
+            raise argparse.ArgumentTypeError(f"expected a finite number in (0, {high:g}], got {text}")
+        return value
+
+    return parse
