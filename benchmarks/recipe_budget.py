@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.stage_runs import ROOT, load_yaml, run_stage, write_params
-from codec.evaluation.spectrum import BAND_LIMIT_DB, RIPPLE_LIMIT_DB
+from codec.evaluation.spectrum import BAND_LIMIT_DB, HIGH_BAND_LIMIT_DB, RIPPLE_LIMIT_DB
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
 from pipeline.params import merge_params as merge
 
@@ -279,7 +279,7 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
         log=work / "evaluate.log",
     )
     spectra = work / "spectrum.json"
-    if not spectra.is_file() or "frame_ripple_db" not in json.loads(spectra.read_text()):  # older runs: less
+    if not spectra.is_file() or "high_band_db" not in json.loads(spectra.read_text()):  # older runs: less
         write_json_atomic(spectra, check_spectrum(model, shards, args.max_utterances))
     timings = json.loads((work / "timings.json").read_text())
     disc_share = max(0.0, 1 - generator_s / adversarial_s) if adversarial_s and start < steps else 0.0
@@ -397,6 +397,11 @@ def markdown(results: list[dict[str, Any]], tag: str, corpora: list[str]) -> str
                 + (
                     [f"{s['frame_ripple_db']:.1f} dB ripple every frame rate"]
                     if s["frame_ripple_db"] > RIPPLE_LIMIT_DB
+                    else []
+                )
+                + (
+                    [f"above 1 kHz {s['high_band_db']:+.1f} dB"]
+                    if abs(s.get("high_band_db", 0.0)) > HIGH_BAND_LIMIT_DB
                     else []
                 )
             )

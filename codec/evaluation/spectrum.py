@@ -19,6 +19,7 @@ N_FFT = 1024  # 15.6 Hz bins at 16 kHz: narrow enough to resolve a tone from its
 PEAK_LIMIT_DB = 6.0  # a narrow peak of the excess over its neighbourhood's median
 BAND_LIMIT_DB = 6.0  # mean excess at DC or in the top band, the overall level taken out
 RIPPLE_LIMIT_DB = 1.5  # ripple with the frame rate as period
+HIGH_BAND_LIMIT_DB = 2.0  # the level above 1 kHz against the level below it, output over input
 
 
 def average_power_spectrum(signals: Sequence[np.ndarray], n_fft: int = N_FFT) -> np.ndarray:
@@ -52,6 +53,7 @@ class SpectrumCheck(NamedTuple):
     nyquist_excess_db: float  # mean excess in the top ``top_hz`` below Nyquist
     level_excess_db: float  # median excess over the speech band, 100 Hz - 4 kHz (the overall level difference)
     frame_ripple_db: float  # amplitude of the excess's ripple with the frame rate as period (NaN: not asked)
+    high_band_db: float  # mean excess over 1 - 7.5 kHz minus the mean over 100 Hz - 1 kHz (0: balanced)
     ok: bool
 
     def as_dict(self) -> dict:
@@ -61,6 +63,7 @@ class SpectrumCheck(NamedTuple):
             "nyquist_excess_db": self.nyquist_excess_db,
             "level_excess_db": self.level_excess_db,
             "frame_ripple_db": self.frame_ripple_db,
+            "high_band_db": self.high_band_db,
             "peaks": [{"frequency_hz": p.frequency_hz, "excess_db": p.excess_db} for p in self.peaks],
         }
 
@@ -110,6 +113,7 @@ def spectrum_check(
     floor_db: float = -100.0,
     frame_rate: float | None = None,
     ripple_db: float = RIPPLE_LIMIT_DB,
+    high_band_limit_db: float = HIGH_BAND_LIMIT_DB,
 ) -> SpectrumCheck:
     """Compare the average power spectra ``reference`` (input) and ``output`` (``[n_fft // 2 + 1]`` each).
 
@@ -119,7 +123,9 @@ def spectrum_check(
     have, or a much stronger one). DC and the top band fail when their mean excess passes ``band_db``
     (the overall level, the median excess over 100 Hz - 4 kHz where speech has its energy, is subtracted
     first, so a quieter or louder output is no artefact). With ``frame_rate``, a ripple of the excess with the
-    frame rate as period (:func:`frame_ripple_db`) fails past ``ripple_db``.
+    frame rate as period (:func:`frame_ripple_db`) fails past ``ripple_db``. The high band fails when its level
+    relative to the low band differs from the input's by more than ``high_band_limit_db``: the mean excess over
+    1 - 7.5 kHz (harmonics there are what a blurred decoder loses) against the mean over 100 Hz - 1 kHz.
     """
     excess = excess_db(reference, output, floor_db)
     bins = excess.size
@@ -140,6 +146,14 @@ def spectrum_check(
     dc = float(excess[frequencies < max(dc_hz, hz_per_bin)].mean()) - median
     top = float(excess[frequencies > sample_rate / 2 - max(top_hz, hz_per_bin)].mean()) - median
     ripple = math.nan if frame_rate is None else frame_ripple_db(excess, hz_per_bin, frame_rate)
-    return SpectrumCheck(
-        peaks, dc, top, median, ripple, ok=not peaks and dc <= band_db and top <= band_db and not ripple > ripple_db
+    low = (frequencies >= 100.0) & (frequencies < 1000.0)
+    high = (frequencies >= 1000.0) & (frequencies <= min(7500.0, sample_rate / 2))
+    high_band = float(excess[high].mean() - excess[low].mean()) if high.any() and low.any() else math.nan
+    ok = (
+        not peaks
+        and dc <= band_db
+        and top <= band_db
+        and not ripple > ripple_db
+        and not abs(high_band) > high_band_limit_db
     )
+    return SpectrumCheck(peaks, dc, top, median, ripple, high_band, ok=ok)

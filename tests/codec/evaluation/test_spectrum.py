@@ -103,3 +103,15 @@ def test_a_copy_one_frame_late_ripples_at_the_frame_rate_and_is_flagged():
     assert np.isnan(check(signals, ghost).frame_ripple_db)  # not asked for
     with pytest.raises(ValueError, match="finer"):
         check(signals, ghost, frame_rate=20.0)
+
+
+def test_a_weak_high_band_is_measured_and_flagged():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(RATE * 2)
+    spectrum = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(x.size, 1 / RATE)
+    dull = np.fft.irfft(spectrum * np.where(freqs >= 1000, 10 ** (-5 / 20), 1.0), x.size)  # -5 dB above 1 kHz
+    found = spectrum_check(average_power_spectrum([x]), average_power_spectrum([dull]), RATE)
+    assert found.high_band_db == pytest.approx(-5.0, abs=0.5) and not found.ok
+    same = spectrum_check(average_power_spectrum([x]), average_power_spectrum([0.5 * x]), RATE)
+    assert abs(same.high_band_db) < 0.1 and same.ok
