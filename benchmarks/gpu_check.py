@@ -36,6 +36,7 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
             extra_corpus=[],
             extra_format="auto",
             max_utterances=1,
+            dnsmos_utterances=0,
         )
     )
     shards = prepare_corpus(base, args.work / "corpus")
@@ -124,7 +125,8 @@ def main() -> None:
     out = args.work / "results"
     command = [
         sys.executable,
-        str(ROOT / "benchmarks" / "recipe_budget.py"),
+        "-m",
+        "benchmarks.recipe_budget",
         "--corpus",
         str(args.corpus),
         "--format",
