@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.recipe_budget import RECIPES, base_params, prepare_corpus, recipe_params
+from benchmarks.recipe_budget import RECIPES, base_params, build_parser, prepare_corpus, recipe_params
 from benchmarks.stage_runs import ROOT, run_stage, write_params
 from pipeline.params import merge_params as merge
 
@@ -29,14 +29,9 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
     """A short torchrun training of the gpu recipe (bf16 + compile on CUDA); returns its timings."""
     work = args.work / "paths"
     base = base_params(
-        argparse.Namespace(
-            params=args.params,
-            corpus=args.corpus,
-            format=args.format,
-            extra_corpus=[],
-            extra_format="auto",
-            max_utterances=1,
-            dnsmos_utterances=0,
+        build_parser().parse_args(
+            ["--corpus", str(args.corpus), "--format", args.format, "--params", *map(str, args.params)]
+            + ["--max-utterances", "1", "--dnsmos-utterances", "0"]
         )
     )
     shards = prepare_corpus(base, args.work / "corpus")

@@ -476,7 +476,8 @@ def plot(results: list[dict[str, Any]], out: Path, tag: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (gpu_check parses its base params with them too, so defaults live here once)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "chai-bisket-te")
     parser.add_argument("--format", default="ulca", help="the corpus's format (prepare.format)")
@@ -520,7 +521,11 @@ def main() -> None:
         default=24,
         help="timed steps of each calibration run (the first, untimed step comes on top)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if not args.corpus.is_dir():
         raise SystemExit(f"error: {args.corpus}: no such corpus folder")
     if (
