@@ -319,7 +319,7 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
             outputs.append(codec.decode(codec.encode(x))[0, 0, : x.shape[-1]].numpy())
             inputs.append(utt.audio)
     reference, output = average_power_spectrum(inputs), average_power_spectrum(outputs)
-    found = spectrum_check(reference, output, codec.sample_rate, frame_rate=codec.frame_rate)
+    found = spectrum_check(reference, output, codec.sample_rate, frame_rates=overlap_rates(codec))
     # The curve itself, for the plot: output over input per 15.6 Hz bin, the overall level taken out.
     curve = excess_db(reference, output) - found.level_excess_db
     return {
@@ -327,6 +327,13 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
         "bin_hz": codec.sample_rate / 2 / (curve.size - 1),
         "excess_db": [round(float(v), 2) for v in curve],
     }
+
+
+def overlap_rates(codec: Any) -> list[float]:
+    """Frames per second whose hop can print a ripple: the code frames, and an iSTFT head's finer frames."""
+    head = getattr(codec.decoder, "head", None)
+    rates = {codec.frame_rate, codec.sample_rate / head.hop_length} if head is not None else {codec.frame_rate}
+    return sorted(rates)
 
 
 def validation_curve(plots: Path, levels: int) -> list[dict[str, float]]:

@@ -28,7 +28,10 @@ class VocosConfig:
     intermediate_dim: int = 1152  # hidden width of each block's pointwise MLP
     num_layers: int = 8
     kernel_size: int = 7  # depthwise convolution, in frames
-    n_fft: int = 0  # iSTFT window; 0 = 4 x hop (Vocos: 1280 for hop 320); hop = the codec's hop
+    n_fft: int = 0  # iSTFT window; 0 = 4 x the head's hop (Vocos: 1280 for hop 320)
+    # iSTFT frames per code frame: the head's hop is the codec's hop / head_upsample (1: Vocos's layout). Finer
+    # frames overlap-add over a shorter hop, so a frame-to-frame phase error echoes at a shorter lag.
+    head_upsample: int = 1
     # Causal models (model.causal): frames of the iSTFT head an output block waits for beyond its own code
     # frame (0: none; 1: one frame, 20 ms at 50 frames/s); see codec.model.vocos.ISTFTHead.
     lookahead_frames: int = 1
@@ -42,6 +45,8 @@ class VocosConfig:
             raise ValueError(f"vocos: n_fft must be 0 or a positive even number, got {self.n_fft}")
         if self.lookahead_frames < 0:
             raise ValueError(f"vocos: lookahead_frames must be >= 0, got {self.lookahead_frames}")
+        if self.head_upsample < 1:
+            raise ValueError(f"vocos: head_upsample must be >= 1, got {self.head_upsample}")
 
 
 @dataclass(frozen=True)
@@ -78,18 +83,26 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.output_scale_init <= 0:
             raise ValueError("output_scale_init must be positive")
-        if self.decoder == "vocos" and self.vocos.n_fft and self.vocos.n_fft < self.hop_length:
-            raise ValueError(f"vocos.n_fft ({self.vocos.n_fft}) must be at least the hop ({self.hop_length})")
-        n_fft = self.vocos.n_fft or 4 * self.hop_length
-        if (
-            self.decoder == "vocos"
-            and self.causal
-            and (n_fft % self.hop_length or self.vocos.lookahead_frames >= n_fft // self.hop_length)
-        ):
+        if self.decoder == "vocos":
+            self._check_vocos_head()
+
+    def _check_vocos_head(self) -> None:
+        up = self.vocos.head_upsample
+        if self.hop_length % up:
+            raise ValueError(f"vocos.head_upsample ({up}) must divide the hop ({self.hop_length})")
+        hop = self.hop_length // up
+        n_fft = self.vocos.n_fft or 4 * hop
+        if n_fft < hop:
+            raise ValueError(f"vocos.n_fft ({n_fft}) must be at least the head's hop ({hop})")
+        if self.causal and up != 1:
+            raise ValueError("a causal vocos decoder needs head_upsample 1 (the streaming decoder is frame by frame)")
+        if self.causal and (n_fft % hop or self.vocos.lookahead_frames >= n_fft // hop):
             raise ValueError(
-                f"a causal vocos decoder needs n_fft ({n_fft}) a multiple of the hop ({self.hop_length}) and "
+                f"a causal vocos decoder needs n_fft ({n_fft}) a multiple of the hop ({hop}) and "
                 f"lookahead_frames ({self.vocos.lookahead_frames}) under n_fft / hop"
             )
+        if not self.causal and (n_fft - hop) % 2:
+            raise ValueError(f"vocos: n_fft - the head's hop must be even, got {n_fft} and {hop}")
 
     @property
     def hop_length(self) -> int:

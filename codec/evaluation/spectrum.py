@@ -52,7 +52,7 @@ class SpectrumCheck(NamedTuple):
     dc_excess_db: float  # mean excess in the bins under ``dc_hz``
     nyquist_excess_db: float  # mean excess in the top ``top_hz`` below Nyquist
     level_excess_db: float  # median excess over the speech band, 100 Hz - 4 kHz (the overall level difference)
-    frame_ripple_db: float  # amplitude of the excess's ripple with the frame rate as period (NaN: not asked)
+    frame_ripple_db: float  # the strongest ripple of the excess with a frame rate as period (NaN: not asked)
     high_band_db: float  # mean excess over 1 - 7.5 kHz minus the mean over 100 Hz - 1 kHz (0: balanced)
     ok: bool
 
@@ -111,7 +111,7 @@ def spectrum_check(
     top_hz: float = 500.0,
     band_db: float = BAND_LIMIT_DB,
     floor_db: float = -100.0,
-    frame_rate: float | None = None,
+    frame_rates: Sequence[float] = (),
     ripple_db: float = RIPPLE_LIMIT_DB,
     high_band_limit_db: float = HIGH_BAND_LIMIT_DB,
 ) -> SpectrumCheck:
@@ -122,8 +122,9 @@ def spectrum_check(
     ``peak_db`` above the median excess within ``neighbourhood_hz`` on either side (a tone the input does not
     have, or a much stronger one). DC and the top band fail when their mean excess passes ``band_db``
     (the overall level, the median excess over 100 Hz - 4 kHz where speech has its energy, is subtracted
-    first, so a quieter or louder output is no artefact). With ``frame_rate``, a ripple of the excess with the
-    frame rate as period (:func:`frame_ripple_db`) fails past ``ripple_db``. The high band fails when its level
+    first, so a quieter or louder output is no artefact). With ``frame_rates`` (the code frame rate, and the rate of
+    a decoder's overlap-added frames where it differs), the strongest ripple of the excess with one of them as
+    period (:func:`frame_ripple_db`) fails past ``ripple_db``. The high band fails when its level
     relative to the low band differs from the input's by more than ``high_band_limit_db``: the mean excess over
     1 - 7.5 kHz (harmonics there are what a blurred decoder loses) against the mean over 100 Hz - 1 kHz.
     """
@@ -145,7 +146,7 @@ def spectrum_check(
     peaks.sort(key=lambda p: -p.excess_db)
     dc = float(excess[frequencies < max(dc_hz, hz_per_bin)].mean()) - median
     top = float(excess[frequencies > sample_rate / 2 - max(top_hz, hz_per_bin)].mean()) - median
-    ripple = math.nan if frame_rate is None else frame_ripple_db(excess, hz_per_bin, frame_rate)
+    ripple = max((frame_ripple_db(excess, hz_per_bin, rate) for rate in frame_rates), default=math.nan)
     low = (frequencies >= 100.0) & (frequencies < 1000.0)
     high = (frequencies >= 1000.0) & (frequencies <= min(7500.0, sample_rate / 2))
     high_band = float(excess[high].mean() - excess[low].mean()) if high.any() and low.any() else math.nan

@@ -60,6 +60,10 @@ class ISTFTHead(nn.Module):
     The log-magnitude is capped at ``ln(n_fft)``, above a full-scale sine's peak, so an early step
     cannot blow up the output.
 
+    With ``upsample`` ``s > 1`` the linear layer gives ``s`` spectra per feature frame, read as ``s`` consecutive
+    iSTFT frames at ``hop / s`` (a pixel shuffle in time): ``[B, F, C]`` -> ``[B, 1, F * s * (hop / s)]``, the same
+    length at ``s`` times the head's frame rate, for the cost of a wider output layer.
+
     Causal (``lookahead`` frames ``a`` given): frame ``f``'s window covers samples ``[(f - a) hop, (f - a) hop +
     n_fft)``, so the output block ``[f hop, (f + 1) hop)`` is complete once frame ``f + a`` is decoded (``a = 0``:
     no wait beyond its own frame; the centred layout sits at ``a = 1.5``). The overlap-add is divided by the
@@ -71,14 +75,16 @@ class ISTFTHead(nn.Module):
     window: torch.Tensor
     dc_mask: torch.Tensor
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int, lookahead: int | None = None):
+    def __init__(self, dim: int, n_fft: int, hop_length: int, lookahead: int | None = None, upsample: int = 1):
         super().__init__()
+        if upsample < 1 or (upsample > 1 and lookahead is not None):
+            raise ValueError(f"upsample must be >= 1, and 1 for a causal iSTFT; got {upsample}")
         if lookahead is None and (n_fft - hop_length) % 2:
             raise ValueError(f"n_fft - hop must be even for a centred iSTFT, got {n_fft} and {hop_length}")
         if lookahead is not None and (n_fft % hop_length or not 0 <= lookahead < n_fft // hop_length):
             raise ValueError("a causal iSTFT needs n_fft a multiple of the hop and 0 <= lookahead < n_fft / hop")
-        self.n_fft, self.hop_length, self.lookahead = n_fft, hop_length, lookahead
-        self.out = nn.Linear(dim, n_fft + 2)
+        self.n_fft, self.hop_length, self.lookahead, self.upsample = n_fft, hop_length, lookahead, upsample
+        self.out = nn.Linear(dim, upsample * (n_fft + 2))
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         bins = n_fft // 2 + 1
         dc_mask = torch.ones(bins)
@@ -87,8 +93,10 @@ class ISTFTHead(nn.Module):
         self.max_log_magnitude = math.log(n_fft)
 
     def spectrum(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``[B, F, C]`` -> complex spectrum ``[B, n_fft // 2 + 1, F]`` (DC bin zero)."""
-        log_mag, phase = self.out(x).transpose(1, 2).float().chunk(2, dim=1)  # [B, bins, F] each
+        """Features ``[B, F, C]`` -> complex spectrum ``[B, n_fft // 2 + 1, F * upsample]`` (DC bin zero)."""
+        y = self.out(x)  # [B, F, upsample * (n_fft + 2)]
+        y = y.reshape(y.shape[0], y.shape[1] * self.upsample, self.n_fft + 2)  # frame f's spectra f*s .. f*s + s - 1
+        log_mag, phase = y.transpose(1, 2).float().chunk(2, dim=1)  # [B, bins, F * upsample] each
         mag = torch.exp(log_mag.clamp(max=self.max_log_magnitude)) * self.dc_mask[:, None]
         return torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
 
@@ -153,7 +161,8 @@ class VocosDecoder(nn.Module):
     """Latents ``[B, latent_dim, F]`` -> waveform ``[B, 1, F * hop_length]``.
 
     Embedding conv (``kernel_size`` frames) and LayerNorm, ``num_layers`` ConvNeXt blocks, LayerNorm,
-    then the :class:`ISTFTHead` with window ``n_fft`` (default 4 x hop) and the codec's hop.
+    then the :class:`ISTFTHead` with ``head_upsample`` iSTFT frames per code frame, at hop ``hop_length /
+    head_upsample`` and window ``n_fft`` (default 4 x that hop).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -172,8 +181,13 @@ class VocosDecoder(nn.Module):
             for _ in range(vocos.num_layers)
         )
         self.final_norm = nn.LayerNorm(vocos.dim, eps=1e-6)
+        head_hop = cfg.hop_length // vocos.head_upsample
         self.head = ISTFTHead(
-            vocos.dim, vocos.n_fft or 4 * cfg.hop_length, cfg.hop_length, vocos.lookahead_frames if cfg.causal else None
+            vocos.dim,
+            vocos.n_fft or 4 * head_hop,
+            head_hop,
+            vocos.lookahead_frames if cfg.causal else None,
+            vocos.head_upsample,
         )
         self.apply(_init_weights)
 

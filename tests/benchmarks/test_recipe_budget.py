@@ -137,3 +137,19 @@ def test_bad_recipes_and_budgets_are_refused_before_any_work(embedded_corpus, tm
     budget = run_benchmark(base + ["--recipes", "typo", "--budget-minutes", "0"])
     assert budget.returncode != 0 and "must be positive" in budget.stderr
     assert not (tmp_path / "work" / "corpus" / "shards").exists()
+
+
+def test_the_spectrum_check_looks_for_a_ripple_at_every_overlap_added_hop():
+    from benchmarks.recipe_budget import overlap_rates
+    from codec.config.model import ModelConfig, VocosConfig
+    from codec.config.quantizer import QuantizerConfig
+    from codec.model.codec import build_codec
+
+    def codec(**model):
+        return build_codec(ModelConfig(channels=4, latent_dim=8, **model), QuantizerConfig(num_levels=1), 16000)
+
+    small = VocosConfig(dim=8, intermediate_dim=8, num_layers=1)
+    assert overlap_rates(codec()) == [50.0]  # SEANet: the code frames only
+    assert overlap_rates(codec(decoder="vocos", vocos=small)) == [50.0]
+    upsampled = VocosConfig(dim=8, intermediate_dim=8, num_layers=1, head_upsample=4)
+    assert overlap_rates(codec(decoder="vocos", vocos=upsampled)) == [50.0, 200.0]

@@ -90,19 +90,20 @@ def test_a_copy_one_frame_late_ripples_at_the_frame_rate_and_is_flagged():
     signals = [speech_like(seed=s) for s in range(3)]
     hop = 320  # 50 frames/s at 16 kHz
     ghost = [x + 0.3 * np.concatenate([np.zeros(hop, np.float32), x[:-hop]]) for x in signals]
-    found = check(signals, ghost, frame_rate=50.0)
+    found = check(signals, ghost, frame_rates=[50.0])
     # |1 + a exp(-j w hop)|^2 in dB has a fundamental of 20 a / ln 10; the average spectrum's 1024-point Hann
     # window smooths it by the window's autocorrelation at the hop.
     window = np.hanning(1025)[:-1]
     expected = 20 / np.log(10) * 0.3 * (window[:-hop] * window[hop:]).sum() / (window * window).sum()
     assert found.frame_ripple_db == pytest.approx(expected, rel=0.15) and not found.ok
-    clean = check(signals, signals, frame_rate=50.0)
+    clean = check(signals, signals, frame_rates=[50.0])
     assert clean.frame_ripple_db < 0.1 and clean.ok
-    other = check(signals, ghost, frame_rate=75.0)  # the ripple is tied to its period
+    other = check(signals, ghost, frame_rates=[75.0])  # the ripple is tied to its period
     assert other.frame_ripple_db < 0.5
+    assert check(signals, ghost, frame_rates=[200.0, 50.0]).frame_ripple_db == found.frame_ripple_db  # the strongest
     assert np.isnan(check(signals, ghost).frame_ripple_db)  # not asked for
     with pytest.raises(ValueError, match="finer"):
-        check(signals, ghost, frame_rate=20.0)
+        check(signals, ghost, frame_rates=[20.0])
 
 
 def test_a_weak_high_band_is_measured_and_flagged():

@@ -84,3 +84,30 @@ def test_config_checks():
         from_dict(ModelConfig, {"decoder": "vocos", "vocos": {"kernel_size": 4}})
     with pytest.raises(ConfigError, match="unknown key"):
         from_dict(ModelConfig, {"decoder": "vocos", "vocos": {"dims": 4}})
+
+
+def test_upsampled_head_reads_its_spectra_in_time_order():
+    """With head_upsample s, code frame f gives the iSTFT frames f*s .. f*s + s - 1, at hop / s: the output keeps
+    its length, and a change to one code frame's features reaches only that frame's spectra."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(SMALL, vocos=dataclasses.replace(SMALL.vocos, head_upsample=4))
+    decoder = VocosDecoder(cfg)
+    assert decoder.head.hop_length == SMALL.hop_length // 4 and decoder.head.n_fft == SMALL.hop_length
+    z = torch.randn(2, 16, 9)
+    assert decoder(z).shape == (2, 1, 9 * SMALL.hop_length)
+    features = torch.randn(1, 9, 32)
+    with torch.no_grad():
+        spec = decoder.head.spectrum(features)
+        assert spec.shape == (1, decoder.head.n_fft // 2 + 1, 36)
+        features[0, 5] += 1.0
+        changed = (decoder.head.spectrum(features) != spec).any(dim=1)[0]
+    assert changed.nonzero().flatten().tolist() == [20, 21, 22, 23]
+
+
+def test_upsampled_head_config_checks():
+    with pytest.raises(ValueError, match="must divide the hop"):
+        dataclasses.replace(SMALL, vocos=VocosConfig(head_upsample=7))
+    with pytest.raises(ValueError, match="head_upsample 1"):
+        dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(head_upsample=2))
+    with pytest.raises(ValueError, match="head_upsample must be >= 1"):
+        VocosConfig(head_upsample=0)
