@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 MODEL_ENV = "TELUCODEC_MODEL"
 DEFAULT_MODEL = "models/telucodec.safetensors"
-# The pretrained Telugu codec a checkout ships (pretrained/telucodec-te/MODEL_CARD.md), named when no model is found.
+# The pretrained Telugu codec a checkout ships (pretrained/telucodec-te/MODEL_CARD.md): used, with a note, when
+# neither --model nor $TELUCODEC_MODEL names a model and the default export has not been built.
 PRETRAINED_MODEL = Path(__file__).resolve().parents[2] / "pretrained" / "telucodec-te" / "telucodec-te.safetensors"
 MAX_THREADS = 1024
 
@@ -43,14 +45,16 @@ def load_model(args: argparse.Namespace):
         if os.environ.get(MODEL_ENV)
         else ("the default, relative to the current folder", Path(DEFAULT_MODEL))
     )
+    if not path.is_file() and source.startswith("the default") and PRETRAINED_MODEL.is_file():
+        # A fresh clone has no trained model yet: the shipped one, said on stderr so that nobody mistakes it for
+        # theirs. A model named by --model or the environment is never replaced.
+        print(f"note: no {DEFAULT_MODEL} here; using the pretrained Telugu codec {PRETRAINED_MODEL}", file=sys.stderr)
+        path = PRETRAINED_MODEL
     if not path.is_file():
-        shipped = (
-            f", or use the pretrained Telugu codec: --model {PRETRAINED_MODEL}" if PRETRAINED_MODEL.is_file() else ""
-        )
         raise CliError(
             f"model {path} not found (looked for {path.absolute()}, from {source}): pass --model PATH "
             f"or set ${MODEL_ENV} to an export (`python -m pipeline.export` or `dvc repro export` "
-            f"writes models/telucodec.safetensors in the project folder){shipped}"
+            f"writes models/telucodec.safetensors in the project folder)"
         )
     try:
         return load_export(path)

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from codec.cli import common
 from codec.cli.common import MODEL_ENV
 from codec.cli.main import build_parser, main
 from codec.formats.bitstream import read_bitstream
@@ -198,11 +199,29 @@ def test_numeric_options_out_of_range_are_usage_errors(capsys, argv):
 
 def test_a_missing_default_model_says_where_it_was_looked_for(capsys, tmp_path, speech_wav, monkeypatch):
     monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.setattr(common, "PRETRAINED_MODEL", tmp_path / "no-pretrained.safetensors")  # a checkout without one
     monkeypatch.chdir(tmp_path)
     code, _, err = _run(capsys, "encode", speech_wav(seconds=0.3), tmp_path / "a.tcq")
     assert code == 1
     assert str(tmp_path / "models" / "telucodec.safetensors") in err  # absolute: the folder it was run from
     assert "relative to the current folder" in err and "--model" in err and MODEL_ENV in err
+
+
+def test_without_a_built_model_the_shipped_pretrained_one_is_used_and_said(
+    capsys, tmp_path, tiny_export, speech_wav, monkeypatch
+):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    monkeypatch.setattr(common, "PRETRAINED_MODEL", tiny_export)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "encode", speech_wav(seconds=0.3), tmp_path / "a.tcq")
+    assert code == 0 and f"using the pretrained Telugu codec {tiny_export}" in err
+    assert load_export(tiny_export).model_id.startswith(_info(capsys, tmp_path / "a.tcq")["model_id"])  # its prefix
+    # A model the user names is never swapped for the pretrained one: a wrong path stays an error.
+    code, _, err = _run(capsys, "encode", speech_wav(seconds=0.3), tmp_path / "b.tcq", "--model", tmp_path / "x")
+    assert code == 1 and "not found" in err and not (tmp_path / "b.tcq").exists()
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path / "y"))
+    code, _, err = _run(capsys, "encode", speech_wav(seconds=0.3), tmp_path / "b.tcq")
+    assert code == 1 and "not found" in err and "pretrained" not in err
 
 
 def test_info_into_a_closed_pipe_exits_quietly_like_unix_tools(capsys, tmp_path, tiny_export, speech_wav):
