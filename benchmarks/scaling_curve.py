@@ -7,9 +7,17 @@ Each run folder is one of ``benchmarks.recipe_budget``'s (``<work>/<budget>/<rec
 ``--checkpoint-every`` so that every checkpoint is kept. For each asked step the checkpoint's weights (their
 EMA when the run keeps one) are scored by the evaluate stage with the run's own params (test split at 1.5, 3
 and 6 kbps, Opus at 6, 8 and 12 kbps on the same utterances). Per run and bitrate, PESQ-WB, STOI and mel
-distance are fitted against ``log10(steps)`` by least squares; the fit's prediction at ``--predict`` steps is
-printed with its 90% interval (Student's t on the residuals: few points, so wide). A checkpoint of a long run
-is not a run of that budget (its learning rate has not decayed yet); the table says which is which.
+distance are fitted two ways against ``log10(steps)`` by least squares, each with its prediction at ``--predict``
+steps and a 90% interval (Student's t on the residuals: few points, so wide):
+
+- ``log``: ``value = a + b log10(steps)``, a straight line on the plot. It cannot bend, so far out it
+  crosses what the metric can reach (STOI past 1, a negative mel distance); such a prediction is marked.
+- ``gap``: a power law in the distance to the metric's bound (PESQ-WB 4.64, STOI 1, mel distance 0),
+  ``log10|bound - value| = a + b log10(steps)``, as loss-versus-compute scaling laws are fitted: it bends
+  toward the bound and never crosses it.
+
+Both intervals only measure how well the points sit on the curve, not whether the curve holds 20x beyond
+them. A checkpoint of a long run is not a run of that budget (its learning rate has not decayed yet).
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from codec.train import checkpoint as ckpt
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"6 kbps": "q12", "3 kbps": "q6", "1.5 kbps": "q3"}
 METRICS = [("pesq_wb", "PESQ-WB"), ("stoi", "STOI"), ("mel_distance", "mel distance")]
+# What each metric can reach: the ceiling (PESQ-WB's MOS-LQO mapping, STOI) or the floor (a distance).
+BOUNDS = {"pesq_wb": 4.64, "stoi": 1.0, "mel_distance": 0.0}
 T90 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860}  # two-sided 90%, by dof
 
 
@@ -77,12 +87,13 @@ def score(run: Path, step: int, shards: Path) -> dict[str, Any]:
     return json.loads(metrics.read_text())["test"]
 
 
-def fit(steps: list[int], values: list[float], predict: float) -> dict[str, float]:
+def fit(steps: list[int], values: list[float], predict: float) -> dict[str, Any]:
     """``value = a + b log10(steps)``; the prediction at ``predict`` with its 90% interval."""
     x, y = np.log10(np.asarray(steps, float)), np.asarray(values, float)
     b, a = np.polyfit(x, y, 1)
     dof = len(x) - 2
-    out = {"intercept": float(a), "slope_per_decade": float(b), "prediction": float(a + b * math.log10(predict))}
+    out: dict[str, Any] = {"intercept": float(a), "slope_per_decade": float(b)}
+    out["prediction"] = float(a + b * math.log10(predict))
     if dof > 0:
         residual = y - (a + b * x)
         s = math.sqrt(float(residual @ residual) / dof)
@@ -94,6 +105,41 @@ def fit(steps: list[int], values: list[float], predict: float) -> dict[str, floa
         )
         out.update({"residual_std": s, "interval_90": [out["prediction"] - half, out["prediction"] + half]})
     return out
+
+
+def fit_gap(steps: list[int], values: list[float], bound: float, predict: float) -> dict[str, Any]:
+    """A power law in the distance to ``bound``: ``log10|bound - value| = a + b log10(steps)``.
+
+    The prediction and its interval are the log fit's mapped back through ``bound -/+ 10**g``, so they stay on
+    the reachable side of the bound. ``values`` must all lie strictly on one side of it.
+    """
+    gaps = [bound - v for v in values]
+    side = 1.0 if all(g > 0 for g in gaps) else -1.0
+    if not all(side * g > 0 for g in gaps):
+        raise ValueError(f"values {values} are not all on one side of {bound}")
+    line = fit(steps, [math.log10(side * g) for g in gaps], predict)
+
+    def to_value(g: float) -> float:
+        return bound - side * 10**g
+
+    out: dict[str, Any] = {
+        "bound": bound,
+        "side": side,  # +1: the values lie under the bound (a ceiling), -1: over it (a floor)
+        "log10_gap_at_1_step": float(line["intercept"]),
+        "exponent": float(line["slope_per_decade"]),  # the gap scales as steps ** exponent
+        "prediction": to_value(line["prediction"]),
+    }
+    if "interval_90" in line:
+        out["interval_90"] = sorted(to_value(g) for g in line["interval_90"])
+    return out
+
+
+def fits_of(steps: list[int], values: list[float], metric: str, predict: float) -> dict[str, Any]:
+    """Both fits of one metric's points; ``log``'s prediction says whether it lies past the metric's bound."""
+    line = fit(steps, values, predict)
+    bound = BOUNDS[metric]
+    line["past_bound"] = line["prediction"] > bound if metric != "mel_distance" else line["prediction"] < bound
+    return {"log": line, "gap": fit_gap(steps, values, bound, predict)}
 
 
 def main() -> None:
@@ -114,8 +160,9 @@ def main() -> None:
             test = score(run, step, shards)
             points[step] = {label: {m: test["codec"][q].get(m) for m, _ in METRICS} for label, q in LEVELS.items()}
             opus = {k: {m: v.get(m) for m, _ in METRICS} for k, v in test["opus"].items()}
+        steps_done = list(points)
         fits = {
-            label: {m: fit(list(points), [points[s][label][m] for s in points], args.predict) for m, _ in METRICS}
+            label: {m: fits_of(steps_done, [p[label][m] for p in points.values()], m, args.predict) for m, _ in METRICS}
             for label in LEVELS
         }
         results["runs"][run.name] = {"points": points, "fits": fits}
@@ -146,22 +193,33 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| Opus {kbps} | | " + " / ".join(f"{values[m]:.3f}" for m, _ in METRICS) + " | | |")
     lines += [
         "",
-        f"Fits `value = a + b log10(steps)` and their prediction at {results['predict_steps']:,.0f} steps "
-        "(90% interval):",
+        f"Fits against log10(steps) and their predictions at {results['predict_steps']:,.0f} steps (90% interval): "
+        "`log`, value = a + b log10(steps); `gap`, |bound - value| = c steps^k (bounds: PESQ-WB 4.64, STOI 1, "
+        "mel distance 0). `*`: past what the metric can reach.",
         "",
-        "| run | bitrate | metric | b per decade | prediction | 90% interval |",
-        "| --- | --- | --- | ---: | ---: | --- |",
+        "| run | bitrate | metric | log: b per decade | log: prediction | gap: k | gap: prediction |",
+        "| --- | --- | --- | ---: | --- | ---: | --- |",
     ]
+
+    def shown(f: dict[str, Any]) -> str:
+        interval = f.get("interval_90")
+        span = f" ({interval[0]:.3f} .. {interval[1]:.3f})" if interval else ""
+        return f"{f['prediction']:.3f}{'*' if f.get('past_bound') else ''}{span}"
+
     for name, run in results["runs"].items():
         for label in LEVELS:
             for m, title in METRICS:
-                f = run["fits"][label][m]
-                interval = f.get("interval_90")
-                span = f"{interval[0]:.2f} .. {interval[1]:.2f}" if interval else "–"
+                log, gap = run["fits"][label][m]["log"], run["fits"][label][m]["gap"]
                 lines.append(
-                    f"| {name} | {label} | {title} | {f['slope_per_decade']:+.3f} | {f['prediction']:.3f} | {span} |"
+                    f"| {name} | {label} | {title} | {log['slope_per_decade']:+.3f} | {shown(log)} "
+                    f"| {gap['exponent']:+.3f} | {shown(gap)} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def gap_curve(gap: dict[str, Any], xs: np.ndarray) -> np.ndarray:
+    """The ``gap`` fit's values at steps ``xs``, for the plot."""
+    return gap["bound"] - gap["side"] * 10 ** (gap["log10_gap_at_1_step"] + gap["exponent"] * np.log10(xs))
 
 
 def plot(results: dict[str, Any], out: Path) -> None:
@@ -177,9 +235,10 @@ def plot(results: dict[str, Any], out: Path) -> None:
                 steps = [int(s) for s in run["points"]]
                 values = [run["points"][s][label][m] for s in run["points"]]
                 (line,) = ax.plot(steps, values, "o-", label=name)
-                f = run["fits"][label][m]
                 xs = np.logspace(math.log10(min(steps)), math.log10(results["predict_steps"]), 50)
-                ax.plot(xs, f["intercept"] + f["slope_per_decade"] * np.log10(xs), ":", color=line.get_color())
+                log, gap = run["fits"][label][m]["log"], run["fits"][label][m]["gap"]
+                ax.plot(xs, log["intercept"] + log["slope_per_decade"] * np.log10(xs), ":", color=line.get_color())
+                ax.plot(xs, gap_curve(gap, xs), "--", color=line.get_color(), lw=0.8)
             for kbps, values in results["opus"].items():
                 ax.axhline(values[m], color="k", lw=0.7, ls="--")
                 ax.annotate(
