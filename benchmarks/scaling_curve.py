@@ -161,10 +161,17 @@ def main() -> None:
             points[step] = {label: {m: test["codec"][q].get(m) for m, _ in METRICS} for label, q in LEVELS.items()}
             opus = {k: {m: v.get(m) for m, _ in METRICS} for k, v in test["opus"].items()}
         steps_done = list(points)
-        fits = {
-            label: {m: fits_of(steps_done, [p[label][m] for p in points.values()], m, args.predict) for m, _ in METRICS}
-            for label in LEVELS
-        }
+        # A line needs two points: a run scored at one step so far keeps its point and gets no fit.
+        fits = (
+            {
+                label: {
+                    m: fits_of(steps_done, [p[label][m] for p in points.values()], m, args.predict) for m, _ in METRICS
+                }
+                for label in LEVELS
+            }
+            if len(set(steps_done)) >= 2
+            else {}
+        )
         results["runs"][run.name] = {"points": points, "fits": fits}
     results["opus"] = opus
     args.out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +214,9 @@ def markdown(results: dict[str, Any]) -> str:
         return f"{f['prediction']:.3f}{'*' if f.get('past_bound') else ''}{span}"
 
     for name, run in results["runs"].items():
+        if not run["fits"]:
+            lines.append(f"| {name} | | | scored at one step: no fit | | | |")
+            continue
         for label in LEVELS:
             for m, title in METRICS:
                 log, gap = run["fits"][label][m]["log"], run["fits"][label][m]["gap"]
@@ -235,6 +245,8 @@ def plot(results: dict[str, Any], out: Path) -> None:
                 steps = [int(s) for s in run["points"]]
                 values = [run["points"][s][label][m] for s in run["points"]]
                 (line,) = ax.plot(steps, values, "o-", label=name)
+                if not run["fits"]:
+                    continue
                 xs = np.logspace(math.log10(min(steps)), math.log10(results["predict_steps"]), 50)
                 log, gap = run["fits"][label][m]["log"], run["fits"][label][m]["gap"]
                 ax.plot(xs, log["intercept"] + log["slope_per_decade"] * np.log10(xs), ":", color=line.get_color())
