@@ -110,7 +110,7 @@ def fit(steps: list[int], values: list[float], predict: float) -> dict[str, Any]
 def fit_gap(steps: list[int], values: list[float], bound: float, predict: float) -> dict[str, Any]:
     """A power law in the distance to ``bound``: ``log10|bound - value| = a + b log10(steps)``.
 
-    The prediction and its interval are the log fit's mapped back through ``bound -/+ 10**g``, so they stay on
+    The prediction and its interval are the log fit's mapped back through :func:`gap_value`, so they stay on
     the reachable side of the bound. ``values`` must all lie strictly on one side of it.
     """
     gaps = [bound - v for v in values]
@@ -118,28 +118,28 @@ def fit_gap(steps: list[int], values: list[float], bound: float, predict: float)
     if not all(side * g > 0 for g in gaps):
         raise ValueError(f"values {values} are not all on one side of {bound}")
     line = fit(steps, [math.log10(side * g) for g in gaps], predict)
-
-    def to_value(g: float) -> float:
-        return bound - side * 10**g
-
     out: dict[str, Any] = {
         "bound": bound,
         "side": side,  # +1: the values lie under the bound (a ceiling), -1: over it (a floor)
         "log10_gap_at_1_step": float(line["intercept"]),
         "exponent": float(line["slope_per_decade"]),  # the gap scales as steps ** exponent
-        "prediction": to_value(line["prediction"]),
+        "prediction": float(gap_value(bound, side, line["prediction"])),
     }
     if "interval_90" in line:
-        out["interval_90"] = sorted(to_value(g) for g in line["interval_90"])
+        out["interval_90"] = sorted(float(gap_value(bound, side, g)) for g in line["interval_90"])
     return out
+
+
+def gap_value(bound: float, side: float, log10_gap: Any) -> Any:
+    """The metric's value ``log10_gap`` (a float or an array) away from ``bound`` on ``side``."""
+    return bound - side * 10**log10_gap
 
 
 def fits_of(steps: list[int], values: list[float], metric: str, predict: float) -> dict[str, Any]:
     """Both fits of one metric's points; ``log``'s prediction says whether it lies past the metric's bound."""
-    line = fit(steps, values, predict)
-    bound = BOUNDS[metric]
-    line["past_bound"] = line["prediction"] > bound if metric != "mel_distance" else line["prediction"] < bound
-    return {"log": line, "gap": fit_gap(steps, values, bound, predict)}
+    line, gap = fit(steps, values, predict), fit_gap(steps, values, BOUNDS[metric], predict)
+    line["past_bound"] = gap["side"] * (gap["bound"] - line["prediction"]) < 0
+    return {"log": line, "gap": gap}
 
 
 def main() -> None:
@@ -169,7 +169,7 @@ def main() -> None:
                 }
                 for label in LEVELS
             }
-            if len(set(steps_done)) >= 2
+            if len(points) >= 2
             else {}
         )
         results["runs"][run.name] = {"points": points, "fits": fits}
@@ -229,7 +229,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def gap_curve(gap: dict[str, Any], xs: np.ndarray) -> np.ndarray:
     """The ``gap`` fit's values at steps ``xs``, for the plot."""
-    return gap["bound"] - gap["side"] * 10 ** (gap["log10_gap_at_1_step"] + gap["exponent"] * np.log10(xs))
+    return gap_value(gap["bound"], gap["side"], gap["log10_gap_at_1_step"] + gap["exponent"] * np.log10(xs))
 
 
 def plot(results: dict[str, Any], out: Path) -> None:
