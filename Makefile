@@ -48,7 +48,7 @@ test: env system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -q
 
 # The quick benchmarks (minutes in all). The long ones are run by hand: benchmarks.recipe_budget (30 min per
 # recipe), benchmarks.train_convergence, benchmarks/gpu_check.sh (a GPU machine); see the README.

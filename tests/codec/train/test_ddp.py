@@ -48,13 +48,14 @@ def test_two_gloo_ranks_end_with_identical_weights(tiny):
     cfg = tiny.train(steps=4, checkpoint_every=2, validate_every=2, batch_size=2)
     loss = tiny.loss(adversarial_start_step=2)
     folder = tiny.path / "ddp" / "checkpoints"
-    # fork: the worker need not be importable by name (pytest imports test files by path).
+    # spawn, not fork: a child forked from this pytest process inherits locks held by the threads of
+    # earlier tests (Arrow's pools, OpenMP) and can hang for ever reading its first shard.
     mp.start_processes(
         _worker,
         args=(2, _free_port(), cfg, loss, tiny.shards, tiny.init, folder, tiny.path),
         nprocs=2,
         join=True,
-        start_method="fork",
+        start_method="spawn",
     )
     r0, r1 = (torch.load(tiny.path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["step"] == r1["step"] == 4
