@@ -1,10 +1,12 @@
 """Ship a trained recipe run as the project's pretrained model: the export and the provenance that rebuilds it.
 
     python scripts/ship_pretrained.py --run /tmp/rb/9000steps/cpu-best --name telucodec-te \\
-        [--corpus ../shared/corpora/chai-bisket-te] [--out pretrained] [--dtype float16]
+        [--step 9000] [--corpus ../shared/corpora/chai-bisket-te] [--out pretrained] [--dtype float16]
 
 ``--run`` is a ``benchmarks.recipe_budget`` run folder (``<work>/<budget>/<recipe>``: its ``params.yaml``,
-``codec.safetensors``, ``eval/metrics.json``, ``timings.json``). Writes ``<out>/<name>/``:
+``codec.safetensors``, ``eval/metrics.json``, ``timings.json``). ``--step N`` ships the run's checkpoint at step N
+as ``benchmarks.scaling_curve`` exported and scored it (``scaling/step-0000N/``) instead of the weights the run
+selected by validation loss. Writes ``<out>/<name>/``:
 
 - ``<name>.safetensors``: the export (``pipeline.export`` with ``export.dtype``), loadable by ``telucodec``;
 - ``params.yaml``: the exact params the run trained with (corpus paths as they were);
@@ -42,12 +44,20 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "chai-bisket-te")
     ap.add_argument("--out", type=Path, default=ROOT / "pretrained")
     ap.add_argument("--dtype", choices=("float32", "float16"), default="float16")
+    ap.add_argument("--step", type=int, help="ship this checkpoint, as benchmarks.scaling_curve scored it")
     args = ap.parse_args()
     run, target = args.run.resolve(), args.out / args.name
+    # The weights and their test-split scores: the run's selected export, or one scored checkpoint.
+    chosen = run / "scaling" / f"step-{args.step:08d}" if args.step else run
+    weights = chosen / "codec.safetensors"
+    metrics = chosen / "metrics.json" if args.step else run / "eval" / "metrics.json"
+    missing = [str(p) for p in (run / "params.yaml", weights, metrics) if not p.is_file()]
+    if missing:
+        sys.exit(f"ship_pretrained: missing {', '.join(missing)} (score the checkpoint with benchmarks.scaling_curve)")
     params = yaml.safe_load((run / "params.yaml").read_text(encoding="utf-8"))
     target.mkdir(parents=True, exist_ok=True)
-    codec = load_codec(run / "codec.safetensors")
-    _, _, train_meta = read_codec_weights(run / "codec.safetensors")
+    codec = load_codec(weights)
+    _, _, train_meta = read_codec_weights(weights)
     info = export_codec(
         codec,
         target / f"{args.name}.safetensors",
@@ -70,7 +80,7 @@ def main() -> None:
             "corpus data.json": file_sha256(args.corpus / "data.json"),
             "corpus params.json": file_sha256(args.corpus / "params.json"),
             "shards manifest.json": file_sha256(shards),
-            "trained weights (float32)": file_sha256(run / "codec.safetensors"),
+            "trained weights (float32)": file_sha256(weights),
         },
         "git_commit": commit,
         "torch": torch.__version__,
@@ -79,12 +89,18 @@ def main() -> None:
         "rebuild": (
             f"python -m benchmarks.recipe_budget --corpus {args.corpus} --format ulca --recipes {run.name} "
             f"--budget-steps {params['train']['steps']} --work /tmp/rb (at git commit {commit[:12]}), then "
-            f"python scripts/ship_pretrained.py --run /tmp/rb/{params['train']['steps']}steps/{run.name} "
-            f"--name {args.name}"
+            + (
+                f"python -m benchmarks.scaling_curve --runs /tmp/rb/{params['train']['steps']}steps/{run.name} "
+                f"--steps {args.step}, then "
+                if args.step
+                else ""
+            )
+            + f"python scripts/ship_pretrained.py --run /tmp/rb/{params['train']['steps']}steps/{run.name} "
+            f"--name {args.name}" + (f" --step {args.step}" if args.step else "")
         ),
     }
     write_json_atomic(target / "provenance.json", provenance)
-    write_json_atomic(target / "scores.json", json.loads((run / "eval" / "metrics.json").read_text())["test"])
+    write_json_atomic(target / "scores.json", json.loads(metrics.read_text())["test"])
     print(f"wrote {target}: {info.file_bytes / 1e6:.1f} MB, model id {info.model_id[:16]}")
 
 
