@@ -1,15 +1,18 @@
-"""The GPU check in one command: the CUDA-only code paths, then the GPU recipe trained for a few minutes and scored.
+"""The GPU check in one command: the GPU recipe trained for a few minutes and scored, then the CUDA-only code paths.
 
     benchmarks/gpu_check.sh [--corpus DIR --format F] [--minutes 5] [--work DIR] [--wheels DIR]
 
-1. Code paths: ``torchrun --standalone --nproc_per_node 1 -m pipeline.train`` of the ``gpu`` recipe for
+1. ``recipe_budget.py --recipes gpu --budget-minutes M``: calibration, training for M minutes (bf16 autocast on
+   CUDA), evaluation beside Opus; prints examples/s, the share of step time spent waiting for data, peak GPU
+   memory and the metrics table.
+2. Code paths: ``torchrun --standalone --nproc_per_node 1 -m pipeline.train`` of the ``gpu`` recipe for
    ``--paths-steps`` steps with bf16 autocast and ``torch.compile``: one process in a process group, so the
-   DDP wrapper and the collectives run as on many GPUs. Without CUDA (the CPU fallback) the same run goes
-   through gloo, in float32 and uncompiled, and says so.
-2. ``recipe_budget.py --recipes gpu --budget-minutes M``: calibration, training for M minutes, evaluation.
-3. Prints examples/s, the share of step time spent waiting for data, peak GPU memory and the metrics table.
+   DDP wrapper and the collectives run as on many GPUs. It starts from step 1's seeded codebooks. Without CUDA
+   (the CPU fallback) the same run goes through gloo, in float32 and uncompiled, and says so.
 
-Sized for 8 minutes on one H100/H200 (``--minutes 5``); other arguments go to recipe_budget.py as they are.
+The figures come first because they are what a lease of a GPU machine is for: a compile that fails or outlasts
+``--paths-timeout`` is reported (exit status 1) after them, not instead of them. Sized for 8 minutes on one
+H100/H200 (``--minutes 5``); other arguments go to recipe_budget.py as they are.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.recipe_budget import RECIPES, base_params, build_parser, prepare_corpus, recipe_params
+from benchmarks.recipe_budget import RECIPES, base_params, build_parser, prepare_corpus, recipe_params, seed_path
 from benchmarks.stage_runs import ROOT, run_stage, write_params
 from pipeline.params import merge_params as merge
 
@@ -35,8 +38,9 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
         )
     )
     shards = prepare_corpus(base, args.work / "corpus")
+    recipe = recipe_params(base, args.recipe_dir, args.recipe)
     data = merge(
-        recipe_params(base, args.recipe_dir, args.recipe),
+        recipe,
         {
             "train": {
                 "steps": args.paths_steps,
@@ -50,19 +54,20 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
     )
     write_params(data, work / "params.yaml", f"recipe {args.recipe}")
     p = ["--params", str(work / "params.yaml")]
+    seed = seed_path(args.work, recipe)  # the budget run's seed when it ran first (same seed sections)
     run_stage(
         [
             "pipeline.seed_codebooks",
             "--shards",
             str(shards),
             "--out",
-            str(work / "seed.safetensors"),
+            str(seed),
             "--metrics",
-            str(work / "seed.json"),
+            str(seed.with_suffix(".json")),
             *p,
         ],
-        done=work / "seed.safetensors",
-        log=work / "seed.log",
+        done=seed,
+        log=seed.with_suffix(".log"),
     )
     command = [
         sys.executable,
@@ -76,7 +81,7 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
         "--shards",
         str(shards),
         "--init",
-        str(work / "seed.safetensors"),
+        str(seed),
         "--checkpoints",
         str(work / "checkpoints"),
         "--out",
@@ -88,7 +93,7 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
         *p,
     ]
     print("$ " + " ".join(command[2:]), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
+    subprocess.run(command, check=True, cwd=ROOT, timeout=args.paths_timeout)
     return json.loads((work / "timings.json").read_text())
 
 
@@ -102,6 +107,9 @@ def main() -> None:
     parser.add_argument("--recipe-dir", type=Path, default=RECIPES)
     parser.add_argument("--params", type=Path, nargs="+", default=[ROOT / "params.yaml"])
     parser.add_argument("--paths-steps", type=int, default=20, help="steps of the code-path run")
+    parser.add_argument(
+        "--paths-timeout", type=float, default=300.0, help="seconds the code-path run (compile included) may take"
+    )
     args, rest = parser.parse_known_args()
     args.work = args.work.resolve()
     import torch
@@ -109,12 +117,6 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "no CUDA device: CPU fallback (gloo, float32, uncompiled)"
     print(f"gpu_check: torch {torch.__version__}, {device}", flush=True)
-    paths = check_code_paths(args, cuda)
-    print(
-        f"code paths: torchrun x1 (DDP), bf16 {'on' if cuda else 'off (CPU)'}, compile {'on' if cuda else 'off'}: "
-        f"{paths['steps']} steps, {paths['examples_per_second']:.1f} examples/s",
-        flush=True,
-    )
 
     budget = ["--budget-minutes", f"{args.minutes:g}"] if "--budget-steps" not in rest else []
     out = args.work / "results"
@@ -144,11 +146,23 @@ def main() -> None:
     (result,) = json.loads((folder / "results.json").read_text())["results"]
     peak = result["peak_gpu_memory_bytes"]
     print(
-        f"\ngpu recipe: {result['steps']} steps in {result['train_seconds']:.0f} s, "
+        f"\n{args.recipe} recipe: {result['steps']} steps in {result['train_seconds']:.0f} s, "
         f"{result['examples_per_second']:.1f} examples/s, data wait {100 * result['data_wait_fraction']:.1f}% of "
-        f"step time, peak GPU memory {'n/a (CPU)' if peak is None else f'{peak / 2**30:.2f} GiB'}"
+        f"step time, peak GPU memory {'n/a (CPU)' if peak is None else f'{peak / 2**30:.2f} GiB'}",
+        flush=True,
     )
-    print((folder / "results.md").read_text())
+    print((folder / "results.md").read_text(), flush=True)
+
+    try:
+        paths = check_code_paths(args, cuda)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        compiled = "on" if cuda else "off"
+        raise SystemExit(f"code paths: torchrun x1 (DDP), bf16, compile {compiled}: FAILED ({exc})") from None
+    print(
+        f"code paths: torchrun x1 (DDP), bf16 {'on' if cuda else 'off (CPU)'}, compile {'on' if cuda else 'off'}: "
+        f"{paths['steps']} steps, {paths['examples_per_second']:.1f} examples/s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -97,6 +97,13 @@ def recipe_params(base: dict[str, Any], recipe_dir: Path, name: str) -> dict[str
     return merge(base, recipe)
 
 
+def seed_path(work: Path, data: dict[str, Any]) -> Path:
+    """Where a recipe's seeded codebooks live under ``work``: recipes (and gpu_check's code-path run) that
+    differ only in training share one seed, keyed by what seed_codebooks reads."""
+    key = hashlib.sha256(json.dumps({k: data[k] for k in SEED_SECTIONS}, sort_keys=True).encode()).hexdigest()[:16]
+    return work / "seeds" / f"{key}.safetensors"
+
+
 def prepare_corpus(base: dict[str, Any], work: Path) -> Path:
     """The prepare stage on the base params' corpus, once (kept on re-runs); returns the shards folder."""
     write_params(base, work / "params.yaml")
@@ -185,9 +192,7 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     work.mkdir(parents=True, exist_ok=True)
     data = recipe_params(base, args.recipe_dir, name)
     seed_params = write_params(data, work / "seed-params.yaml", f"recipe {name}")
-    # Recipes that differ only in training share their seed: keyed by what seed_codebooks reads.
-    key = hashlib.sha256(json.dumps({k: data[k] for k in SEED_SECTIONS}, sort_keys=True).encode()).hexdigest()[:16]
-    seed = args.work / "seeds" / f"{key}.safetensors"
+    seed = seed_path(args.work, data)
     model = work / "codec.safetensors"
 
     def ensure_seed() -> Path:
