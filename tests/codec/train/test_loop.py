@@ -76,6 +76,47 @@ def test_training_lowers_the_validation_loss_and_writes_outputs(tiny):
     assert (tiny.path / "summary.json").is_file()
 
 
+def test_the_checkpoint_state_is_built_only_for_the_steps_that_write_one(tiny, monkeypatch):
+    # On CUDA the state is a host copy of every weight: built at every step, it took 3/4 of an H200 step.
+    import codec.train.loop as loop
+
+    built = []
+    real = loop.checkpoint_state
+
+    def counting(parts, run, *args, **kwargs):
+        built.append(run.step)
+        return real(parts, run, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "checkpoint_state", counting)
+    tiny.run(tiny.train(steps=9, validate_every=6, checkpoint_every=4))
+    # Checkpoints at 4, 8 and the last step (9); step 6's validation, the first, is a best; no other step writes.
+    assert built == [4, 6, 8, 9]
+
+
+def test_throughput_counts_whole_iterations_but_not_validation(tiny, monkeypatch):
+    # Time the host spends outside the step (here a slow logger) is training time; validation is not.
+    import time
+
+    import codec.train.loop as loop
+
+    class SlowLogger(Recorder):
+        def next_step(self):
+            time.sleep(0.05)
+            super().next_step()
+
+    real_validate = loop.validate
+
+    def slow_validate(*args, **kwargs):
+        time.sleep(1.5)
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validate", slow_validate)
+    cfg = tiny.train(steps=6, validate_every=3, checkpoint_every=6)
+    result = tiny.run(cfg, logger=SlowLogger())
+    timed_seconds = 5 * cfg.batch_size / result.examples_per_second  # steps 2..6 (the first is warm-up)
+    assert 5 * 0.05 <= timed_seconds < 1.5, timed_seconds
+
+
 def test_killed_and_resumed_run_ends_bit_identical(tiny):
     cfg = tiny.train(steps=7, checkpoint_every=2, validate_every=3)
     loss = tiny.loss(adversarial_start_step=3)  # the discriminator and its optimizer are in the state too
