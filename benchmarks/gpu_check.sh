@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The GPU check (benchmarks/gpu_check.py) as one command for a GPU machine with PyTorch installed and no
-# internet: `--wheels DIR` installs the project's other dependencies from a folder of wheels first
-# (made here with `pip download`, see the README). Fits in 8 minutes on one H100/H200 with the default
-# `--minutes 5`; without CUDA it runs the CPU fallback of every step.
+# internet: `--bundle DIR` (made here by scripts/device_bundle.py) installs the project's other dependencies
+# from DIR/wheels and puts DIR/bin (opus-tools) on PATH first; `--wheels DIR` installs a folder of wheels
+# alone. Without CUDA it runs the CPU fallback of every step.
 #
-#   benchmarks/gpu_check.sh [--wheels DIR] [--corpus DIR --format F] [--minutes 5] [recipe_budget.py args]
+#   benchmarks/gpu_check.sh [--bundle DIR | --wheels DIR] [--corpus DIR --format F] [--minutes 2] [recipe_budget.py args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=()
 while (($#)); do
   case "$1" in
     --wheels) wheels="$2"; shift 2 ;;
+    --bundle) wheels="$2/wheels"; export PATH="$(cd "$2" && pwd)/bin:${PATH}"; shift 2 ;;
     *) args+=("$1"); shift ;;
   esac
 done
