@@ -104,6 +104,22 @@ def seed_path(work: Path, data: dict[str, Any]) -> Path:
     return work / "seeds" / f"{key}.safetensors"
 
 
+def init_weights(export: Path, work: Path) -> Path:
+    """A trained codec's export (``pipeline.export``, e.g. the shipped ``pretrained/telucodec-te``) as the train
+    stage's ``--init`` weights, float32 with its config (kept on re-runs: named by the export's model id)."""
+    from codec.formats.export import load_export
+    from codec.formats.weights import save_codec_weights
+
+    exported = load_export(export)
+    out = work / "init" / f"{exported.model_id[:16]}.safetensors"
+    if not out.is_file():
+        codec = exported.codec
+        state = {k: v.detach().float() if v.is_floating_point() else v for k, v in codec.state_dict().items()}
+        assert codec.config is not None  # an export always carries its config
+        save_codec_weights(out, state, codec.config, {"stage": "init", "from_export": exported.model_id})
+    return out
+
+
 def prepare_corpus(base: dict[str, Any], work: Path) -> Path:
     """The prepare stage on the base params' corpus, once (kept on re-runs); returns the shards folder."""
     write_params(base, work / "params.yaml")
@@ -192,10 +208,12 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     work.mkdir(parents=True, exist_ok=True)
     data = recipe_params(base, args.recipe_dir, name)
     seed_params = write_params(data, work / "seed-params.yaml", f"recipe {name}")
-    seed = seed_path(args.work, data)
+    seed = args.init_weights or seed_path(args.work, data)
     model = work / "codec.safetensors"
 
     def ensure_seed() -> Path:
+        if args.init_weights:  # --init-from: every recipe fine-tunes the same trained codec
+            return seed
         run_stage(
             [
                 "pipeline.seed_codebooks",
@@ -528,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate and checkpoint every N steps and keep every checkpoint (for benchmarks.scaling_curve)",
     )
     parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="start every recipe from this trained codec's export instead of seeded codebooks (fine-tune screens)",
+    )
+    parser.add_argument(
         "--calibration-steps",
         type=int,
         default=24,
@@ -549,6 +572,7 @@ def main() -> None:
         raise SystemExit("error: the budget and the calibration steps must be positive")
     names = recipe_names(args.recipe_dir, args.recipes)
     args.work = args.work.resolve()
+    args.init_weights = init_weights(args.init_from, args.work) if args.init_from else None
     base = base_params(args)
     for name in names:  # every recipe file validates before anything runs
         write_params(recipe_params(base, args.recipe_dir, name), args.work / "check" / f"{name}.yaml", f"recipe {name}")

@@ -153,3 +153,27 @@ def test_the_spectrum_check_looks_for_a_ripple_at_every_overlap_added_hop():
     assert overlap_rates(codec(decoder="vocos", vocos=small)) == [50.0]
     upsampled = VocosConfig(dim=8, intermediate_dim=8, num_layers=1, head_upsample=4)
     assert overlap_rates(codec(decoder="vocos", vocos=upsampled)) == [50.0, 200.0]
+
+
+def test_init_from_an_export_gives_train_weights_of_the_same_codec(tmp_path):
+    import torch
+
+    from benchmarks.recipe_budget import init_weights
+    from codec.config.export import ExportConfig
+    from codec.config.model import ModelConfig, VocosConfig
+    from codec.config.quantizer import QuantizerConfig
+    from codec.formats.export import export_codec
+    from codec.formats.weights import load_codec
+    from codec.model.codec import build_codec
+
+    vocos = VocosConfig(dim=8, intermediate_dim=8, num_layers=1, head_upsample=4)
+    codec = build_codec(ModelConfig(channels=4, latent_dim=8, decoder="vocos", vocos=vocos), QuantizerConfig(), 16000)
+    export = export_codec(codec, tmp_path / "export.safetensors", ExportConfig(dtype="float16")).path
+    init = init_weights(export, tmp_path / "work")
+    loaded = load_codec(init)  # what the train stage's --init reads: strict, float32
+    for name, value in codec.state_dict().items():
+        got = loaded.state_dict()[name]
+        assert got.dtype == value.dtype
+        expected = value.half().to(value.dtype) if value.is_floating_point() else value
+        assert torch.equal(got, expected), name
+    assert init_weights(export, tmp_path / "work") == init  # kept, named by the model id
