@@ -168,13 +168,13 @@ def feature_matching_loss(
     return _mean_over(terms)
 
 
-def combine_generator_losses(terms: dict[str, torch.Tensor], cfg: LossConfig) -> LossOutput:
-    """Weighted sum of named generator terms; names are ``waveform_l1``, ``waveform_cosine``,
-    ``spectral_convergence``, ``log_magnitude``, ``mel``, ``compressed_spectrum``, ``commitment`` (already
-    weighted), ``adversarial``, ``feature_matching``."""
+def combine_generator_losses(terms: dict[str, torch.Tensor], cfg: LossConfig, progress: float = 0.0) -> LossOutput:
+    """Weighted sum of named generator terms; names are ``waveform_l1``, ``waveform_cosine`` (weighted for
+    ``progress``, step / train.steps: ``LossConfig.cosine_weight``), ``spectral_convergence``, ``log_magnitude``,
+    ``mel``, ``compressed_spectrum``, ``commitment`` (already weighted), ``adversarial``, ``feature_matching``."""
     weights = {
         "waveform_l1": cfg.waveform_l1_weight,
-        "waveform_cosine": cfg.waveform_cosine_weight,
+        "waveform_cosine": cfg.cosine_weight(progress),
         "spectral_convergence": cfg.spectral_convergence_weight,
         "log_magnitude": cfg.log_magnitude_weight,
         "mel": cfg.mel_weight,
@@ -220,9 +220,11 @@ class CodecLoss(nn.Module):
         commitment_loss: torch.Tensor,
         step: int = 0,
         discriminator: Discriminator | None = None,
+        progress: float = 0.0,
     ) -> LossOutput:
         """Reconstruction + commitment, plus adversarial and feature-matching terms once
-        ``step >= adversarial_start_step`` and a discriminator is given. ``[B, 1, T]`` waveforms."""
+        ``step >= adversarial_start_step`` and a discriminator is given. ``[B, 1, T]`` waveforms; ``progress``
+        (step / train.steps) sets the waveform cosine's weight."""
         if target.shape != reconstruction.shape:
             raise ValueError(f"target {tuple(target.shape)} and reconstruction {tuple(reconstruction.shape)} differ")
         stft_terms = self.stft_loss(reconstruction, target)
@@ -242,7 +244,7 @@ class CodecLoss(nn.Module):
                 real = discriminator(target)
             terms["adversarial"] = generator_adversarial_loss(fake.logits, self.cfg.adversarial_loss)
             terms["feature_matching"] = feature_matching_loss(real.features, fake.features)
-        return combine_generator_losses(terms, self.cfg)
+        return combine_generator_losses(terms, self.cfg, progress)
 
     def discriminator_loss(
         self, discriminator: Discriminator, target: torch.Tensor, reconstruction: torch.Tensor

@@ -82,7 +82,12 @@ def train_step(
         out = parts.model(x)
         disc.requires_grad_(False)
         gen = loss.generator_loss(
-            x, out.reconstruction, out.commitment_loss, step=step, discriminator=disc if adversarial else None
+            x,
+            out.reconstruction,
+            out.commitment_loss,
+            step=step,
+            discriminator=disc if adversarial else None,
+            progress=step / cfg.steps,
         )
     disc.requires_grad_(True)
     gen.total.backward()

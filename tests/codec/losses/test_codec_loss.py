@@ -210,3 +210,28 @@ def test_config_validation():
         LossConfig(mel_weight=-1.0)
     with pytest.raises(ValueError):
         LossConfig(adversarial_start_step=-1)
+
+
+def test_the_cosine_weight_hands_over_linearly_between_the_decay_fractions():
+    from codec.config.loss import CosineDecay
+
+    cfg = _small_cfg(waveform_cosine_weight=10.0, waveform_cosine_decay=CosineDecay(start=0.4, end=0.6))
+    assert [cfg.cosine_weight(p) for p in (0.0, 0.4, 0.5, 0.6, 0.99)] == pytest.approx([10, 10, 5, 0, 0])
+    assert _small_cfg().cosine_weight(0.999) == 10.0  # the default never decays within a run
+    with pytest.raises(ValueError, match="start <= end"):
+        CosineDecay(start=0.7, end=0.6)
+    with pytest.raises(ValueError, match="final_weight"):
+        CosineDecay(final_weight=-1.0)
+
+
+def test_the_generator_loss_weights_the_cosine_term_for_the_run_s_progress():
+    from codec.config.loss import CosineDecay
+
+    x, y = _noise(0), _noise(1)
+    decay = CosineDecay(start=0.5, end=0.5, final_weight=1.0)
+    loss = CodecLoss(_small_cfg(waveform_cosine_weight=10.0, waveform_cosine_decay=decay), SR)
+    early = loss.generator_loss(x, y, torch.tensor(0.0), progress=0.25)
+    late = loss.generator_loss(x, y, torch.tensor(0.0), progress=0.75)
+    cosine = early.breakdown["waveform_cosine"]
+    assert torch.equal(cosine, late.breakdown["waveform_cosine"])  # the term itself is logged unweighted
+    assert (early.total - late.total).item() == pytest.approx(9.0 * cosine.item(), rel=1e-5)
