@@ -66,6 +66,7 @@ def main() -> None:
     )
     shutil.copy(run / "params.yaml", target / "params.yaml")
     shards = run.parents[1] / "corpus" / "shards" / "manifest.json"
+    # The checkpoint cadence is part of params.yaml (and so of its hash): the rebuild command passes it.
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     provenance = {
         "name": args.name,
@@ -88,7 +89,8 @@ def main() -> None:
         "train_seconds": json.loads((run / "timings.json").read_text())["seconds"],
         "rebuild": (
             f"python -m benchmarks.recipe_budget --corpus {args.corpus} --format ulca --recipes {run.name} "
-            f"--budget-steps {params['train']['steps']} --work /tmp/rb (at git commit {commit[:12]}), then "
+            f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
+            f"--dnsmos-utterances 0 --work /tmp/rb (at git commit {commit[:12]}), then "
             + (
                 f"python -m benchmarks.scaling_curve --runs /tmp/rb/{params['train']['steps']}steps/{run.name} "
                 f"--steps {args.step}, then "
