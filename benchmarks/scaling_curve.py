@@ -2,13 +2,17 @@
 
     python -m benchmarks.scaling_curve --runs /tmp/rb/9000steps/cpu /tmp/rb/9000steps/cpu-best \\
         [--steps 1000 3000 6000 9000] [--predict 200000] [--out docs/recipes/scaling]
+    python -m benchmarks.scaling_curve --results OUT10/10min/results.json OUT30/30min/results.json ...
 
-Each run folder is one of ``benchmarks.recipe_budget``'s (``<work>/<budget>/<recipe>``), trained with
-``--checkpoint-every`` so that every checkpoint is kept. For each asked step the checkpoint's weights (their
-EMA when the run keeps one) are scored by the evaluate stage with the run's own params (test split at 1.5, 3
-and 6 kbps, Opus at 6, 8 and 12 kbps on the same utterances). Per run and bitrate, PESQ-WB, STOI and mel
-distance are fitted two ways against ``log10(steps)`` by least squares, each with its prediction at ``--predict``
-steps and a 90% interval (Student's t on the residuals: few points, so wide):
+Two kinds of series. ``--runs``: each folder is one of ``benchmarks.recipe_budget``'s
+(``<work>/<budget>/<recipe>``), trained with ``--checkpoint-every`` so that every checkpoint is kept; for each
+asked step the checkpoint's weights (their EMA when the run keeps one) are scored by the evaluate stage with
+the run's own params (test split at 1.5, 3 and 6 kbps, Opus at 6, 8 and 12 kbps on the same utterances).
+``--results``: ``recipe_budget`` result files, already scored; each recipe's run at each budget is one point of
+the series ``<recipe> (budgets)``: quality against training budget, each run with its whole schedule (learning
+rate decayed, late loss changes made). Per series and bitrate, PESQ-WB, STOI and mel distance are fitted two
+ways against ``log10(steps)`` by least squares, each with its prediction at ``--predict`` steps and a 90%
+interval (Student's t on the residuals: few points, so wide):
 
 - ``log``: ``value = a + b log10(steps)``, a straight line on the plot. It cannot bend, so far out it
   crosses what the metric can reach (STOI past 1, a negative mel distance); such a prediction is marked.
@@ -87,6 +91,42 @@ def score(run: Path, step: int, shards: Path) -> dict[str, Any]:
     return json.loads(metrics.read_text())["test"]
 
 
+def levels_of(test: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fitted metrics of the codec at each bitrate, from the evaluate stage's ``test`` metrics."""
+    return {label: {m: test["codec"][q].get(m) for m, _ in METRICS} for label, q in LEVELS.items()}
+
+
+def budget_points(
+    files: list[Path], rename: dict[str, str] | None = None
+) -> tuple[dict[str, dict[int, Any]], dict[str, Any]]:
+    """Per recipe, its runs in ``recipe_budget`` result files by steps; and the Opus rows they were scored with.
+
+    ``rename`` joins a recipe's runs under an older name to its series (``{"vocos-mel": "cpu"}``). A recipe run
+    at the same steps in two files keeps the later file's scores.
+    """
+    rename = rename or {}
+    series: dict[str, dict[int, Any]] = {}
+    opus: dict[str, Any] = {}
+    for path in files:
+        for row in json.loads(path.read_text(encoding="utf-8"))["results"]:
+            test = row["metrics"]["test"]
+            recipe = rename.get(row["recipe"], row["recipe"])
+            series.setdefault(f"{recipe} (budgets)", {})[int(row["steps"])] = levels_of(test)
+            opus = {k: {m: v.get(m) for m, _ in METRICS} for k, v in test.get("opus", {}).items()} or opus
+    return {name: dict(sorted(points.items())) for name, points in series.items()}, opus
+
+
+def series_fits(points: dict[int, Any], predict: float) -> dict[str, Any]:
+    """Both fits of every metric at every bitrate; none for a series of one point (a line needs two)."""
+    if len(points) < 2:
+        return {}
+    steps = list(points)
+    return {
+        label: {m: fits_of(steps, [p[label][m] for p in points.values()], m, predict) for m, _ in METRICS}
+        for label in LEVELS
+    }
+
+
 def fit(steps: list[int], values: list[float], predict: float) -> dict[str, Any]:
     """``value = a + b log10(steps)``; the prediction at ``predict`` with its 90% interval."""
     x, y = np.log10(np.asarray(steps, float)), np.asarray(values, float)
@@ -144,35 +184,34 @@ def fits_of(steps: list[int], values: list[float], metric: str, predict: float) 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=Path, nargs="+", required=True, help="recipe_budget run folders")
+    ap.add_argument("--runs", type=Path, nargs="*", default=[], help="recipe_budget run folders (checkpoints)")
+    ap.add_argument("--results", type=Path, nargs="*", default=[], help="recipe_budget results.json files (budgets)")
+    ap.add_argument("--rename", nargs="*", default=[], metavar="OLD=NEW", help="a recipe's older name in --results")
     ap.add_argument("--steps", type=int, nargs="+", help="checkpoints to score (default: every one kept)")
     ap.add_argument("--shards", type=Path, help="default: the benchmark's, <work>/corpus/shards")
     ap.add_argument("--predict", type=float, default=200_000, help="steps to predict the quality at (gpu.yaml's)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "recipes" / "scaling")
     args = ap.parse_args()
+    if not args.runs and not args.results:
+        ap.error("give --runs, --results or both")
+    missing = [str(p) for p in args.results if not p.is_file()]
+    if missing:
+        ap.error(f"no such results file: {', '.join(missing)}")
+    if any("=" not in r for r in args.rename):
+        ap.error("--rename takes OLD=NEW")
     results: dict[str, Any] = {"predict_steps": args.predict, "runs": {}}
-    opus: dict[str, Any] = {}
+    series, opus = budget_points(args.results, dict(r.split("=", 1) for r in args.rename))
+    for name, points in series.items():
+        results["runs"][name] = {"points": points, "fits": series_fits(points, args.predict)}
     for run in args.runs:
         shards = args.shards or run.parents[1] / "corpus" / "shards"
         steps = args.steps or [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")]
         points = {}
         for step in steps:
             test = score(run, step, shards)
-            points[step] = {label: {m: test["codec"][q].get(m) for m, _ in METRICS} for label, q in LEVELS.items()}
+            points[step] = levels_of(test)
             opus = {k: {m: v.get(m) for m, _ in METRICS} for k, v in test["opus"].items()}
-        steps_done = list(points)
-        # A line needs two points: a run scored at one step so far keeps its point and gets no fit.
-        fits = (
-            {
-                label: {
-                    m: fits_of(steps_done, [p[label][m] for p in points.values()], m, args.predict) for m, _ in METRICS
-                }
-                for label in LEVELS
-            }
-            if len(points) >= 2
-            else {}
-        )
-        results["runs"][run.name] = {"points": points, "fits": fits}
+        results["runs"][run.name] = {"points": points, "fits": series_fits(points, args.predict)}
     results["opus"] = opus
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "scaling.json", results)
@@ -184,7 +223,7 @@ def main() -> None:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        "# Quality against training steps (checkpoints of each run, test split)",
+        "# Quality against training steps (test split): a run's checkpoints, or one run per budget (`(budgets)`)",
         "",
         "| run | step | " + " | ".join(f"{label} PESQ / STOI / mel" for label in LEVELS) + " |",
         "| --- | ---: | " + " | ".join("---" for _ in LEVELS) + " |",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.scaling_curve import fit, fit_gap, fits_of, gap_curve
+from benchmarks.scaling_curve import budget_points, fit, fit_gap, fits_of, gap_curve, series_fits
 
 STEPS = [1000, 2000, 4000, 8000]
 
@@ -48,3 +52,63 @@ def test_the_gap_fit_never_crosses_the_bound_where_the_log_fit_does():
 def test_values_on_both_sides_of_the_bound_are_refused():
     with pytest.raises(ValueError, match="one side"):
         fit_gap(STEPS, [0.9, 1.1, 0.95, 0.97], 1.0, 1e5)
+
+
+def results_file(path: Path, rows: list[tuple[str, int, float]]) -> Path:
+    """A recipe_budget results.json with one row per (recipe, steps, PESQ-WB at 6 kbps); other levels lower."""
+
+    def level(pesq: float) -> dict:
+        return {"pesq_wb": pesq, "stoi": 0.5 + pesq / 10, "mel_distance": 1 / pesq}
+
+    results = [
+        {
+            "recipe": recipe,
+            "steps": steps,
+            "metrics": {
+                "test": {
+                    "codec": {"q12": level(pesq), "q6": level(pesq - 0.3), "q3": level(pesq - 0.6)},
+                    "opus": {"8kbps": {"pesq_wb": 2.46, "stoi": 0.907, "mel_distance": 0.459}},
+                }
+            },
+        }
+        for recipe, steps, pesq in rows
+    ]
+    path.write_text(json.dumps({"budget": "x", "results": results}))
+    return path
+
+
+def test_budget_points_group_each_recipes_runs_by_steps_across_files(tmp_path):
+    first = results_file(tmp_path / "a.json", [("cpu", 9000, 2.0), ("head", 3000, 1.6)])
+    second = results_file(tmp_path / "b.json", [("vocos", 3000, 1.5), ("cpu", 9000, 2.1)])
+    series, opus = budget_points([first, second], {"vocos": "cpu"})
+    assert list(series) == ["cpu (budgets)", "head (budgets)"]
+    assert list(series["cpu (budgets)"]) == [3000, 9000]  # sorted by steps
+    assert series["cpu (budgets)"][9000]["6 kbps"]["pesq_wb"] == 2.1  # the later file's run
+    assert series["cpu (budgets)"][3000]["3 kbps"]["pesq_wb"] == pytest.approx(1.2)
+    assert opus == {"8kbps": {"pesq_wb": 2.46, "stoi": 0.907, "mel_distance": 0.459}}
+    assert series_fits(series["head (budgets)"], 1e5) == {}  # one point: no line
+    fits = series_fits(series["cpu (budgets)"], 1e5)
+    assert fits["6 kbps"]["pesq_wb"]["log"]["slope_per_decade"] == pytest.approx((2.1 - 1.5) / math.log10(3))
+
+
+def test_the_command_fits_and_plots_budget_runs_without_scoring_anything(tmp_path):
+    results = results_file(tmp_path / "r.json", [("cpu", 1000, 1.4), ("cpu", 3000, 1.8), ("cpu", 9000, 2.2)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchmarks.scaling_curve", "--results", str(results), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    table = (out / "scaling.md").read_text()
+    assert "| cpu (budgets) | 3000 | 1.800 / 0.680 / 0.556 |" in table
+    assert "| cpu (budgets) | 6 kbps | PESQ-WB | +0.838 |" in table  # 0.4 per log10(3) = 0.838 a decade
+    assert (out / "scaling.png").stat().st_size > 0
+    saved = json.loads((out / "scaling.json").read_text())
+    assert saved["runs"]["cpu (budgets)"]["fits"]["3 kbps"]["stoi"]["gap"]["side"] == 1.0
+
+
+def test_the_command_refuses_no_series_and_a_missing_file(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    bare = subprocess.run([sys.executable, "-m", "benchmarks.scaling_curve"], capture_output=True, text=True, cwd=root)
+    assert bare.returncode == 2 and "--runs, --results" in bare.stderr
+    cmd = [sys.executable, "-m", "benchmarks.scaling_curve", "--results", str(tmp_path / "none.json")]
+    gone = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    assert gone.returncode == 2 and "none.json" in gone.stderr
