@@ -96,6 +96,11 @@ def levels_of(test: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {label: {m: test["codec"][q].get(m) for m, _ in METRICS} for label, q in LEVELS.items()}
 
 
+def opus_of(test: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fitted metrics of Opus at each bitrate it was scored at, from the evaluate stage's ``test`` metrics."""
+    return {k: {m: v.get(m) for m, _ in METRICS} for k, v in test.get("opus", {}).items()}
+
+
 def budget_points(
     files: list[Path], rename: dict[str, str] | None = None
 ) -> tuple[dict[str, dict[int, Any]], dict[str, Any]]:
@@ -112,7 +117,7 @@ def budget_points(
             test = row["metrics"]["test"]
             recipe = rename.get(row["recipe"], row["recipe"])
             series.setdefault(f"{recipe} (budgets)", {})[int(row["steps"])] = levels_of(test)
-            opus = {k: {m: v.get(m) for m, _ in METRICS} for k, v in test.get("opus", {}).items()} or opus
+            opus = opus_of(test) or opus
     return {name: dict(sorted(points.items())) for name, points in series.items()}, opus
 
 
@@ -210,7 +215,7 @@ def main() -> None:
         for step in steps:
             test = score(run, step, shards)
             points[step] = levels_of(test)
-            opus = {k: {m: v.get(m) for m, _ in METRICS} for k, v in test["opus"].items()}
+            opus = opus_of(test)
         results["runs"][run.name] = {"points": points, "fits": series_fits(points, args.predict)}
     results["opus"] = opus
     args.out.mkdir(parents=True, exist_ok=True)

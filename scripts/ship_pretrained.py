@@ -66,7 +66,6 @@ def main() -> None:
     )
     shutil.copy(run / "params.yaml", target / "params.yaml")
     shards = run.parents[1] / "corpus" / "shards" / "manifest.json"
-    # The checkpoint cadence is part of params.yaml (and so of its hash): the rebuild command passes it.
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     provenance = {
         "name": args.name,
@@ -87,6 +86,7 @@ def main() -> None:
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "train_seconds": json.loads((run / "timings.json").read_text())["seconds"],
+        # The checkpoint cadence is part of params.yaml (and so of its hash): the rebuild command passes it.
         "rebuild": (
             f"python -m benchmarks.recipe_budget --corpus {args.corpus} --format ulca --recipes {run.name} "
             f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
