@@ -104,19 +104,29 @@ def seed_path(work: Path, data: dict[str, Any]) -> Path:
     return work / "seeds" / f"{key}.safetensors"
 
 
-def init_weights(export: Path, work: Path) -> Path:
+def init_weights(export: Path, work: Path, model: dict[str, Any] | None = None) -> Path:
     """A trained codec's export (``pipeline.export``, e.g. the shipped ``pretrained/telucodec-te``) as the train
-    stage's ``--init`` weights, float32 with its config (kept on re-runs: named by the export's model id)."""
+    stage's ``--init`` weights, float32 with its config (kept on re-runs: named by the export's model id and the
+    changes). ``model``: settings merged over the export's model config that keep every tensor's shape, e.g.
+    ``causal: true`` (the same weights, every convolution padded on the left: a causal model that starts from
+    what the non-causal one learnt); a change that does not fit the tensors stops with their names."""
     from codec.formats.export import load_export
-    from codec.formats.weights import save_codec_weights
+    from codec.formats.weights import WeightsError, codec_fitting, save_codec_weights
 
     exported = load_export(export)
-    out = work / "init" / f"{exported.model_id[:16]}.safetensors"
+    codec = exported.codec
+    assert codec.config is not None  # an export always carries its config
+    config = merge(codec.config, {"model": model}) if model else codec.config
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    out = work / "init" / f"{exported.model_id[:16]}-{key}.safetensors"
     if not out.is_file():
-        codec = exported.codec
         state = {k: v.detach().float() if v.is_floating_point() else v for k, v in codec.state_dict().items()}
-        assert codec.config is not None  # an export always carries its config
-        save_codec_weights(out, state, codec.config, {"stage": "init", "from_export": exported.model_id})
+        try:
+            codec_fitting(config, state)
+        except (WeightsError, ValueError, RuntimeError) as exc:
+            raise SystemExit(f"error: --init-from {export}: the recipe's model settings {model} {exc}") from None
+        meta = {"stage": "init", "from_export": exported.model_id, "model_changes": json.dumps(model or {})}
+        save_codec_weights(out, state, config, meta)
     return out
 
 
@@ -208,11 +218,12 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     work.mkdir(parents=True, exist_ok=True)
     data = recipe_params(base, args.recipe_dir, name)
     seed_params = write_params(data, work / "seed-params.yaml", f"recipe {name}")
-    seed = args.init_weights or seed_path(args.work, data)
+    # --init-from: every recipe fine-tunes the same trained codec, laid out as the recipe's model section says
+    seed = init_weights(args.init_from, args.work, data.get("model")) if args.init_from else seed_path(args.work, data)
     model = work / "codec.safetensors"
 
     def ensure_seed() -> Path:
-        if args.init_weights:  # --init-from: every recipe fine-tunes the same trained codec
+        if args.init_from:
             return seed
         run_stage(
             [
@@ -572,7 +583,6 @@ def main() -> None:
         raise SystemExit("error: the budget and the calibration steps must be positive")
     names = recipe_names(args.recipe_dir, args.recipes)
     args.work = args.work.resolve()
-    args.init_weights = init_weights(args.init_from, args.work) if args.init_from else None
     base = base_params(args)
     for name in names:  # every recipe file validates before anything runs
         write_params(recipe_params(base, args.recipe_dir, name), args.work / "check" / f"{name}.yaml", f"recipe {name}")

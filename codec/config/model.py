@@ -32,8 +32,9 @@ class VocosConfig:
     # iSTFT frames per code frame: the head's hop is the codec's hop / head_upsample (1: Vocos's layout). Finer
     # frames overlap-add over a shorter hop, so a frame-to-frame phase error echoes at a shorter lag.
     head_upsample: int = 1
-    # Causal models (model.causal): frames of the iSTFT head an output block waits for beyond its own code
-    # frame (0: none; 1: one frame, 20 ms at 50 frames/s); see codec.model.vocos.ISTFTHead.
+    # Causal models (model.causal): frames of the iSTFT head an output sample waits for beyond the code frame
+    # it lies in, at the head's hop (0: none; 1: one frame, 20 ms at head_upsample 1; head_upsample frames:
+    # one code frame); see codec.model.vocos.ISTFTHead.
     lookahead_frames: int = 1
 
     def __post_init__(self) -> None:
@@ -94,12 +95,10 @@ class ModelConfig:
         n_fft = self.vocos.n_fft or 4 * hop
         if n_fft < hop:
             raise ValueError(f"vocos.n_fft ({n_fft}) must be at least the head's hop ({hop})")
-        if self.causal and up != 1:
-            raise ValueError("a causal vocos decoder needs head_upsample 1 (the streaming decoder is frame by frame)")
-        if self.causal and (n_fft % hop or self.vocos.lookahead_frames >= n_fft // hop):
+        if self.causal and (n_fft % hop or self.vocos.lookahead_frames > n_fft // hop):
             raise ValueError(
-                f"a causal vocos decoder needs n_fft ({n_fft}) a multiple of the hop ({hop}) and "
-                f"lookahead_frames ({self.vocos.lookahead_frames}) under n_fft / hop"
+                f"a causal vocos decoder needs n_fft ({n_fft}) a multiple of the head's hop ({hop}) and "
+                f"lookahead_frames ({self.vocos.lookahead_frames}) at most n_fft / hop"
             )
         if not self.causal and (n_fft - hop) % 2:
             raise ValueError(f"vocos: n_fft - the head's hop must be even, got {n_fft} and {hop}")

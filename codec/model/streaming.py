@@ -51,10 +51,12 @@ class Latency(NamedTuple):
 
 
 def algorithmic_latency(codec: Codec) -> Latency:
-    """From the architecture: one hop of audio per code frame, plus the causal Vocos head's look-ahead frames."""
+    """From the architecture: one hop of audio per code frame, plus the causal Vocos head's look-ahead frames
+    (at the head's hop: a quarter of a code frame each with ``head_upsample`` 4)."""
     frame_ms = 1000 * codec.hop_length / codec.sample_rate
     head = getattr(codec.decoder, "head", None)
-    return Latency(frame_ms, frame_ms * (getattr(head, "lookahead", None) or 0))
+    lookahead = getattr(head, "lookahead", None) or 0
+    return Latency(frame_ms, 1000 * lookahead * getattr(head, "hop_length", 0) / codec.sample_rate)
 
 
 class _Conv:
@@ -244,19 +246,20 @@ class StreamingDecoder:
         return frames
 
     def _vocos(self, decoder: VocosDecoder) -> Callable[[Tensor], Tensor]:
-        head, hop = decoder.head, decoder.hop_length
+        head = decoder.head
         if head.lookahead is None:
             raise NotCausal("the Vocos head is not causal: the model cannot stream")
-        lookahead = head.lookahead
+        # The head's frames: `upsample` per code frame at hop `hop` (a fraction of the code hop).
+        lookahead, hop, per_code = head.lookahead, head.hop_length, head.upsample
         embed = _DepthwiseCausal(decoder.embed)
         blocks = [(_DepthwiseCausal(cast(ConvNeXtBlock, block).dwconv), block) for block in decoder.blocks]
         envelope = steady_envelope(head.window, hop)
-        # Overlap-add buffer: sample 0 of it is output sample `emitted`; frames land at (f - a) * hop.
+        # Overlap-add buffer: sample 0 of it is output sample `emitted`; head frame j lands at (j - a) * hop.
         self._ola = torch.zeros(head.n_fft)
         self._emitted = 0
 
-        def emit(blocks_ready: int) -> Tensor:
-            count = blocks_ready * hop - self._emitted
+        def emit(head_frames_ready: int) -> Tensor:
+            count = head_frames_ready * hop - self._emitted
             out, self._ola = self._ola[:count], F.pad(self._ola[count:], (0, count))
             self._emitted += count
             return out / envelope.repeat(count // hop)
@@ -265,8 +268,8 @@ class StreamingDecoder:
             x = decoder.norm(embed(latents).transpose(1, 2)).transpose(1, 2)
             for conv, block in blocks:
                 x = x + cast(ConvNeXtBlock, block).pointwise(conv(x))
-            windowed = head.frames(decoder.final_norm(x.transpose(1, 2)))[0]  # [n_fft, F]
-            first = self.frames_in - windowed.shape[-1]
+            windowed = head.frames(decoder.final_norm(x.transpose(1, 2)))[0]  # [n_fft, F * upsample]
+            first = self.frames_in * per_code - windowed.shape[-1]
             for i in range(windowed.shape[-1]):
                 start = (first + i - lookahead) * hop - self._emitted  # may be < 0 for the first frames
                 frame = windowed[:, i]
@@ -275,10 +278,10 @@ class StreamingDecoder:
                 if start + frame.shape[0] > self._ola.shape[0]:  # several frames in one call
                     self._ola = F.pad(self._ola, (0, start + frame.shape[0] - self._ola.shape[0]))
                 self._ola[start : start + frame.shape[0]] += frame
-            return emit(max(0, self.frames_in - lookahead))
+            return emit(max(0, self.frames_in * per_code - lookahead))
 
         def flush() -> Tensor:
-            return emit(self.frames_in)
+            return emit(self.frames_in * per_code)
 
         self._flush = flush
         return frames

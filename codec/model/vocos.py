@@ -64,12 +64,14 @@ class ISTFTHead(nn.Module):
     iSTFT frames at ``hop / s`` (a pixel shuffle in time): ``[B, F, C]`` -> ``[B, 1, F * s * (hop / s)]``, the same
     length at ``s`` times the head's frame rate, for the cost of a wider output layer.
 
-    Causal (``lookahead`` frames ``a`` given): frame ``f``'s window covers samples ``[(f - a) hop, (f - a) hop +
-    n_fft)``, so the output block ``[f hop, (f + 1) hop)`` is complete once frame ``f + a`` is decoded (``a = 0``:
-    no wait beyond its own frame; the centred layout sits at ``a = 1.5``). The overlap-add is divided by the
-    window's steady-state envelope (the periodic sum of ``w^2`` every hop), not the one of the frames present: the
-    first blocks fade in as after silence and the last ``a`` blocks fade out, the same offline and streaming
-    (:mod:`codec.model.streaming`), instead of dividing the edges by a near-zero sum.
+    Causal (``lookahead`` frames ``a`` given, counted at the head's hop): head frame ``j``'s window covers samples
+    ``[(j - a) hop, (j - a) hop + n_fft)``, so the block ``[j hop, (j + 1) hop)`` is complete once head frame
+    ``j + a`` is decoded (``a = 0``: no wait beyond its own frame; the centred layout sits at ``a = 1.5``; ``a =
+    n_fft / hop``, the most allowed, puts each window wholly before its frame). With ``upsample`` ``s``, the code
+    frame ``f`` gives head frames ``f s .. f s + s - 1``: ``a = s`` waits one code frame. The overlap-add is
+    divided by the window's steady-state envelope (the periodic sum of ``w^2`` every hop), not the one of the
+    frames present: the first blocks fade in as after silence and the last ``a`` blocks fade out, the same offline
+    and streaming (:mod:`codec.model.streaming`), instead of dividing the edges by a near-zero sum.
     """
 
     window: torch.Tensor
@@ -77,12 +79,12 @@ class ISTFTHead(nn.Module):
 
     def __init__(self, dim: int, n_fft: int, hop_length: int, lookahead: int | None = None, upsample: int = 1):
         super().__init__()
-        if upsample < 1 or (upsample > 1 and lookahead is not None):
-            raise ValueError(f"upsample must be >= 1, and 1 for a causal iSTFT; got {upsample}")
+        if upsample < 1:
+            raise ValueError(f"upsample must be >= 1, got {upsample}")
         if lookahead is None and (n_fft - hop_length) % 2:
             raise ValueError(f"n_fft - hop must be even for a centred iSTFT, got {n_fft} and {hop_length}")
-        if lookahead is not None and (n_fft % hop_length or not 0 <= lookahead < n_fft // hop_length):
-            raise ValueError("a causal iSTFT needs n_fft a multiple of the hop and 0 <= lookahead < n_fft / hop")
+        if lookahead is not None and (n_fft % hop_length or not 0 <= lookahead <= n_fft // hop_length):
+            raise ValueError("a causal iSTFT needs n_fft a multiple of the hop and 0 <= lookahead <= n_fft / hop")
         self.n_fft, self.hop_length, self.lookahead, self.upsample = n_fft, hop_length, lookahead, upsample
         self.out = nn.Linear(dim, upsample * (n_fft + 2))
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
@@ -194,9 +196,11 @@ class VocosDecoder(nn.Module):
     @property
     def span_frames(self) -> int:
         """Frames an output sample can depend on, end to end: ``kernel_size - 1`` per convolution (the
-        embedding and one per block) plus the iSTFT frames overlapping a sample (``ceil(n_fft / hop)``)."""
+        embedding and one per block) plus the code frames whose iSTFT frames overlap a sample (``ceil(n_fft /
+        hop)``) and, causal, those of its look-ahead."""
         convs = 1 + len(self.blocks)
-        return convs * (self.embed.kernel_size[0] - 1) + -(-self.head.n_fft // self.hop_length)
+        ahead = (self.head.lookahead or 0) * self.head.hop_length
+        return convs * (self.embed.kernel_size[0] - 1) + -(-(self.head.n_fft + ahead) // self.hop_length)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.embed(F.pad(z, (self.embed_left_pad, 0)) if self.embed_left_pad else z)

@@ -177,3 +177,30 @@ def test_init_from_an_export_gives_train_weights_of_the_same_codec(tmp_path):
         expected = value.half().to(value.dtype) if value.is_floating_point() else value
         assert torch.equal(got, expected), name
     assert init_weights(export, tmp_path / "work") == init  # kept, named by the model id
+
+
+def test_init_from_an_export_takes_the_recipes_layout(tmp_path):
+    """A recipe's model section relays the same tensors out (a causal model from a non-causal export); a change
+    of shape stops with the reason instead of loading half the weights."""
+    import pytest
+    import torch
+
+    from benchmarks.recipe_budget import init_weights
+    from codec.config.export import ExportConfig
+    from codec.config.model import ModelConfig, VocosConfig
+    from codec.config.quantizer import QuantizerConfig
+    from codec.formats.export import export_codec
+    from codec.formats.weights import load_codec
+    from codec.model.codec import build_codec
+    from codec.model.streaming import algorithmic_latency, is_causal
+
+    vocos = VocosConfig(dim=8, intermediate_dim=8, num_layers=1, head_upsample=4)
+    codec = build_codec(ModelConfig(channels=4, latent_dim=8, decoder="vocos", vocos=vocos), QuantizerConfig(), 16000)
+    export = export_codec(codec, tmp_path / "export.safetensors", ExportConfig()).path
+    relaid = init_weights(export, tmp_path / "work", {"causal": True, "vocos": {"lookahead_frames": 4}})
+    causal = load_codec(relaid)
+    assert is_causal(causal) and algorithmic_latency(causal).total_ms == 40.0
+    assert all(torch.equal(causal.state_dict()[k], v) for k, v in codec.state_dict().items())
+    assert relaid != init_weights(export, tmp_path / "work")  # the plain layout is another file
+    with pytest.raises(SystemExit, match="do not fit|size mismatch|shape"):
+        init_weights(export, tmp_path / "work", {"vocos": {"dim": 16}})

@@ -25,6 +25,16 @@ DECODERS = {
     "vocos-lookahead-1": dict(
         decoder="vocos", vocos=VocosConfig(dim=16, intermediate_dim=32, num_layers=2, lookahead_frames=1)
     ),
+    # The shipped causal layouts: 4 iSTFT frames per code frame (hop 80, window 320), no look-ahead or one
+    # code frame of it (4 head frames).
+    "vocos-head4-lookahead-0": dict(
+        decoder="vocos",
+        vocos=VocosConfig(dim=16, intermediate_dim=32, num_layers=2, head_upsample=4, lookahead_frames=0),
+    ),
+    "vocos-head4-lookahead-4": dict(
+        decoder="vocos",
+        vocos=VocosConfig(dim=16, intermediate_dim=32, num_layers=2, head_upsample=4, lookahead_frames=4),
+    ),
 }
 
 
@@ -101,3 +111,5 @@ def test_a_non_causal_model_is_refused_and_latency_is_read_from_the_architecture
     assert algorithmic_latency(causal_codec("seanet")).total_ms == 20.0
     assert algorithmic_latency(causal_codec("vocos-lookahead-1")) == (20.0, 20.0)
     assert algorithmic_latency(causal_codec("vocos-lookahead-0")).total_ms == 20.0
+    assert algorithmic_latency(causal_codec("vocos-head4-lookahead-4")) == (20.0, 20.0)
+    assert algorithmic_latency(causal_codec("vocos-head4-lookahead-0")).total_ms == 20.0

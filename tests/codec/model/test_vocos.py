@@ -75,8 +75,8 @@ def test_codec_with_vocos_decoder_round_trips_lengths():
 
 def test_config_checks():
     with pytest.raises(ValueError, match="lookahead_frames"):
-        dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(lookahead_frames=4))  # n_fft = 4 hops
-    with pytest.raises(ValueError, match="multiple of the hop"):
+        dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(lookahead_frames=5))  # n_fft = 4 hops
+    with pytest.raises(ValueError, match="multiple of the head.s hop"):
         dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(n_fft=500))
     with pytest.raises(ValueError, match="n_fft"):
         dataclasses.replace(SMALL, vocos=VocosConfig(n_fft=160))
@@ -107,7 +107,9 @@ def test_upsampled_head_reads_its_spectra_in_time_order():
 def test_upsampled_head_config_checks():
     with pytest.raises(ValueError, match="must divide the hop"):
         dataclasses.replace(SMALL, vocos=VocosConfig(head_upsample=7))
-    with pytest.raises(ValueError, match="head_upsample 1"):
-        dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(head_upsample=2))
+    causal = dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(head_upsample=4, lookahead_frames=4))
+    assert VocosDecoder(causal).head.lookahead == 4  # one code frame at the head's hop
+    with pytest.raises(ValueError, match="lookahead_frames"):
+        dataclasses.replace(SMALL, causal=True, vocos=VocosConfig(head_upsample=4, lookahead_frames=5))
     with pytest.raises(ValueError, match="head_upsample must be >= 1"):
         VocosConfig(head_upsample=0)
