@@ -13,7 +13,10 @@ MODEL_ENV = "TELUCODEC_MODEL"
 DEFAULT_MODEL = "models/telucodec.safetensors"
 # The pretrained Telugu codec a checkout ships (pretrained/telucodec-te/MODEL_CARD.md): used, with a note, when
 # neither --model nor $TELUCODEC_MODEL names a model and the default export has not been built.
-PRETRAINED_MODEL = Path(__file__).resolve().parents[2] / "pretrained" / "telucodec-te" / "telucodec-te.safetensors"
+PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
+PRETRAINED_MODEL = PRETRAINED / "telucodec-te" / "telucodec-te.safetensors"
+# Its causal sibling (pretrained/telucodec-te-stream/MODEL_CARD.md), what the stream commands fall back to.
+PRETRAINED_STREAM_MODEL = PRETRAINED / "telucodec-te-stream" / "telucodec-te-stream.safetensors"
 MAX_THREADS = 1024
 
 
@@ -31,13 +34,19 @@ def model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_model(args: argparse.Namespace):
-    import torch
+def model_named(args: argparse.Namespace) -> bool:
+    """Whether the user named a model (``--model`` or the environment): such a model is never replaced."""
+    return bool(args.model or os.environ.get(MODEL_ENV))
 
-    from codec.formats.export import ExportError, load_export
+
+def load_model(args: argparse.Namespace, pretrained: Path | None = None):
+    """The model ``--model``, ``$TELUCODEC_MODEL`` or the default export name; when none is named and the default
+    export is not built, the shipped ``pretrained`` codec (default: :data:`PRETRAINED_MODEL`), with a note."""
+    import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    pretrained = PRETRAINED_MODEL if pretrained is None else pretrained
     source, path = (
         ("--model", Path(args.model))
         if args.model
@@ -45,11 +54,18 @@ def load_model(args: argparse.Namespace):
         if os.environ.get(MODEL_ENV)
         else ("the default, relative to the current folder", Path(DEFAULT_MODEL))
     )
-    if not path.is_file() and source.startswith("the default") and PRETRAINED_MODEL.is_file():
+    if not path.is_file() and source.startswith("the default") and pretrained.is_file():
         # A fresh clone has no trained model yet: the shipped one, said on stderr so that nobody mistakes it for
         # theirs. A model named by --model or the environment is never replaced.
-        print(f"note: no {DEFAULT_MODEL} here; using the pretrained Telugu codec {PRETRAINED_MODEL}", file=sys.stderr)
-        path = PRETRAINED_MODEL
+        print(f"note: no {DEFAULT_MODEL} here; using the pretrained Telugu codec {pretrained}", file=sys.stderr)
+        path = pretrained
+    return load_export_file(path, source)
+
+
+def load_export_file(path: Path, source: str = "--model"):
+    """An export, or a :class:`CliError` that says where it was looked for."""
+    from codec.formats.export import ExportError, load_export
+
     if not path.is_file():
         raise CliError(
             f"model {path} not found (looked for {path.absolute()}, from {source}): pass --model PATH "

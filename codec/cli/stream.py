@@ -23,7 +23,18 @@ from typing import BinaryIO
 import numpy as np
 import soxr
 
-from codec.cli.common import CliError, integer, levels_for, load_model, model_options, positive_float
+from codec.cli.common import (
+    DEFAULT_MODEL,
+    PRETRAINED_STREAM_MODEL,
+    CliError,
+    integer,
+    levels_for,
+    load_export_file,
+    load_model,
+    model_named,
+    model_options,
+    positive_float,
+)
 from codec.formats.code_stream import (
     CodeStreamError,
     StreamHeader,
@@ -99,13 +110,22 @@ def _open(name: str, mode: str) -> Iterator[BinaryIO]:
 
 
 def _streaming_model(args: argparse.Namespace):
+    """The causal model to stream with. When the user names none, the shipped causal codec stands in for a
+    default export that is missing or not causal (``make run`` trains a non-causal one), with a note."""
     from codec.model.streaming import is_causal
 
-    model = load_model(args)
+    model = load_model(args, pretrained=PRETRAINED_STREAM_MODEL)
+    if not is_causal(model.codec) and not model_named(args) and PRETRAINED_STREAM_MODEL.is_file():
+        print(
+            f"note: {DEFAULT_MODEL} is not causal; using the pretrained streaming Telugu codec "
+            f"{PRETRAINED_STREAM_MODEL}",
+            file=sys.stderr,
+        )
+        model = load_export_file(PRETRAINED_STREAM_MODEL)
     if not is_causal(model.codec):
         raise CliError(
             f"{args.model or 'the model'}: not causal (model.causal: false): streaming needs a causal model, "
-            "e.g. one trained with workflow/recipes/cpu-causal.yaml"
+            f"e.g. the shipped {PRETRAINED_STREAM_MODEL.name} or one trained with workflow/recipes/causal-*.yaml"
         )
     return model
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from codec.cli import common
+from codec.cli.main import main
 from codec.config.export import ExportConfig
 from codec.formats.export import export_codec
 from tests.codec.conftest import speechlike
@@ -22,7 +24,7 @@ TELUCODEC = str(Path(sys.executable).parent / "telucodec")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module", params=["seanet", "vocos-lookahead-1"])
+@pytest.fixture(scope="module", params=["seanet", "vocos-head4-lookahead-4"])
 def model(request, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("stream") / f"{request.param}.safetensors"
     export_codec(causal_codec(request.param), path, ExportConfig())
@@ -125,3 +127,39 @@ def test_a_non_causal_model_is_refused(tiny_export, tmp_path):
         [TELUCODEC, "stream-encode", "--model", str(tiny_export)], input=b"", capture_output=True, env=ENV
     )
     assert done.returncode == 1 and b"not causal" in done.stderr
+
+
+def test_with_no_model_named_the_shipped_causal_codec_streams_and_is_said(
+    capsys, tmp_path, tiny_export, monkeypatch
+):
+    """A fresh clone (no models/telucodec.safetensors) and a checkout after `make run` (a non-causal default
+    export) both stream with the shipped causal codec, said on stderr; a model the user names is never
+    replaced, and encode keeps the non-causal pretrained codec."""
+    causal = tmp_path / "stream.safetensors"
+    export_codec(causal_codec("vocos-head4-lookahead-0"), causal, ExportConfig())
+    monkeypatch.delenv(common.MODEL_ENV, raising=False)
+    monkeypatch.setattr(common, "PRETRAINED_MODEL", tiny_export)
+    monkeypatch.setattr(common, "PRETRAINED_STREAM_MODEL", causal)
+    monkeypatch.setattr("codec.cli.stream.PRETRAINED_STREAM_MODEL", causal)
+    monkeypatch.chdir(tmp_path)
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, speechlike(0.5, 16000)[:, 0], 16000, subtype="PCM_16")
+
+    def stream_encode(*extra) -> tuple[int, str]:
+        code = main(["stream-encode", str(wav), str(tmp_path / "a.tcs"), *extra])
+        return code, capsys.readouterr().err
+
+    code, err = stream_encode()  # fresh clone
+    assert code == 0 and f"using the pretrained Telugu codec {causal}" in err
+    assert main(["stream-decode", str(tmp_path / "a.tcs"), str(tmp_path / "a.raw")]) == 0
+    assert (tmp_path / "a.raw").stat().st_size == 2 * 16000 // 2  # 0.5 s of 16-bit samples
+    assert f"using the pretrained Telugu codec {causal}" in capsys.readouterr().err
+    assert main(["encode", str(wav), str(tmp_path / "a.tcq")]) == 0  # the file commands: the non-causal one
+    assert f"using the pretrained Telugu codec {tiny_export}" in capsys.readouterr().err
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "telucodec.safetensors").write_bytes(tiny_export.read_bytes())  # after `make run`
+    code, err = stream_encode()
+    assert code == 0 and f"is not causal; using the pretrained streaming Telugu codec {causal}" in err
+    code, err = stream_encode("--model", str(tiny_export))  # named: refused, not replaced
+    assert code == 1 and "not causal" in err and "using" not in err
