@@ -88,7 +88,7 @@ def test_tiny_budget_run_scores_every_recipe_beside_opus_and_resumes(embedded_co
     assert [r["recipe"] for r in doc["results"]] == ["today", "toy"]
     opus = shutil.which("opusenc") is not None
     for result in doc["results"]:
-        assert result["steps"] == 4 and result["seconds_per_step"]["generator"] > 0
+        assert result["steps"] == 4 and isinstance(result["seconds_per_step"]["generator"], float)
         for corpus in ("test", "held-out"):
             metrics = result["metrics"][corpus]
             assert sorted(metrics["codec"]) == ["q3", "q4"]  # 1.5 kbps and the tiny model's 4 levels
@@ -97,7 +97,10 @@ def test_tiny_budget_run_scores_every_recipe_beside_opus_and_resumes(embedded_co
         assert set(result["spectrum"]) >= {"ok", "peaks", "dc_excess_db", "nyquist_excess_db"}
         assert len(result["spectrum"]["excess_db"]) == 513 and result["spectrum"]["bin_hz"] == 16000 / 1024
     toy = doc["results"][1]
-    assert toy["discriminator_share"] > 0 and toy["adversarial_start_step"] == 2
+    # The discriminator's calibration ran (its share is a measured time: only its presence is asserted; on a busy
+    # machine the two calibrations can read alike, a share of 0).
+    assert toy["seconds_per_step"]["adversarial"] is not None and toy["adversarial_start_step"] == 2
+    assert 0 <= toy["discriminator_share"] < 1 and doc["results"][0]["seconds_per_step"]["adversarial"] is None
     table = (out / "results.md").read_text()
     assert (
         "| toy | 1.2 |" in table and "| today | 0.9 |" in table
