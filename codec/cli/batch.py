@@ -8,6 +8,9 @@ stderr with its reason and skipped; the others finish, and the call's status say
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,10 +19,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from codec.cli.common import UsageError
 from codec.runtime.cpus import available_cpus
 
 
-class BatchUsageError(Exception):
+class BatchUsageError(UsageError):
     """The inputs and output given do not make a plan (status 2)."""
 
 
@@ -27,6 +31,7 @@ class BatchUsageError(Exception):
 class Job:
     source: Path
     target: Path
+    skip: str | None = None  # why the file is listed but not coded (a FIFO, a device: not a regular file)
 
 
 def read_list(path: str) -> list[str]:
@@ -53,10 +58,10 @@ def plan(inputs: Iterable[str], output: str, source_suffixes: tuple[str, ...], t
                 p
                 for p in path.rglob("*")
                 if p.suffix.lower() in source_suffixes
-                and p.is_file()
+                and not p.is_dir()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
-            jobs += [Job(p, out / p.relative_to(path).with_suffix(target_suffix)) for p in found]
+            jobs += [Job(p, out / p.relative_to(path).with_suffix(target_suffix), _not_regular(p)) for p in found]
         else:
             jobs.append(Job(path, out / (path.stem + target_suffix)))  # a missing file fails as a job
     seen: dict[Path, Path] = {}
@@ -66,7 +71,37 @@ def plan(inputs: Iterable[str], output: str, source_suffixes: tuple[str, ...], t
         seen[job.target] = job.source
     if not jobs:
         raise BatchUsageError(f"no input files (looked for {', '.join(source_suffixes)})")
+    _check_no_target_is_a_source(jobs)
     return jobs
+
+
+def _not_regular(path: Path) -> str | None:
+    """Why a file found in a folder is skipped (a FIFO would block the batch, a device never ends), or None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # a dangling link
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"not a regular file ({kind})"
+
+
+def _check_no_target_is_a_source(jobs: list[Job]) -> None:
+    """No job may write over any job's input (a target that is a source by name or through a link)."""
+    sources: dict[tuple[int, int], Path] = {}
+    for job in jobs:
+        with contextlib.suppress(OSError):  # a missing input fails as its own job
+            st = job.source.stat()
+            sources[(st.st_dev, st.st_ino)] = job.source
+    names = {os.path.abspath(job.source): job.source for job in jobs}
+    for job in jobs:
+        source = names.get(os.path.abspath(job.target))
+        with contextlib.suppress(OSError):  # a target that does not exist yet is no source
+            st = job.target.stat()
+            source = source or sources.get((st.st_dev, st.st_ino))
+        if source is not None:
+            raise BatchUsageError(f"{job.target} is the input {source}: refusing to overwrite it (name another folder)")
 
 
 def default_jobs(files: int) -> int:
@@ -83,15 +118,19 @@ def run(
 ) -> int:
     """Run ``work`` on every job, ``workers`` at a time; returns the exit status (1 if any job failed).
 
-    A job raising one of ``failure_types`` is reported (``error: <message>``) and counted; anything else
+    A job with a ``skip`` reason is listed (``skipped <file>: <reason>``) and not run. A job raising one of
+    ``failure_types`` is reported (``error: <message>``) and counted; anything else
     (a bug, Ctrl-C, SIGTERM) stops the batch: jobs not started are cancelled, running ones finish (each
     writes atomically, so nothing is left half-written).
     """
     failed: list[Job] = []
+    skipped = [job for job in jobs if job.skip is not None]
+    for job in skipped:
+        print(f"skipped {job.source}: {job.skip}", file=sys.stderr)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="telucodec")
     try:
-        with tqdm(total=len(jobs), unit="file", file=sys.stderr, disable=None, leave=False) as bar:
-            pending: dict[Future[None], Job] = {pool.submit(work, job): job for job in jobs}
+        with tqdm(total=len(jobs) - len(skipped), unit="file", file=sys.stderr, disable=None, leave=False) as bar:
+            pending: dict[Future[None], Job] = {pool.submit(work, job): job for job in jobs if job.skip is None}
             while pending:
                 done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)  # wakes for Ctrl-C too
                 for future in done:
@@ -105,6 +144,10 @@ def run(
                     bar.update()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    ok = len(jobs) - len(failed)
-    print(f"{verb} {ok} of {len(jobs)} files" + (f"; {len(failed)} failed (listed above)" if failed else ""))
+    ok = len(jobs) - len(failed) - len(skipped)
+    print(
+        f"{verb} {ok} of {len(jobs)} files"
+        + (f"; {len(failed)} failed (listed above)" if failed else "")
+        + (f"; {len(skipped)} skipped (listed above)" if skipped else "")
+    )
     return 1 if failed else 0

@@ -24,6 +24,34 @@ class CliError(Exception):
     """A user-facing failure: printed as ``error: <message>``, exit status 1."""
 
 
+class UsageError(Exception):
+    """Arguments that make no sense together (an output that is an input, a suffix that does not say what is
+    written, inputs that make no batch): printed as ``telucodec COMMAND: error: <message>``, exit status 2,
+    before anything is read or written."""
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path, or the same file through a link."""
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
+def check_output(output: Path, inputs: list[Path], suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse, before anything runs, an ``output`` that is one of ``inputs`` (writing it would destroy the input)
+    or whose suffix is not one of ``suffixes`` (empty: any), ``what`` saying what would be written."""
+    for source in inputs:
+        if same_file(output, source):
+            raise UsageError(f"{output} is the input {source}: refusing to overwrite it (name another output)")
+    if suffixes and output.suffix.lower() not in suffixes:
+        raise UsageError(
+            f"{output}: {what} goes to a {' or '.join(suffixes)} file, not {output.suffix or 'a name without a suffix'}"
+        )
+
+
 def model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
     parser.add_argument(

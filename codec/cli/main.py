@@ -32,6 +32,8 @@ import soxr
 from codec.cli.batch import BatchUsageError, Job, default_jobs, plan, read_list, run
 from codec.cli.common import (
     CliError,
+    UsageError,
+    check_output,
     integer,
     levels_for,
     load_model,
@@ -48,6 +50,7 @@ from codec.runtime.io import atomic_path, write_bytes_atomic
 DEFAULT_CHUNK_SECONDS = 20.0
 RESAMPLE_QUALITY: Final = "HQ"  # soxr preset, as the data stage's default
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+DECODE_SUFFIXES = (".wav", ".flac")  # what decode writes (the suffix picks the format)
 MAX_OUTPUT_RATE = 768_000
 MAX_CHUNK_SECONDS = 3600.0  # a chunk is held in memory whole (16 kHz: 230 MB of float32 per hour)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat big | head -1`
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         # flush of what is still buffered cannot fail a second time.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except BatchUsageError as exc:
+    except UsageError as exc:
         print(f"telucodec {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except (CliError, BitstreamError, OSError) as exc:
@@ -171,6 +174,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 def _encode(args: argparse.Namespace) -> int:
     jobs = _batch(args, AUDIO_SUFFIXES, ".tcq")
     path = _input_file(args.inputs[0]) if jobs is None else None  # before the model loads: a quick answer
+    if path is not None:
+        check_output(Path(args.output), [path], (".tcq",), "a .tcq bitstream")
     model = load_model(args)
     n_q = levels_for(model.codec, args.kbps, args.levels)
     if jobs is not None:
@@ -218,6 +223,8 @@ def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Names
 
 def _decode(args: argparse.Namespace) -> int:
     jobs = _batch(args, (".tcq",), f".{args.format}")
+    if jobs is None:
+        check_output(Path(args.output), [_input_file(args.inputs[0])], DECODE_SUFFIXES, "decoded audio")
     stream = read_bitstream(_input_file(args.inputs[0])) if jobs is None else None
     model = load_model(args)
     if jobs is not None:

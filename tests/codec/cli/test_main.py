@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +138,6 @@ def test_bad_inputs_exit_1_with_a_message(capsys, tmp_path, tiny_codec, tiny_exp
     cases = [
         (("decode", tmp_path / "cut.tcq", tmp_path / "o.wav", "--model", tiny_export), "truncated"),
         (("decode", tcq, tmp_path / "o.wav", "--model", other), "encoded with model"),
-        (("decode", tcq, tmp_path / "o.xyz", "--model", tiny_export), "unknown audio format"),
         (("decode", tcq, tmp_path / "o.flac", "--model", tiny_export, "--subtype", "FLOAT"), "cannot hold"),
         (("encode", tmp_path / "notaudio.wav", tmp_path / "b.tcq", "--model", tiny_export), "unreadable"),
         (("encode", wav, tmp_path / "b.tcq", "--model", tiny_export, "--levels", 9), "--levels"),
@@ -152,6 +152,47 @@ def test_bad_inputs_exit_1_with_a_message(capsys, tmp_path, tiny_codec, tiny_exp
         code, _, err = _run(capsys, *argv)
         assert code == 1 and err.startswith("error:") and message in err, (argv, err)
     assert not (tmp_path / "o.wav").exists() and not (tmp_path / "b.tcq").exists()  # nothing half-written
+
+
+def _same_file_cases(tmp_path: Path, wav: Path, tcq: Path) -> list[tuple[list, str]]:
+    """Outputs that would destroy an input, or whose suffix does not say what is written, in every form."""
+    (tmp_path / "link.tcq").symlink_to(wav)  # a .tcq name that is the recording through a link
+    os.link(tcq, tmp_path / "hard.wav")  # a .wav name that is the bitstream through a hard link
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    os.link(wav, clips / "a.wav")
+    (clips / "a.tcq").symlink_to(clips / "a.wav")  # batch: a's output would be a itself
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    os.link(tcq, codes / "b.tcq")
+    (codes / "b.wav").symlink_to(codes / "b.tcq")
+    return [
+        (["encode", wav, wav], "is the input"),
+        (["encode", wav, tmp_path / "link.tcq"], "is the input"),
+        (["encode", wav, tmp_path / "speech.wav.flac"], "a .tcq bitstream goes to a .tcq file, not .flac"),
+        (["decode", tcq, tcq], "is the input"),
+        (["decode", tcq, tmp_path / "hard.wav"], "is the input"),
+        (["decode", tcq, tmp_path / "o.xyz"], "goes to a .wav or .flac file, not .xyz"),
+        (["encode", clips, clips], "is the input"),
+        (["decode", codes, codes], "is the input"),
+    ]
+
+
+def test_an_output_that_is_an_input_or_has_the_wrong_suffix_is_refused_before_anything_runs(
+    capsys, tmp_path, tiny_export, speech_wav
+):
+    """`telucodec encode talk.wav talk.wav` once replaced the recording with its .tcq and exited 0."""
+    wav = speech_wav(seconds=0.3)
+    tcq = tmp_path / "a.tcq"
+    assert _run(capsys, "encode", wav, tcq, "--model", tiny_export)[0] == 0
+    cases = _same_file_cases(tmp_path, wav, tcq)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for argv, message in cases:
+        code, _, err = _run(capsys, *argv, "--model", tiny_export)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0] and "error:" in lines[0], (argv, err)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # every input intact, nothing written
 
 
 @pytest.mark.parametrize("command", [[], ["encode"], ["decode"], ["info"]])
@@ -308,6 +349,21 @@ def test_a_batch_codes_folders_and_lists_with_one_model_and_reports_failures(cap
     )
     assert code == 0 and "decoded into" in out and "4 of 4 files" in out
     assert sorted(p.name for p in (tmp_path / "audio").rglob("*.flac")) == ["a.flac", "b.flac", "c.flac", "extra.flac"]
+
+
+def test_a_fifo_or_dangling_link_in_a_batch_folder_is_listed_as_skipped_not_dropped(
+    capsys, tmp_path, tiny_export, speech_wav
+):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sf.write(clips / "a.wav", sf.read(speech_wav(seconds=0.3))[0], 16000)
+    os.mkfifo(clips / "live.wav")  # reading it would block the batch forever
+    (clips / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    code, out, err = _run(capsys, "encode", clips, tmp_path / "codes", "--model", tiny_export)
+    assert code == 0 and "1 of 3 files; 2 skipped (listed above)" in out
+    assert f"skipped {clips / 'live.wav'}: not a regular file (a FIFO)" in err
+    assert f"skipped {clips / 'gone.wav'}: cannot be read" in err
+    assert sorted(p.name for p in (tmp_path / "codes").iterdir()) == ["a.tcq"]
 
 
 def test_a_batch_that_makes_no_plan_is_a_usage_error(capsys, tmp_path, tiny_export, speech_wav):
