@@ -134,7 +134,7 @@ class _Session:
         self.logger = logger if info.is_main else None
         self.show_progress = progress and info.is_main
         self.batch_hook = batch_hook
-        self.autocast: Autocast = autocast_for(info.device, cfg.bf16)
+        self.autocast: Autocast = autocast_for(info.device, cfg.bf16, cfg.cpu_bf16)
 
     def train(self, out: Path | None) -> TrainResult:
         cfg, run = self.cfg, self.run

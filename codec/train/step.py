@@ -44,10 +44,10 @@ class StepResult(NamedTuple):
         return out
 
 
-def autocast_for(device: torch.device, bf16: bool) -> Autocast:
-    """bf16 autocast on CUDA when asked; nothing on CPU."""
-    if device.type == "cuda" and bf16:
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast_for(device: torch.device, bf16: bool, cpu_bf16: bool = False) -> Autocast:
+    """bf16 autocast on CUDA when ``bf16``, on CPU when ``cpu_bf16``; else none (float32)."""
+    if (device.type == "cuda" and bf16) or (device.type == "cpu" and cpu_bf16):
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
 

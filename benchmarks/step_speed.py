@@ -1,0 +1,181 @@
+"""Training steps per second on this CPU, side by side: float32 eager against the cheaper ways to run a step.
+
+    python -m benchmarks.step_speed [--recipe cpu-handover] [--steps 12] [--rounds 3] [--variants ...]
+
+One recipe's codec (params.yaml + ``workflow/recipes/<recipe>.yaml``, random weights with k-means-free codebooks
+seeded from the encoder's own latents), its loss and optimizer, on the recipe's batch of speech-like crops. Each
+variant runs ``--steps`` timed steps after two untimed ones, the variants interleaved over ``--rounds`` rounds
+(so a machine that slows down slows every variant alike); the median step time of each is printed beside
+float32 eager's. Variants:
+
+- ``fp32``: float32 eager, what training runs today (2 threads);
+- ``fp32-1thread``: the same on one thread (what two jobs side by side each get);
+- ``bf16``: ``torch.autocast("cpu", dtype=torch.bfloat16)`` around the codec and its loss (this machine's
+  AVX-512 BF16 runs bf16 matrix products natively; the STFTs stay float32: the loss computes them under
+  autocast-disabled regions);
+- ``compile``: ``torch.compile`` of the codec (inductor, CPU), float32;
+- ``bf16-compile``: both.
+
+Also the share of a float32 step each part takes (codec forward, loss forward, backward, optimizer), and of the
+loss the mel and STFT terms, from a profile of the fp32 variant. Run it with nothing else on the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from codec.losses.codec_loss import CodecLoss
+from codec.model.codec import Codec, build_codec
+from pipeline.params import merge_params, params_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ["fp32", "fp32-1thread", "bf16", "compile", "bf16-compile"]
+
+
+def recipe_params(recipe: str):
+    base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    override = yaml.safe_load((ROOT / "workflow" / "recipes" / f"{recipe}.yaml").read_text(encoding="utf-8"))
+    return params_from_dict(merge_params(base, override))
+
+
+def speech_batch(batch: int, samples: int, seed: int = 0) -> torch.Tensor:
+    """Crops of voiced, pitch-gliding harmonics with noise: what the codec's convolutions see in speech."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / 16000
+    rows = []
+    for _ in range(batch):
+        f0 = rng.uniform(90, 220) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t))
+        phase = 2 * np.pi * np.cumsum(f0) / 16000
+        voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+        rows.append(0.2 * voiced + 0.01 * rng.standard_normal(samples))
+    return torch.tensor(np.stack(rows), dtype=torch.float32)[:, None]
+
+
+class Variant:
+    """One way of running a training step on its own copy of the codec, loss and optimizer."""
+
+    def __init__(self, name: str, params, x: torch.Tensor):
+        torch.manual_seed(0)
+        self.name, self.x, self.params = name, x, params
+        codec = build_codec(params.model, params.quantizer, params.sample_rate)
+        codec.train()
+        with torch.no_grad():
+            codec(x)  # seeds the codebooks from the encoder's latents
+        self.codec: Codec = codec
+        self.model: Callable = torch.compile(codec) if "compile" in name else codec
+        self.loss = CodecLoss(params.loss, params.sample_rate)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in codec.parameters() if p.requires_grad], lr=1e-4, betas=(0.8, 0.99)
+        )
+        self.threads = 1 if name.endswith("1thread") else None
+        self.autocast: Callable[[], contextlib.AbstractContextManager] = (
+            (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if name.startswith("bf16") else contextlib.nullcontext
+        )
+
+    def step(self, step: int = 100) -> None:
+        with self.autocast():
+            out = self.model(self.x)
+            gen = self.loss.generator_loss(self.x, out.reconstruction, out.commitment_loss, step=step, progress=0.1)
+        gen.total.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def timed(self, steps: int) -> list[float]:
+        threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            times = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                self.step()
+                times.append(time.perf_counter() - t0)
+            return times
+        finally:
+            torch.set_num_threads(threads)
+
+
+def shares(variant: Variant, steps: int) -> dict[str, float]:
+    """Seconds per step of each part of a float32 step, from timing the parts separately."""
+    parts = {"codec forward": 0.0, "loss forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        out = variant.codec(variant.x)
+        t1 = time.perf_counter()
+        gen = variant.loss.generator_loss(variant.x, out.reconstruction, out.commitment_loss, step=100, progress=0.1)
+        t2 = time.perf_counter()
+        gen.total.backward()
+        t3 = time.perf_counter()
+        variant.optimizer.step()
+        variant.optimizer.zero_grad(set_to_none=True)
+        t4 = time.perf_counter()
+        for key, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            parts[key] += seconds / steps
+    return parts
+
+
+def loss_terms(variant: Variant, steps: int) -> dict[str, float]:
+    """Seconds per step of the mel and STFT terms' forward and backward alone, on a detached reconstruction."""
+    with torch.no_grad():
+        y = variant.codec(variant.x).reconstruction
+    out = {}
+    for name, module in (("mel", variant.loss.mel_loss), ("stft", variant.loss.stft_loss)):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            z = y.clone().requires_grad_(True)
+            term = module(z, variant.x)
+            total = term if isinstance(term, torch.Tensor) else term.spectral_convergence + term.log_magnitude
+            total.backward()
+        out[name] = (time.perf_counter() - t0) / steps
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="cpu-handover")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
+    args = ap.parse_args()
+    params = recipe_params(args.recipe)
+    x = speech_batch(params.train.batch_size, round(params.train.segment_seconds * params.sample_rate))
+    variants = []
+    for name in args.variants:
+        t0 = time.perf_counter()
+        v = Variant(name, params, x)
+        v.timed(2)  # warm-up (and compilation)
+        variants.append(v)
+        print(f"{name}: ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    times: dict[str, list[float]] = {v.name: [] for v in variants}
+    for _ in range(args.rounds):
+        for v in variants:
+            times[v.name] += v.timed(args.steps)
+    base = statistics.median(times["fp32"]) if "fp32" in times else None
+    print(f"\n{args.recipe}: batch {tuple(x.shape)}, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
+    print("| variant | s/step (median) | steps/s | vs fp32 eager |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"| {name} | {med:.3f} | {1 / med:.2f} | {'' if base is None else f'{base / med:.2f}x'} |")
+    fp32 = next((v for v in variants if v.name == "fp32"), None)
+    if fp32 is not None:
+        parts = shares(fp32, args.steps)
+        total = sum(parts.values())
+        print("\n| part of an fp32 step | s | share |\n| --- | ---: | ---: |")
+        for key, seconds in parts.items():
+            print(f"| {key} | {seconds:.3f} | {100 * seconds / total:.0f}% |")
+        for key, seconds in loss_terms(fp32, args.steps).items():
+            print(f"| of which {key} loss, forward + backward | {seconds:.3f} | {100 * seconds / total:.0f}% |")
+
+
+if __name__ == "__main__":
+    main()
