@@ -107,20 +107,14 @@ def load_export_file(path: Path, source: str = "--model"):
 
 
 def levels_for(codec, kbps: float | None, levels: int | None) -> int:
-    """Levels to send: ``--levels``, else the most whose nominal bitrate fits ``--kbps``, else all."""
-    if levels is not None:
-        if not 1 <= levels <= codec.num_levels:
-            raise CliError(f"--levels must be in [1, {codec.num_levels}], got {levels}")
-        return levels
-    if kbps is None:
-        return codec.num_levels
-    per_level = codec.bitrate_kbps(1)
-    if not math.isfinite(kbps) or kbps < per_level * (1 - 1e-9):
-        raise CliError(
-            f"--kbps {kbps:g} is not a usable bitrate: the lowest bitrate of this model is "
-            f"{per_level:g} kbit/s (1 level)"
-        )
-    return min(codec.num_levels, math.floor(kbps / per_level + 1e-9))
+    """Levels to send: ``--levels``, else the most whose nominal bitrate fits ``--kbps``, else all
+    (:func:`codec.api.levels_for`, its refusal as a :class:`CliError`)."""
+    from codec.api import levels_for as choose
+
+    try:
+        return choose(codec.num_levels, codec.bitrate_kbps(1), kbps, levels)
+    except ValueError as exc:
+        raise CliError(f"{'--levels' if levels is not None else '--kbps'}: {exc}") from None
 
 
 def integer(low: int, high: int) -> Callable[[str], int]:

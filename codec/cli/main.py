@@ -23,12 +23,12 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Final
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from codec.api import RESAMPLE_QUALITY
 from codec.cli.batch import BatchUsageError, Job, default_jobs, plan, read_list, run
 from codec.cli.common import (
     CliError,
@@ -43,12 +43,11 @@ from codec.cli.common import (
 from codec.cli.stream import add_commands as add_stream_commands
 from codec.data.audio import AUDIO_SUFFIXES, AudioRejected, clip, stream_mono
 from codec.formats.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
+from codec.model.chunked import DEFAULT_CHUNK_SECONDS
 from codec.runtime.cpus import available_cpus
 from codec.runtime.interrupts import exit_cleanly
 from codec.runtime.io import atomic_path, write_bytes_atomic
 
-DEFAULT_CHUNK_SECONDS = 20.0
-RESAMPLE_QUALITY: Final = "HQ"  # soxr preset, as the data stage's default
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 DECODE_SUFFIXES = (".wav", ".flac")  # what decode writes (the suffix picks the format)
 MAX_OUTPUT_RATE = 768_000

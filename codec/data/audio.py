@@ -122,30 +122,47 @@ def stream_mono(
         raise AudioRejected("unreadable", _one_line(exc)) from None
     source_rate = int(f.samplerate)
 
-    def pieces() -> Iterator[np.ndarray]:
-        stream = (
-            None
-            if source_rate == sample_rate
-            else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality=quality)
-        )
+    def blocks() -> Iterator[np.ndarray]:
         with f:
-            blocksize = max(1, int(block_seconds * source_rate))
-            blocks = f.blocks(blocksize=blocksize, dtype="float32", always_2d=True)
+            reader = f.blocks(blocksize=max(1, int(block_seconds * source_rate)), dtype="float32", always_2d=True)
             while True:
                 try:
-                    block = next(blocks, None)
+                    block = next(reader, None)
                 except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
                     raise AudioRejected("unreadable", _one_line(exc)) from None
                 if block is None:
-                    break
-                if not np.isfinite(block).all():
-                    raise AudioRejected("non-finite", "NaN or infinite samples")
-                mono = to_mono(block)
-                yield clip(mono if stream is None else stream.resample_chunk(mono))
-            if stream is not None:
-                yield clip(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+                    return
+                yield block
 
-    return AudioStream(source_rate, pieces())
+    return AudioStream(source_rate, mono_pieces(blocks(), source_rate, sample_rate, quality))
+
+
+def array_blocks(samples: np.ndarray, source_rate: int, block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """An in-memory ``(frames, channels)`` or ``(frames,)`` signal cut as :func:`stream_mono` cuts a file, so
+    :func:`mono_pieces` gives the same samples for the same audio (float32, as libsndfile reads it)."""
+    samples = samples[:, None] if samples.ndim == 1 else samples
+    size = max(1, int(block_seconds * source_rate))
+    for start in range(0, samples.shape[0], size):
+        yield np.asarray(samples[start : start + size], dtype=np.float32)
+
+
+def mono_pieces(
+    blocks: Iterator[np.ndarray], source_rate: int, sample_rate: int, quality: Literal["HQ", "VHQ"] = "HQ"
+) -> Iterator[np.ndarray]:
+    """``(frames, channels)`` float32 blocks at ``source_rate`` -> mono pieces at ``sample_rate`` (channels averaged,
+    soxr streaming resampler, clipped to [-1, 1]). Non-finite samples raise :class:`AudioRejected` (``non-finite``)."""
+    stream = (
+        None
+        if source_rate == sample_rate
+        else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality=quality)
+    )
+    for block in blocks:
+        if not np.isfinite(block).all():
+            raise AudioRejected("non-finite", "NaN or infinite samples")
+        mono = to_mono(block)
+        yield clip(mono if stream is None else stream.resample_chunk(mono))
+    if stream is not None:
+        yield clip(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

@@ -31,6 +31,8 @@ from codec.model.vocos import VocosDecoder
 
 # Modules that act on each time step alone (no temporal reach).
 _POINTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Identity, nn.Dropout, Snake1d)
+# Audio per chunk of the CLI, the Python API and tokenize: it bounds memory; the codes do not depend on it.
+DEFAULT_CHUNK_SECONDS = 20.0
 # Used when the reach is unbounded or unknown (an LSTM, a module type this file does not know):
 # chunked output then only approximates the whole-signal output near chunk borders.
 FALLBACK_CONTEXT_FRAMES = 50
