@@ -342,9 +342,9 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
 
     from codec.evaluation.sets import load_test_split
     from codec.evaluation.spectrum import average_power_spectrum, excess_db, spectrum_check
-    from codec.formats.weights import load_codec
+    from codec.formats.export import load_any_codec
 
-    codec = load_codec(model).eval()
+    codec = load_any_codec(model).eval()
     test = load_test_split(shards, codec.sample_rate, max_utterances)
     inputs, outputs = [], []
     with torch.no_grad(), torch.nn.utils.parametrize.cached():

@@ -15,7 +15,8 @@ import torch
 from codec.evaluation.report import ReportPaths, write_report
 from codec.evaluation.run import run_evaluation
 from codec.evaluation.sets import EvaluationError
-from codec.formats.weights import WeightsError, load_codec
+from codec.formats.export import load_any_codec
+from codec.formats.weights import WeightsError
 from codec.runtime.interrupts import exit_cleanly
 from pipeline.params import load_params
 
@@ -23,7 +24,7 @@ from pipeline.params import load_params
 @exit_cleanly("evaluate")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="trained codec weights + config (safetensors)")
+    parser.add_argument("--model", required=True, help="trained codec weights + config, or an export (safetensors)")
     parser.add_argument("--shards", required=True, help="prepared shard folder (its test split is scored)")
     parser.add_argument("--metrics", required=True, help="the whole summary JSON")
     parser.add_argument(
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(params.seed)
     try:
-        codec = load_codec(args.model)
+        codec = load_any_codec(args.model)
         evaluation = run_evaluation(
             codec, params.evaluate, args.shards, params.prepare.audio_options(codec.sample_rate), model_name=args.model
         )

@@ -31,7 +31,7 @@ import torch
 
 from codec.config.export import ExportConfig
 from codec.formats.bitstream import MAX_SYMBOL_PROBABILITY, MODEL_ID_BYTES, BitstreamError, check_distributions
-from codec.formats.weights import WeightsError, codec_fitting, read_codec_weights, save_codec_weights
+from codec.formats.weights import WeightsError, codec_fitting, load_codec, read_codec_weights, save_codec_weights
 from codec.model.codec import Codec
 from codec.quantization.codebook import EuclideanCodebook
 
@@ -212,3 +212,18 @@ def load_export(path: str | Path) -> ExportedCodec:
     except BitstreamError as exc:
         raise ExportError(f"{path}: {PROBABILITIES_KEY}: {exc}") from None
     return ExportedCodec(codec.eval(), model_id, checked, metadata)
+
+
+def load_any_codec(path: str | Path) -> Codec:
+    """The codec in ``path``, an export (content hash checked, as :func:`load_export`) or a weights file of the
+    train stage (:func:`codec.formats.weights.load_codec`): what every command that scores or inspects a model
+    takes, so the shipped ``pretrained/*/*.safetensors`` work wherever trained weights do. Float32 parameters
+    either way (an export stored as float16 is widened). Raises :class:`WeightsError` (an :class:`ExportError`
+    is one) when neither."""
+    _, _, metadata = read_codec_weights(path)
+    if metadata.get("format") == EXPORT_FORMAT:
+        try:
+            return load_export(path).codec.float()
+        except ExportError as exc:
+            raise WeightsError(str(exc)) from None
+    return load_codec(path)

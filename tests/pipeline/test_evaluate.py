@@ -133,3 +133,28 @@ def test_bad_input_exits_with_a_clear_message(tmp_path, repo_root, tiny_shards, 
     message = str(exit_info.value.code)
     assert message.startswith("error: evaluate:") and needle in message
     assert not (tmp_path / "reports").exists()
+
+
+def test_the_shipped_export_is_scored_as_trained_weights_are(tmp_path, repo_root, tiny_shards):
+    """`evaluate --model pretrained/telucodec-te/telucodec-te.safetensors` refused the export ('unexpected tensors
+    ['entropy.probabilities']'): a user could not score the shipped codec on their own corpus."""
+    from codec.cli.common import PRETRAINED_MODEL
+
+    _setup(tmp_path, repo_root)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["evaluate"].update(levels=[12], opus_kbps=[], max_utterances=1, dnsmos_utterances=0, extra_corpora=[])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    outputs = [str(tmp_path / a) if a.startswith("reports") else a for a in OUTPUTS]
+    main(
+        [
+            "--model",
+            str(PRETRAINED_MODEL),
+            "--shards",
+            str(tiny_shards),
+            *outputs,
+            "--params",
+            str(tmp_path / "params.yaml"),
+        ]
+    )
+    codec = json.loads((tmp_path / "reports" / "metrics.json").read_text())["test"]["codec"]
+    assert list(codec) == ["q12"] and codec["q12"]["kbps"] == 6.0 and codec["q12"]["stoi"] is not None
