@@ -10,7 +10,10 @@ Three entry points, like ``prepare``'s, all deterministic (same inputs, model an
 - :func:`run_tokenize` does every shard in a process pool, then the merge.
 
 A part whose json matches this run's fingerprint (model id, settings, input digests, code) and whose files
-are intact is kept as it is: a run killed halfway resumes with the shards it had not finished. The codes of a
+are intact is kept as it is: a run killed halfway resumes with the shards it had not finished. The temporary
+files a killed write leaves (``.<name>.<random>.tmp`` beside ``<name>``, :func:`codec.runtime.io.atomic_path`'s)
+are removed when the stage runs again: a shard's own when it starts, every one under ``<out>`` at the merge
+(after every shard is done); the stage says how many. The codes of a
 segment are :func:`codec.model.chunked.encode_waveform`'s, the function ``telucodec encode`` uses, so a row
 holds exactly the codes of the ``.tcq`` file of the same audio.
 """
@@ -22,6 +25,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -56,6 +60,11 @@ CODE_ROOT = Path(__file__).resolve().parents[1]
 _CODE_FILES = ("tokens", "formats/tokens.py", "model", "quantization", "data/audio.py", "data/prepare.py")
 
 
+# atomic_path's temporary files: ``.<name>.<mkstemp's random part>.tmp`` beside ``<name>``.
+_TEMP = r"\.(?:{name})\.[A-Za-z0-9_]+\.tmp"
+_PART_NAME = r"part-{shard}\.(?:parquet|json)"
+
+
 class TokenizeError(RuntimeError):
     """The corpus cannot be tokenized as asked (no shards, an unusable model, missing parts)."""
 
@@ -83,6 +92,31 @@ def part_path(out_dir: str | Path, shard: int) -> Path:
 
 def token_path(out_dir: str | Path, source: str, split: str, shard: int) -> Path:
     return Path(out_dir) / source / split / f"part-{shard:05d}.parquet"
+
+
+def remove_temp_files(out_dir: str | Path, shard: int | None = None) -> list[Path]:
+    """Remove the temporary files that killed writes left under ``out_dir``: those of shard ``shard``'s token files
+    and part json, or with ``shard=None`` every token file's, part json's and the manifest's. Finished files are
+    never touched (their names do not match). Returns what it removed."""
+    part = _PART_NAME.format(shard=f"{shard:05d}" if shard is not None else r"\d{5}")
+    names = part if shard is not None else f"{part}|{re.escape(MANIFEST)}"
+    pattern = re.compile(_TEMP.format(name=names))
+    out_dir = Path(out_dir)
+    removed = []
+    for path in sorted(out_dir.rglob(".*.tmp")) if out_dir.is_dir() else []:
+        if pattern.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _report_removed(removed: list[Path], when: str) -> None:
+    if removed:
+        print(
+            f"note: tokenize: {when}: removed {len(removed)} temporary file(s) left by a killed run "
+            f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})",
+            file=sys.stderr,
+        )
 
 
 def _code_digest() -> str:
@@ -235,6 +269,8 @@ def tokenize_shard(
         raise TokenizeError(f"tokenize.levels is {levels}, the model has {codec.num_levels} levels")
     if codec.quantizer.codebook_size > MAX_CODEBOOK_SIZE:
         raise TokenizeError(f"codebook size {codec.quantizer.codebook_size}: token shards hold int16 codes")
+    removed = remove_temp_files(out_dir, shard)  # this shard's writes that a killed run left half done
+    _report_removed(removed, f"shard {shard}")
     srcs = sources(cfg, shards_dir)
     try:
         fingerprint = _fingerprint(
@@ -244,7 +280,7 @@ def tokenize_shard(
         raise TokenizeError(f"{exc.filename}: not found (run the prepare stage first)") from None
     kept = _kept_part(out_dir, shard, fingerprint)
     if kept is not None:
-        return kept
+        return {**kept, "removed_temp_files": len(removed)}
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -265,7 +301,9 @@ def tokenize_shard(
         for split, rows in by_split.items():
             rows.sort(key=lambda r: r.id)
             path = token_path(out_dir, src.name, split, shard)
-            with TokenWriter(path, levels, model.model_id, cfg.row_group_rows) as writer:
+            with TokenWriter(
+                path, levels, model.model_id, cfg.row_group_rows, codebook_size=int(codec.quantizer.codebook_size)
+            ) as writer:
                 for row in rows:
                     writer.add(row)
             tally = CodeCounts.of(levels, int(codec.quantizer.codebook_size), [r.codes for r in rows])
@@ -292,7 +330,12 @@ def tokenize_shard(
         "counts": counts,
     }
     write_json_atomic(part_path(out_dir, shard), part)
-    return {**part, "seconds": seconds, "wall_seconds": time.perf_counter() - start}
+    return {
+        **part,
+        "seconds": seconds,
+        "wall_seconds": time.perf_counter() - start,
+        "removed_temp_files": len(removed),
+    }
 
 
 def _unusable(audio: np.ndarray, prepare: PrepareConfig, hop: int, min_frames: int) -> str | None:
@@ -362,7 +405,8 @@ def merge_tokens(
     skipped_path: str | Path,
 ) -> dict[str, Any]:
     """Check every shard's part (present, of this model, files intact), remove files no part lists (a corpus
-    dropped from the config), write the manifest, the stats json and the skipped csv; returns the stats."""
+    dropped from the config) and temporary files killed writes left, write the manifest, the stats json and the
+    skipped csv; returns the stats."""
     out_dir = Path(out_dir)
     try:
         model = load_export(model_path)
@@ -385,6 +429,7 @@ def merge_tokens(
     listed = {f["path"] for p in parts for f in p["files"]}
     for stale in sorted(p for p in out_dir.rglob("*.parquet") if p.relative_to(out_dir).as_posix() not in listed):
         stale.unlink()
+    _report_removed(remove_temp_files(out_dir), "merge")
     levels, frame_rate = parts[0]["levels"], parts[0]["frame_rate"]
     size = int(model.codec.quantizer.codebook_size)
     corpora: dict[str, Any] = {}

@@ -1,5 +1,5 @@
 """Tokenizing a corpus: codes equal `telucodec encode`'s, decoding a row equals decoding the `.tcq`, resume,
-a changed model, skipped segments, and nothing half-written."""
+a changed model, skipped segments, nothing half-written, and what a killed write left removed on the next run."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from codec.config.tokenize import TokenCorpus, TokenizeConfig
 from codec.data.shards import iter_segments, split_files
 from codec.formats.bitstream import read_bitstream
 from codec.formats.export import export_codec, load_export
-from codec.formats.tokens import TokenWriter, iter_tokens, level_column
+from codec.formats.tokens import TokenWriter, file_info, iter_tokens, level_column
 from codec.model.chunked import decode_codes
 from codec.tokens.corpus import run_tokenize, token_path, tokenize_shard
 from tests.codec.conftest import make_tiny_codec
@@ -52,6 +52,9 @@ def test_every_segment_becomes_one_row_with_the_documented_schema(tokenized, tin
     model = load_export(tiny_export)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model_id"] == model.model_id and manifest["levels"] == 4
+    size = int(model.codec.quantizer.codebook_size)
+    for f in manifest["corpora"]["shards"]["splits"]["train"]["files"]:  # the codebook size is in every file
+        assert file_info(out / f["path"])["codebook_size"] == size == manifest["codebook_size"]
     for split in ("train", "valid", "test"):
         ids = [row.id for row in iter_segments(split_files(tiny_shards, split))]
         files = [out / f["path"] for f in manifest["corpora"]["shards"]["splits"][split]["files"]]
@@ -160,7 +163,7 @@ def test_bad_silent_and_short_segments_are_skipped_and_listed(tiny_shards, tiny_
 
 def test_a_failure_while_writing_leaves_no_file(tmp_path):
     path = tmp_path / "part.parquet"
-    with pytest.raises(RuntimeError), TokenWriter(path, 2, "m", 4) as writer:
+    with pytest.raises(RuntimeError), TokenWriter(path, 2, "m", 4, codebook_size=8) as writer:
         from codec.formats.tokens import TokenRow
 
         writer.add(TokenRow("a", "a", None, None, None, "train", 640, 16000, 50.0, np.zeros((2, 2), np.int16)))
@@ -177,3 +180,32 @@ def test_a_corpus_dropped_from_the_config_leaves_no_stale_files(tiny_shards, tin
     assert list((out / "extra").rglob("*.parquet"))
     tokenize(tiny_export, tiny_shards, out)
     assert not list((out / "extra").rglob("*.parquet"))
+
+
+def test_temporary_files_a_killed_write_left_are_removed_and_finished_files_kept(
+    tokenized, tiny_shards, tiny_export, tmp_path, capsys
+):
+    straight, _, _ = tokenized
+    out = tmp_path / "tokens"
+    tokenize_shard(tiny_export, tiny_shards, CFG, PREPARE, 16000, out, 0)  # shard 0 done, then "killed" while
+    finished = file_digests(out)  # shard 1 and the merge were writing (atomic_path's temp names):
+    left = [
+        token_path(out, "shards", "train", 0).parent / ".part-00000.parquet.k2j9x_0a.tmp",
+        token_path(out, "shards", "valid", 1).parent / ".part-00001.parquet.a8b7c6d5.tmp",
+        out / "parts" / ".part-00001.json.zz1y2x3w.tmp",
+        out / ".manifest.json.q9w8e7r6.tmp",
+    ]
+    others = [out / "notes.tmp", out / "parts" / "part-00001.json.tmp", out / ".part-00001.parquet.tmp.keep"]
+    for path in left + others:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half-written")
+    capsys.readouterr()
+    _, parts = tokenize(tiny_export, tiny_shards, out)
+    assert not [p for p in left if p.exists()] and all(p.exists() for p in others)
+    assert [p.get("kept", False) for p in parts] == [True, False]  # the finished shard is kept as it was
+    assert {k: v for k, v in file_digests(out).items() if "part-00000" in k} == finished
+    assert file_digests(out) == file_digests(straight)
+    assert [p["removed_temp_files"] for p in parts] == [1, 2]  # each shard its own, the merge the rest
+    err = capsys.readouterr().err
+    assert "shard 0: removed 1 temporary file(s)" in err and "shard 1: removed 2 temporary file(s)" in err
+    assert "merge: removed 1 temporary file(s)" in err
