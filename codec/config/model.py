@@ -2,7 +2,7 @@
 
 The number of quantizer levels and the codebook size live in
 :class:`codec.config.quantizer.QuantizerConfig`; the bitrate follows from both:
-``num_levels * log2(codebook_size) * sample_rate / prod(strides)`` bits/s
+``num_levels * code_bits(codebook_size) * sample_rate / prod(strides)`` bits/s (``code_bits``: ``ceil(log2 K)``)
 (12 * 10 * 50 = 6 kbps at 16 kHz with the defaults).
 
 The defaults are sized for the default pipeline: about 1.9 M parameters (encoder + decoder), trainable in

@@ -3,7 +3,15 @@ params.yaml."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+
+def code_bits(codebook_size: int) -> int:
+    """Bits per raw code of a ``codebook_size``-entry codebook: ``ceil(log2 K)`` (10 for K = 1024). The one
+    definition of a level's bitrate: the quantizer's nominal bitrate, the ``.tcq`` header and the live code
+    stream all use it (``log2 K`` would count fractional bits no raw stream carries when K is no power of 2)."""
+    return max(1, math.ceil(math.log2(codebook_size)))
 
 
 @dataclass(frozen=True)

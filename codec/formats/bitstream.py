@@ -35,7 +35,6 @@ symbol more than :data:`MAX_SYMBOL_PROBABILITY`, so each code costs over one bit
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from codec.config.quantizer import code_bits
 
 MAGIC = b"TCQ1"
 VERSION = 1
@@ -160,9 +161,7 @@ class Bitstream:
         return entropy_decode(self.payload, h.num_levels, h.num_frames, h.codebook_size, probabilities)
 
 
-def codebook_bits(codebook_size: int) -> int:
-    """Bits per raw code: ``ceil(log2 K)`` (10 for K = 1024)."""
-    return max(1, math.ceil(math.log2(codebook_size)))
+codebook_bits = code_bits  # bits per raw code, ceil(log2 K): codec.config.quantizer.code_bits
 
 
 # ------------------------------------------------------------------------------------ raw packing

@@ -28,7 +28,7 @@ from typing import NamedTuple, cast
 import torch
 from torch import Tensor, nn
 
-from codec.config.quantizer import QuantizerConfig
+from codec.config.quantizer import QuantizerConfig, code_bits
 from codec.quantization import distributed
 from codec.quantization.codebook import EuclideanCodebook, LevelOutput, random_rows
 from codec.quantization.factorised import FactorisedCodebook
@@ -46,7 +46,7 @@ class QuantizerStats(NamedTuple):
         over the last ~1 / (1 - decay) batches, so not capped by the batch size.
     quantization_error: ``||x - sum of levels <= l||^2 / ||x||^2``, cumulative over levels.
     dead_codes_replaced: entries replaced by batch frames at this step (int64; zeros in eval).
-    bitrate_kbps: ``n_q * log2(K) * frame_rate / 1000`` (a Python float: known on the host).
+    bitrate_kbps: ``n_q * code_bits(K) * frame_rate / 1000`` (a Python float: known on the host).
     n_q: number of levels used.
     """
 
@@ -148,9 +148,10 @@ class ResidualVectorQuantizer(nn.Module):
         self._dropout_generator = torch.Generator().manual_seed(seed)
 
     def bitrate_kbps(self, n_q: int | None = None) -> float:
-        """kbit/s when ``n_q`` levels (all when None) are sent: ``n_q * log2(K) * frame_rate / 1000``."""
+        """Nominal kbit/s when ``n_q`` levels (all when None) are sent: ``n_q * code_bits(K) * frame_rate / 1000``,
+        what their raw codes take (the ``.tcq`` raw payload, the live code stream)."""
         n_q = self.num_levels if n_q is None else self._check_levels(n_q)
-        return n_q * math.log2(self.codebook_size) * self.frame_rate / 1000.0
+        return n_q * code_bits(self.codebook_size) * self.frame_rate / 1000.0
 
     # ----------------------------------------------------------------------------------- setup
 

@@ -245,6 +245,17 @@ def test_bitrate_arithmetic():
         quantizer.bitrate_kbps(9)
 
 
+def test_a_levels_bitrate_is_one_fact_for_the_quantizer_and_the_bitstream():
+    """K = 1000 (no power of 2, which the config allows): 10 bits a raw code for both, not log2(1000) = 9.97."""
+    from codec.formats.bitstream import Header
+
+    quantizer = ResidualVectorQuantizer(16, QuantizerConfig(num_levels=4, codebook_size=1000), frame_rate=50.0)
+    assert quantizer.bitrate_kbps() == pytest.approx(4 * 10 * 50 / 1000)
+    fields = {f.name: 0 for f in dataclasses.fields(Header)}
+    header = Header(**{**fields, "num_levels": 4, "codebook_size": 1000, "sample_rate": 16000, "hop_length": 320})
+    assert header.nominal_kbps == quantizer.bitrate_kbps()
+
+
 def test_quantizer_dropout_draws_every_level_count_in_range():
     torch.manual_seed(0)
     quantizer = make_quantizer(
