@@ -4,7 +4,8 @@ noticed where it breaks (the ``.tcq`` file's single trailing CRC needs the whole
 
 Header (44 bytes): magic ``TCS1`` (4), version u16 (1), flags u16 (0), model id (16: the first 16 bytes of
 the export's sha256), sample rate u32, hop u32, codebook size u32, levels u8, codebook bits u8, reserved u16
-(0), CRC-32 of the 40 bytes before it (u32).
+(0), CRC-32 of the 40 bytes before it (u32). A reader refuses a sample rate outside 1..1,000,000, a hop outside
+1..65535, a codebook outside 2..65536 (1..16 bits), levels outside 1..64 and bits that are not the codebook's.
 
 Packet: frames ``n`` u16 (1..65535), samples of its last frame u16 (1..hop: the stream's end may cut a frame),
 the ``n x levels`` codes frame-major at ``bits`` each, most significant bit first, zero-padded to a byte (as
@@ -22,7 +23,15 @@ from typing import BinaryIO
 
 import numpy as np
 
-from codec.formats.bitstream import BitstreamError, codebook_bits, pack_codes, unpack_codes
+from codec.formats.bitstream import (
+    MAX_CODEBOOK_BITS,
+    MAX_LEVELS,
+    MAX_RATE,
+    BitstreamError,
+    codebook_bits,
+    pack_codes,
+    unpack_codes,
+)
 
 MAGIC = b"TCS1"
 VERSION = 1
@@ -30,6 +39,7 @@ _HEADER = struct.Struct("<4sHH16sIIIBBH")
 _PACKET = struct.Struct("<HH")
 _CRC = struct.Struct("<I")
 MAX_PACKET_FRAMES = 0xFFFF
+MAX_HOP = 0xFFFF  # a packet's last frame holds 1..hop samples in a u16
 
 
 class CodeStreamError(BitstreamError):
@@ -83,18 +93,34 @@ def end_marker() -> bytes:
 
 
 def _read_exactly(source: BinaryIO, size: int, what: str) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = source.read(size - len(data))
+    parts, got = [], 0
+    while got < size:
+        chunk = source.read(size - got)
         if not chunk:
             raise CodeStreamError(f"truncated code stream: it ends inside {what}")
-        data += chunk
-    return data
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def _check_crc(body: bytes, crc: bytes, what: str) -> None:
     if zlib.crc32(body) != _CRC.unpack(crc)[0]:
         raise CodeStreamError(f"corrupted code stream: CRC mismatch in {what}")
+
+
+def _out_of_range(header: StreamHeader, bits: int) -> str | None:
+    """What is wrong with a header's fields, in words (the first field out of range), or None."""
+    for name, value, low, high in (
+        ("sample_rate", header.sample_rate, 1, MAX_RATE),
+        ("hop_length", header.hop_length, 1, MAX_HOP),
+        ("codebook_size", header.codebook_size, 2, 1 << MAX_CODEBOOK_BITS),
+        ("num_levels", header.num_levels, 1, MAX_LEVELS),
+    ):
+        if not low <= value <= high:
+            return f"{name} {value} out of range {low}..{high}"
+    if bits != header.bits:
+        return f"codebook_bits {bits} does not match codebook_size {header.codebook_size} ({header.bits} bits)"
+    return None
 
 
 def read_header(source: BinaryIO) -> StreamHeader:
@@ -108,35 +134,66 @@ def read_header(source: BinaryIO) -> StreamHeader:
     if magic != MAGIC:
         raise CodeStreamError(f"not a TeluCodec code stream (magic {magic!r}, expected {MAGIC!r})")
     _check_crc(body, _read_exactly(source, _CRC.size, "the header"), "the header")
-    if version != VERSION or flags:
-        raise CodeStreamError(f"code stream version {version} (flags {flags}), this build reads {VERSION}")
+    if version != VERSION:
+        raise CodeStreamError(f"code stream version {version}: this build reads version {VERSION}")
+    if flags:
+        raise CodeStreamError(f"code stream flags 0x{flags:04x}: version {VERSION} defines none (must be 0)")
     header = StreamHeader(model_id, rate, hop, size, levels)
-    if not (rate and hop and size >= 2 and 1 <= levels <= 64 and bits == header.bits):
-        raise CodeStreamError(f"code stream header out of range: {header}")
+    problem = _out_of_range(header, bits)
+    if problem:
+        raise CodeStreamError(f"code stream header out of range: {problem}")
     return header
 
 
 def read_packets(source: BinaryIO, header: StreamHeader) -> Iterator[tuple[np.ndarray, int]]:
     """``(codes [levels, n], samples of the last frame)`` per packet, until the end marker; anything after it,
-    or an end of input before it, is an error."""
-    frames_read = 0
+    or an end of input before it, is an error. No read is larger than one packet (at most 65,535 frames of
+    ``levels x bits``: 8 MiB at the header's caps), so memory stays bounded whatever the stream claims."""
+    frames_read, offset = 0, _HEADER.size + _CRC.size
     while True:
-        head = _read_exactly(source, _PACKET.size, f"a packet header (after {frames_read} frames)")
+        first = source.read(_PACKET.size)
+        if not first:
+            raise CodeStreamError(
+                f"truncated code stream: it ends after {frames_read} frames (byte {offset}) without its end marker"
+            )
+        where = f"the packet at byte {offset} (after {frames_read} frames)"
+        head = first + (
+            _read_exactly(source, _PACKET.size - len(first), f"the header of {where}")
+            if len(first) < _PACKET.size
+            else b""
+        )
         frames, last = _PACKET.unpack(head)
         if frames == 0:
-            _check_crc(head, _read_exactly(source, _CRC.size, "the end marker"), "the end marker")
-            if last or source.read(1):
-                raise CodeStreamError("corrupted code stream: data after the end marker")
+            marker = f"the end marker at byte {offset}"
+            _check_crc(head, _read_exactly(source, _CRC.size, marker), marker)
+            if last:
+                raise CodeStreamError(
+                    f"corrupted code stream: at byte {offset}: 0 frames with {last} samples in its last frame, "
+                    f"neither a packet (1..{MAX_PACKET_FRAMES} frames) nor the end marker (0 frames, 0 samples)"
+                )
+            extra = source.read(16)
+            if extra:
+                more = "" if len(extra) < 16 else " or more"
+                raise CodeStreamError(
+                    f"corrupted code stream: data after the end marker: {len(extra)} bytes{more} "
+                    f"({extra[:8].hex()}{'...' if len(extra) > 8 else ''}) at byte {offset + _PACKET.size + _CRC.size}"
+                )
             return
         size = (frames * header.num_levels * header.bits + 7) // 8
-        payload = _read_exactly(source, size, f"the packet after {frames_read} frames")
-        _check_crc(
-            head + payload, _read_exactly(source, _CRC.size, "a packet"), f"the packet after {frames_read} frames"
-        )
+        payload = _read_exactly(source, size, where)
+        _check_crc(head + payload, _read_exactly(source, _CRC.size, where), where)
         if not 1 <= last <= header.hop_length:
-            raise CodeStreamError(f"corrupted code stream: a last frame of {last} samples (hop {header.hop_length})")
-        codes = unpack_codes(payload, header.num_levels, frames, header.bits)
+            raise CodeStreamError(
+                f"corrupted code stream: {where}: a last frame of {last} samples, out of range 1..{header.hop_length}"
+            )
+        try:
+            codes = unpack_codes(payload, header.num_levels, frames, header.bits)
+        except BitstreamError as exc:
+            raise CodeStreamError(f"corrupted code stream: {where}: {exc}") from None
         if codes.max() >= header.codebook_size:
-            raise CodeStreamError("corrupted code stream: a code outside the codebook")
+            raise CodeStreamError(
+                f"corrupted code stream: code {codes.max()} outside the codebook of {header.codebook_size} in {where}"
+            )
         frames_read += frames
+        offset += _PACKET.size + size + _CRC.size
         yield codes, last

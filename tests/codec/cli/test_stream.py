@@ -129,9 +129,7 @@ def test_a_non_causal_model_is_refused(tiny_export, tmp_path):
     assert done.returncode == 1 and b"not causal" in done.stderr
 
 
-def test_with_no_model_named_the_shipped_causal_codec_streams_and_is_said(
-    capsys, tmp_path, tiny_export, monkeypatch
-):
+def test_with_no_model_named_the_shipped_causal_codec_streams_and_is_said(capsys, tmp_path, tiny_export, monkeypatch):
     """A fresh clone (no models/telucodec.safetensors) and a checkout after `make run` (a non-causal default
     export) both stream with the shipped causal codec, said on stderr; a model the user names is never
     replaced, and encode keeps the non-causal pretrained codec."""
@@ -163,3 +161,58 @@ def test_with_no_model_named_the_shipped_causal_codec_streams_and_is_said(
     assert code == 0 and f"is not causal; using the pretrained streaming Telugu codec {causal}" in err
     code, err = stream_encode("--model", str(tiny_export))  # named: refused, not replaced
     assert code == 1 and "not causal" in err and "using" not in err
+
+
+def test_packets_longer_than_a_decode_slice_decode_as_the_file_does(model, tmp_path):
+    """--chunk-ms 3000 writes packets of up to 150 frames, which stream-decode hands on in slices of 50."""
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, speechlike(3.37, 16000)[:, 0], 16000, subtype="PCM_16")
+    expected = file_round_trip(model, wav, tmp_path)
+    audio, enc, dec = pipe(model, wav, "--chunk-ms", "3000")
+    assert enc.returncode == 0 and dec.returncode == 0, (enc.stderr, dec.stderr)
+    assert audio.shape == expected.shape and np.abs(audio - expected).max() <= 1e-5
+
+
+# Runs in a fresh interpreter: stream-decode (codec.cli.main.main) with the decoder spied on; prints the most
+# frames the decoder was handed at once, the exit status and the process's peak RSS (kB).
+_SPIED_DECODE = """
+import resource, sys
+from codec.cli.main import main
+from codec.model.streaming import StreamingDecoder
+most = [0]
+decode = StreamingDecoder.decode
+def spy(self, codes):
+    most[0] = max(most[0], codes.shape[-1])
+    return decode(self, codes)
+StreamingDecoder.decode = spy
+code = main(["stream-decode", "--model", sys.argv[1], sys.argv[2], sys.argv[3]])
+print(most[0], code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_a_maximal_packet_is_decoded_in_bounded_slices(tmp_path):
+    """One packet of 65,535 frames (123 KB of codes, 22 minutes of audio) took 5.3 GB decoded in one call: the
+    decoder is handed at most DECODE_SLICE_FRAMES frames at once and the whole length comes out."""
+    from codec.cli.stream import DECODE_SLICE_FRAMES
+    from codec.formats.code_stream import MAX_PACKET_FRAMES, StreamHeader, end_marker, packet
+    from codec.formats.export import load_export
+
+    model = tmp_path / "seanet.safetensors"
+    export_codec(causal_codec("seanet"), model, ExportConfig())
+    codec = load_export(model).codec
+    header = StreamHeader(load_export(model).model_id_bytes, 16000, codec.hop_length, 32, 3)
+    codes = np.random.default_rng(0).integers(0, 32, (3, MAX_PACKET_FRAMES))
+    stream = tmp_path / "max.tcs"
+    stream.write_bytes(header.to_bytes() + packet(codes, 17, header) + end_marker())
+    out = tmp_path / "max.raw"
+    done = subprocess.run(
+        [sys.executable, "-c", _SPIED_DECODE, str(model), str(stream), str(out)],
+        capture_output=True,
+        env=ENV,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    most, code, peak_kb = map(int, done.stdout.split())
+    assert code == 0 and 1 <= most <= DECODE_SLICE_FRAMES == 50
+    assert out.stat().st_size == 2 * ((MAX_PACKET_FRAMES - 1) * codec.hop_length + 17)  # 16-bit samples
+    assert peak_kb < 1_500_000  # generous: ~0.35 GB here (torch included); 5.3 GB when decoded in one call
