@@ -52,6 +52,7 @@ class ExportedCodec:
     model_id: str  # hex sha256 (64 characters)
     probabilities: np.ndarray  # [num_levels, codebook_size] float64, rows sum to 1
     metadata: dict[str, str] = field(repr=False)
+    path: Path | None = field(default=None, compare=False)  # the file it was loaded from
 
     @property
     def model_id_bytes(self) -> bytes:
@@ -211,7 +212,7 @@ def load_export(path: str | Path) -> ExportedCodec:
         checked = check_distributions(probabilities.numpy(), *shape)
     except BitstreamError as exc:
         raise ExportError(f"{path}: {PROBABILITIES_KEY}: {exc}") from None
-    return ExportedCodec(codec.eval(), model_id, checked, metadata)
+    return ExportedCodec(codec.eval(), model_id, checked, metadata, path)
 
 
 def load_any_codec(path: str | Path) -> Codec:

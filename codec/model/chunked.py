@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -36,6 +36,21 @@ DEFAULT_CHUNK_SECONDS = 20.0
 # Used when the reach is unbounded or unknown (an LSTM, a module type this file does not know):
 # chunked output then only approximates the whole-signal output near chunk borders.
 FALLBACK_CONTEXT_FRAMES = 50
+
+
+class Runner(Protocol):
+    """What the chunked functions run: a :class:`Codec`, or another runtime of one with its ``encode``/``decode`` on
+    tensors and its torch ``encoder``/``decoder`` for the layout (:class:`codec.runtime.onnx_backend.OnnxCodec`)."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+
+    @property
+    def hop_length(self) -> int: ...
+
+    def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor: ...
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor: ...
 
 
 class Context(NamedTuple):
@@ -83,7 +98,7 @@ def _chain(layers: nn.Sequential) -> tuple[Fraction, Fraction] | None:
     return span, step
 
 
-def receptive_context(codec: Codec) -> Context:
+def receptive_context(codec: Codec | Runner) -> Context:
     """Context frames for :func:`encode_waveform` and :func:`decode_codes` (one extra frame of margin).
 
     The span is counted on both sides, which is generous for centred padding and exact for causal.
@@ -103,7 +118,7 @@ def chunk_spans(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
 
 
 def encode_waveform(
-    codec: Codec, x: np.ndarray | torch.Tensor, n_q: int, chunk_frames: int, context: int | None = None
+    codec: Codec | Runner, x: np.ndarray | torch.Tensor, n_q: int, chunk_frames: int, context: int | None = None
 ) -> torch.Tensor:
     """Mono waveform ``[T]`` at ``codec.sample_rate`` -> codes ``[n_q, ceil(T / hop)]`` int64, chunk by chunk.
 
@@ -117,7 +132,11 @@ def encode_waveform(
 
 
 def encode_stream(
-    codec: Codec, pieces: Iterable[np.ndarray | torch.Tensor], n_q: int, chunk_frames: int, context: int | None = None
+    codec: Codec | Runner,
+    pieces: Iterable[np.ndarray | torch.Tensor],
+    n_q: int,
+    chunk_frames: int,
+    context: int | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Like :func:`encode_waveform`, over a waveform arriving as consecutive ``pieces`` of any size.
 
@@ -158,7 +177,11 @@ def encode_stream(
 
 
 def decode_codes(
-    codec: Codec, codes: np.ndarray | torch.Tensor, num_samples: int, chunk_frames: int, context: int | None = None
+    codec: Codec | Runner,
+    codes: np.ndarray | torch.Tensor,
+    num_samples: int,
+    chunk_frames: int,
+    context: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Codes ``[n_q, F]`` -> consecutive float32 pieces of the waveform, ``num_samples`` in all.
 
