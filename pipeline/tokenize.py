@@ -28,6 +28,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shard", type=int, help="tokenize only this shard")
     ap.add_argument("--merge", action="store_true", help="only merge tokenized shards")
     ap.add_argument("--threads", type=int, default=0, help="torch threads of a --shard job (0: torch's choice)")
+    ap.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="runtime of the encoder: torch (default), or onnx (the export's ONNX graphs, `telucodec export-onnx`)",
+    )
+    ap.add_argument("--onnx", metavar="DIR", help="folder of the ONNX graphs (default: <export name>.onnx/)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     if args.shard is None and not (args.stats and args.skipped):
@@ -36,12 +43,18 @@ def main(argv: list[str] | None = None) -> None:
     common = (args.model, args.shards, p.tokenize, p.prepare)
     try:
         if args.shard is not None:
-            parts = [tokenize_shard(*common, p.sample_rate, args.out, args.shard, threads=args.threads)]
+            parts = [
+                tokenize_shard(
+                    *common, p.sample_rate, args.out, args.shard, args.threads, backend=args.backend, onnx_dir=args.onnx
+                )
+            ]
             stats = None
         elif args.merge:
             parts, stats = [], merge_tokens(*common, args.out, args.stats, args.skipped)
         else:
-            stats, parts = run_tokenize(*common, p.sample_rate, args.out, args.stats, args.skipped)
+            stats, parts = run_tokenize(
+                *common, p.sample_rate, args.out, args.stats, args.skipped, backend=args.backend, onnx_dir=args.onnx
+            )
     except TokenizeError as exc:
         sys.exit(f"error: tokenize: {exc}")
     for part in parts:

@@ -29,6 +29,8 @@ import soundfile as sf
 import soxr
 
 from codec.api import RESAMPLE_QUALITY
+from codec.cli.backend import add_command as add_onnx_command
+from codec.cli.backend import backend_options, runner
 from codec.cli.batch import BatchUsageError, Job, default_jobs, plan, read_list, run
 from codec.cli.common import (
     CliError,
@@ -150,11 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     info.set_defaults(run=_info)
     add_stream_commands(commands)
+    add_onnx_command(commands)
     return parser
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
     model_options(parser)
+    backend_options(parser)
     parser.add_argument(
         "--chunk-seconds",
         type=positive_float(MAX_CHUNK_SECONDS),
@@ -177,12 +181,16 @@ def _encode(args: argparse.Namespace) -> int:
         check_output(Path(args.output), [path], (".tcq",), "a .tcq bitstream")
     model = load_model(args)
     n_q = levels_for(model.codec, args.kbps, args.levels)
+    run_model = runner(model, args, _batch_threads(args, jobs))
     if jobs is not None:
         return _run_batch(
-            args, jobs, lambda job: _encode_file(model, n_q, _input_file(job.source), job.target, args), "encoded"
+            args,
+            jobs,
+            lambda job: _encode_file(model, n_q, _input_file(job.source), job.target, args, run_model),
+            "encoded",
         )
     assert path is not None  # a single input (no batch)
-    h = _encode_file(model, n_q, path, Path(args.output), args)
+    h = _encode_file(model, n_q, path, Path(args.output), args, run_model)
     print(
         f"{args.output}: {h.duration_seconds:.2f} s, {h.num_levels} levels, {h.nominal_kbps:.2f} kbit/s nominal, "
         f"{h.payload_kbps:.2f} kbit/s achieved ({'entropy-coded' if h.entropy_coded else 'raw'}), "
@@ -191,7 +199,7 @@ def _encode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Namespace) -> Header:
+def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Namespace, run_model=None) -> Header:
     # torch is imported only by the commands that run the model: `info` and --help start in a blink.
     from codec.model.chunked import encode_stream
 
@@ -200,7 +208,7 @@ def _encode_file(model, n_q: int, path: Path, output: Path, args: argparse.Names
         # Read, resampled and encoded chunk by chunk: memory stays flat however long the file is.
         audio = stream_mono(path, codec.sample_rate, args.chunk_seconds, RESAMPLE_QUALITY)
         codes, num_samples = encode_stream(
-            codec, audio.pieces, n_q, _chunk_frames(args.chunk_seconds, codec.frame_rate)
+            run_model or codec, audio.pieces, n_q, _chunk_frames(args.chunk_seconds, codec.frame_rate)
         )
     except AudioRejected as exc:
         raise CliError(f"{path}: {exc}") from None
@@ -226,14 +234,17 @@ def _decode(args: argparse.Namespace) -> int:
         check_output(Path(args.output), [_input_file(args.inputs[0])], DECODE_SUFFIXES, "decoded audio")
     stream = read_bitstream(_input_file(args.inputs[0])) if jobs is None else None
     model = load_model(args)
+    run_model = runner(model, args, _batch_threads(args, jobs))
     if jobs is not None:
         return _run_batch(
             args,
             jobs,
-            lambda job: _decode_file(model, read_bitstream(_input_file(job.source)), job.source, job.target, args),
+            lambda job: _decode_file(
+                model, read_bitstream(_input_file(job.source)), job.source, job.target, args, run_model
+            ),
             "decoded",
         )
-    h, written, rate = _decode_file(model, stream, Path(args.inputs[0]), Path(args.output), args)
+    h, written, rate = _decode_file(model, stream, Path(args.inputs[0]), Path(args.output), args, run_model)
     print(
         f"{args.output}: {written / rate:.2f} s at {rate} Hz from {h.num_levels} levels ({h.nominal_kbps:.2f} "
         "kbit/s nominal)"
@@ -241,7 +252,9 @@ def _decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decode_file(model, stream, source: Path, output: Path, args: argparse.Namespace) -> tuple[Header, int, int]:
+def _decode_file(
+    model, stream, source: Path, output: Path, args: argparse.Namespace, run_model=None
+) -> tuple[Header, int, int]:
     from codec.model.chunked import decode_codes
 
     codec = model.codec
@@ -252,7 +265,7 @@ def _decode_file(model, stream, source: Path, output: Path, args: argparse.Names
     except BitstreamError as exc:
         raise BitstreamError(f"{source}: {exc}") from None
     rate = codec.sample_rate if args.rate is None else args.rate
-    pieces = decode_codes(codec, codes, h.num_samples, _chunk_frames(args.chunk_seconds, codec.frame_rate))
+    pieces = decode_codes(run_model or codec, codes, h.num_samples, _chunk_frames(args.chunk_seconds, codec.frame_rate))
     return h, _write_audio(output, pieces, codec.sample_rate, rate, args.subtype), rate
 
 
@@ -338,6 +351,14 @@ def _run_batch(args: argparse.Namespace, jobs: list[Job], work, verb: str) -> in
     if not args.threads:  # the cores shared out between the files coded at once
         torch.set_num_threads(max(1, available_cpus() // workers))
     return run(jobs, work, workers, (CliError, BitstreamError, OSError), f"{verb} into {args.output}:")
+
+
+def _batch_threads(args: argparse.Namespace, jobs: list[Job] | None) -> int:
+    """Intra-op threads of an ONNX session: ``--threads``, else in a batch the cores shared by the jobs (as
+    :func:`_run_batch` shares torch's), else 0 (the runtime's choice)."""
+    if args.threads or jobs is None:
+        return args.threads
+    return max(1, available_cpus() // (args.jobs or default_jobs(len(jobs))))
 
 
 def _input_file(name: str | Path) -> Path:

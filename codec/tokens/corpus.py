@@ -46,7 +46,7 @@ from codec.data.shards import iter_segments, read_manifest, shard_path
 from codec.data.splits import SPLITS
 from codec.formats.export import ExportedCodec, load_export
 from codec.formats.tokens import MAX_CODEBOOK_SIZE, TOKEN_SCHEMA_VERSION, TokenRow, TokenWriter
-from codec.model.chunked import encode_waveform
+from codec.model.chunked import Runner, encode_waveform
 from codec.runtime.cpus import available_cpus
 from codec.runtime.interrupts import ignore_in_worker
 from codec.runtime.io import file_sha256, write_bytes_atomic, write_json_atomic
@@ -236,11 +236,11 @@ def _segments(
             yield row, audio
 
 
-def encode_segment(model: ExportedCodec, audio: np.ndarray, levels: int) -> np.ndarray:
+def encode_segment(model: ExportedCodec, audio: np.ndarray, levels: int, runner: Runner | None = None) -> np.ndarray:
     """``audio [T]`` float32 at the codec's rate -> codes ``[levels, ceil(T / hop)]`` int16, as ``telucodec encode``
-    computes them."""
+    computes them (with ``runner``, e.g. :class:`codec.runtime.onnx_backend.OnnxCodec`, in place of the torch codec)."""
     with torch.inference_mode():
-        codes = encode_waveform(model.codec, audio, levels, CHUNK_FRAMES)
+        codes = encode_waveform(runner or model.codec, audio, levels, CHUNK_FRAMES)
     return codes.numpy().astype(np.int16)
 
 
@@ -253,9 +253,12 @@ def tokenize_shard(
     out_dir: str | Path,
     shard: int,
     threads: int = 0,
+    backend: str = "torch",
+    onnx_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Encode shard ``shard`` of every source (see the module docstring); returns its part (the json's content).
-    Kept as it is when a part of this run is there intact."""
+    Kept as it is when a part of this run is there intact. ``backend`` ``onnx``: the codes computed by the export's
+    ONNX graphs in ``onnx_dir`` (default: beside the export), a run of its own (the part's fingerprint says so)."""
     if not 0 <= shard < prepare.num_shards:
         raise TokenizeError(f"shard {shard} is outside 0..{prepare.num_shards - 1}")
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
@@ -269,12 +272,16 @@ def tokenize_shard(
         raise TokenizeError(f"tokenize.levels is {levels}, the model has {codec.num_levels} levels")
     if codec.quantizer.codebook_size > MAX_CODEBOOK_SIZE:
         raise TokenizeError(f"codebook size {codec.quantizer.codebook_size}: token shards hold int16 codes")
+    runner = _runner(model, backend, onnx_dir, threads)
     removed = remove_temp_files(out_dir, shard)  # this shard's writes that a killed run left half done
     _report_removed(removed, f"shard {shard}")
     srcs = sources(cfg, shards_dir)
     try:
         fingerprint = _fingerprint(
-            model.model_id, cfg, prepare, _input_digests(srcs, shards_dir, prepare, sample_rate, shard)
+            model.model_id if runner is None else f"{model.model_id}/{backend}",
+            cfg,
+            prepare,
+            _input_digests(srcs, shards_dir, prepare, sample_rate, shard),
         )
     except FileNotFoundError as exc:
         raise TokenizeError(f"{exc.filename}: not found (run the prepare stage first)") from None
@@ -294,7 +301,7 @@ def tokenize_shard(
             if reason:
                 skipped.append({"corpus": src.name, "id": row.id, "reason": reason})
                 continue
-            codes = encode_segment(model, audio, levels)
+            codes = encode_segment(model, audio, levels, runner)
             by_split[row.split].append(replace(row, frame_rate=codec.frame_rate, codes=codes))
             seconds += audio.shape[0] / sample_rate
         counts[src.name] = {}
@@ -336,6 +343,21 @@ def tokenize_shard(
         "wall_seconds": time.perf_counter() - start,
         "removed_temp_files": len(removed),
     }
+
+
+def _runner(model: ExportedCodec, backend: str, onnx_dir: str | Path | None, threads: int) -> Runner | None:
+    """None for the torch codec, else the ONNX runtime of ``model`` (:class:`TokenizeError` when it cannot load)."""
+    if backend == "torch":
+        return None
+    if backend != "onnx":
+        raise TokenizeError(f"unknown backend {backend!r} (torch or onnx)")
+    from codec.runtime.onnx_backend import OnnxBackendError, OnnxCodec, default_onnx_dir
+
+    assert model.path is not None  # load_export records it
+    try:
+        return OnnxCodec(model, onnx_dir or default_onnx_dir(model.path), threads=threads)
+    except OnnxBackendError as exc:
+        raise TokenizeError(str(exc)) from None
 
 
 def _unusable(audio: np.ndarray, prepare: PrepareConfig, hop: int, min_frames: int) -> str | None:
@@ -380,12 +402,17 @@ def run_tokenize(
     out_dir: str | Path,
     stats_path: str | Path,
     skipped_path: str | Path,
+    backend: str = "torch",
+    onnx_dir: str | Path | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Every shard (``cfg.workers`` processes, one shard each at a time), then :func:`merge_tokens`."""
     shards = list(range(prepare.num_shards))
     workers = min(cfg.workers or available_cpus(), len(shards))
     threads = max(1, available_cpus() // workers)
-    jobs = [(model_path, shards_dir, cfg, prepare, sample_rate, out_dir, shard, threads) for shard in shards]
+    jobs = [
+        (model_path, shards_dir, cfg, prepare, sample_rate, out_dir, shard, threads, backend, onnx_dir)
+        for shard in shards
+    ]
     if workers <= 1:
         parts = [_shard_job(job) for job in jobs]
     else:
