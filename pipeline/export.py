@@ -3,7 +3,8 @@
     python -m pipeline.export --model models/codec.safetensors --out models/telucodec.safetensors \
         --metrics reports/export.json
 
---out may be a folder: the export is then written as <folder>/telucodec.safetensors.
+--out may be a folder: the export is then written as <folder>/telucodec.safetensors. --onnx DIR also writes its ONNX
+graphs there (`telucodec export-onnx`'s, for `--backend onnx`; --onnx-int8 adds the int8 decoders).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="trained codec weights (safetensors with its config)")
     parser.add_argument("--out", required=True, help="export file, or a folder to hold telucodec.safetensors")
     parser.add_argument("--metrics", help="model id, size and expected entropy-coded bitrate (JSON)")
+    parser.add_argument("--onnx", metavar="DIR", help="also write the export's ONNX graphs into this folder")
+    parser.add_argument("--onnx-int8", action="store_true", help="with --onnx: the int8 decoders too")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
@@ -40,6 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     info = export_codec(codec, out, params.export, {"source": Path(args.model).name})
     if args.metrics:
         write_json_atomic(args.metrics, info.metrics())
+    if args.onnx:
+        from codec.formats.export import load_export
+        from codec.formats.onnx import export_onnx
+
+        graphs = export_onnx(load_export(info.path), args.onnx, int8=args.onnx_int8)
+        print(f"export: ONNX graphs in {graphs.folder} ({', '.join(graphs.files.values())})")
     print(
         f"export: {info.path} ({info.file_bytes / 1e6:.1f} MB, {info.num_parameters} parameters), model id "
         f"{info.model_id[:32]}; {info.nominal_kbps:g} kbit/s nominal, ~{info.expected_kbps:.2f} kbit/s "
