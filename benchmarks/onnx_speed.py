@@ -34,9 +34,9 @@ import torch
 from codec.evaluation.sets import load_test_split
 from codec.formats.export import ExportedCodec, load_export
 from codec.formats.onnx import export_onnx, quantize_int8
+from codec.formats.onnx_runtime import OnnxCodec, session
 from codec.model.chunked import decode_codes, encode_waveform
 from codec.runtime.io import write_json_atomic
-from codec.runtime.onnx_backend import OnnxCodec, session
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "pretrained" / "telucodec-te" / "telucodec-te.safetensors"

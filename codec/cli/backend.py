@@ -44,7 +44,7 @@ def runner(model: Any, args: argparse.Namespace, threads: int = 0) -> Any:
     backend = getattr(args, "backend", "torch")
     if backend == "torch":
         return model.codec
-    from codec.runtime.onnx_backend import OnnxBackendError, OnnxCodec, default_onnx_dir
+    from codec.formats.onnx_runtime import OnnxBackendError, OnnxCodec, default_onnx_dir
 
     folder = Path(args.onnx) if args.onnx else default_onnx_dir(model.path)
     try:

@@ -40,7 +40,7 @@ FALLBACK_CONTEXT_FRAMES = 50
 
 class Runner(Protocol):
     """What the chunked functions run: a :class:`Codec`, or another runtime of one with its ``encode``/``decode`` on
-    tensors and its torch ``encoder``/``decoder`` for the layout (:class:`codec.runtime.onnx_backend.OnnxCodec`)."""
+    tensors and its torch ``encoder``/``decoder`` for the layout (:class:`codec.formats.onnx_runtime.OnnxCodec`)."""
 
     encoder: nn.Module
     decoder: nn.Module

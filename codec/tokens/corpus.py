@@ -238,7 +238,7 @@ def _segments(
 
 def encode_segment(model: ExportedCodec, audio: np.ndarray, levels: int, runner: Runner | None = None) -> np.ndarray:
     """``audio [T]`` float32 at the codec's rate -> codes ``[levels, ceil(T / hop)]`` int16, as ``telucodec encode``
-    computes them (with ``runner``, e.g. :class:`codec.runtime.onnx_backend.OnnxCodec`, in place of the torch codec)."""
+    computes them (with ``runner``, e.g. :class:`codec.formats.onnx_runtime.OnnxCodec`, in place of the torch codec)."""
     with torch.inference_mode():
         codes = encode_waveform(runner or model.codec, audio, levels, CHUNK_FRAMES)
     return codes.numpy().astype(np.int16)
@@ -351,7 +351,7 @@ def _runner(model: ExportedCodec, backend: str, onnx_dir: str | Path | None, thr
         return None
     if backend != "onnx":
         raise TokenizeError(f"unknown backend {backend!r} (torch or onnx)")
-    from codec.runtime.onnx_backend import OnnxBackendError, OnnxCodec, default_onnx_dir
+    from codec.formats.onnx_runtime import OnnxBackendError, OnnxCodec, default_onnx_dir
 
     assert model.path is not None  # load_export records it
     try:

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from codec.cli.main import main
-from codec.runtime.onnx_backend import default_onnx_dir
+from codec.formats.onnx_runtime import default_onnx_dir
 
 pytest.importorskip("onnx", reason="the ONNX exporter needs the onnx package")
 pytest.importorskip("onnxruntime", reason="the backend runs onnxruntime")

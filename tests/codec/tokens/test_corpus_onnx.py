@@ -12,7 +12,7 @@ from codec.config.prepare import PrepareConfig, SplitFractions
 from codec.config.tokenize import TokenizeConfig
 from codec.formats.export import load_export
 from codec.formats.onnx import export_onnx
-from codec.runtime.onnx_backend import default_onnx_dir
+from codec.formats.onnx_runtime import default_onnx_dir
 from codec.tokens.corpus import TokenizeError, run_tokenize, tokenize_shard
 
 pytest.importorskip("onnx", reason="the ONNX exporter needs the onnx package")

@@ -13,9 +13,7 @@ import torch
 from codec.config.export import ExportConfig
 from codec.formats.export import export_codec, load_export
 from codec.formats.onnx import MANIFEST, export_onnx
-from codec.model.chunked import decode_codes, encode_stream
-from codec.model.streaming import StreamingDecoder, StreamingEncoder
-from codec.runtime.onnx_backend import (
+from codec.formats.onnx_runtime import (
     OnnxBackendError,
     OnnxCodec,
     OnnxGraphs,
@@ -23,6 +21,8 @@ from codec.runtime.onnx_backend import (
     OnnxStreamingEncoder,
     default_onnx_dir,
 )
+from codec.model.chunked import decode_codes, encode_stream
+from codec.model.streaming import StreamingDecoder, StreamingEncoder
 from tests.codec.conftest import make_tiny_codec, speechlike
 from tests.codec.model.test_streaming import causal_codec
 
@@ -39,9 +39,11 @@ CHUNKED_BOUND = 1e-5
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_export):
-    folder = default_onnx_dir(tiny_export)
-    export_onnx(load_export(tiny_export), folder, int8=True)
-    return load_export(tiny_export), folder
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"  # a copy: the shared export keeps no graphs
+    path.write_bytes(tiny_export.read_bytes())
+    folder = default_onnx_dir(path)
+    export_onnx(load_export(path), folder, int8=True)
+    return load_export(path), folder
 
 
 def test_default_folder_is_beside_the_export(tmp_path):
