@@ -169,6 +169,16 @@ def test_fewer_levels_stream_too(causal_exports):
     assert np.abs(got - expected).max() <= STREAM_BOUND
 
 
+def test_int8_step_decoder_runs(tmp_path):
+    export_codec(causal_codec("vocos-head4-lookahead-4"), tmp_path / "m.safetensors", ExportConfig())
+    exported = load_export(tmp_path / "m.safetensors")
+    export_onnx(exported, tmp_path / "m.onnx", int8=True)
+    codes = exported.codec.encode(torch.from_numpy(speechlike(0.3)[:, 0]).view(1, 1, -1))[0].numpy()
+    decoder = OnnxStreamingDecoder(OnnxGraphs(tmp_path / "m.onnx", exported, threads=1), int8=True)
+    audio = np.concatenate([decoder.decode(codes[:, :5]), decoder.decode(codes[:, 5:]), decoder.flush()])
+    assert audio.shape == (codes.shape[1] * HOP,) and np.isfinite(audio).all()
+
+
 def test_step_graphs_need_a_causal_model(tiny):
     exported, folder = tiny
     with pytest.raises(OnnxBackendError, match="decoder_step"):
