@@ -16,10 +16,13 @@ env: $(STAMP) $(PLOTS_TEMPLATE)
 
 # The virtual environment is rebuilt whenever the lock file or pyproject change.
 # torch first and alone: pip then takes the local CPU wheel instead of pulling CUDA wheels.
+# Resemblyzer (the speaker-similarity encoder's weights) last and without its declared dependencies: see the lock.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "torch==$$(sed -n 's/^torch==//p' requirements.lock)"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	grep -iv '^resemblyzer==' requirements.lock > $(VENV)/requirements-deps.txt
+	$(BIN)/python -m pip install --quiet -r $(VENV)/requirements-deps.txt
+	$(BIN)/python -m pip install --quiet --no-deps "$$(grep -i '^resemblyzer==' requirements.lock)"
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

@@ -36,6 +36,9 @@ class EvaluateConfig:
     # DNSMOS (no reference) on this many scored utterances per set, evenly spread, every system and the
     # original: about 2.5 s of one core per clip under 9 s (7 windows of its repetition); 0 = off.
     dnsmos_utterances: int = 10
+    # Speaker similarity of every system to the original on every scored utterance (cosine of Resemblyzer's GE2E
+    # speaker embeddings, codec/evaluation/speaker.py); False leaves it NaN (null in metrics.json).
+    speaker_similarity: bool = True
 
     def __post_init__(self) -> None:
         problems = [

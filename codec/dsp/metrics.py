@@ -36,6 +36,12 @@ stoi                       higher  short-time objective intelligibility (pystoi,
 pesq_wb                    higher  wide-band PESQ (ITU-T P.862.2 MOS-LQO via the ``pesq`` package,
                                    16 kHz, resampled there with soxr when needed), about 1.04-4.64;
                                    NaN with the package's reason (no utterances found, too short...).
+speaker_similarity         higher  :func:`cosine_similarity` of the speaker embeddings of reference
+                                   and estimate: Resemblyzer's GE2E encoder at 16 kHz, each signal
+                                   preprocessed on its own (volume, VAD) as Resemblyzer does
+                                   (codec/evaluation/speaker.py); in [0, 1] (non-negative
+                                   embeddings), 1 for the same voice; NaN with a reason for a
+                                   silent clip or one where the VAD finds no speech.
 =========================  ======  ===========================================================
 
 Code-usage figures of a residual quantizer, from histograms ``counts [n_q, K]`` of the codes
@@ -229,6 +235,13 @@ def pesq_wb(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> Me
         return MetricValue(math.nan, f"pesq: {type(exc).__name__}: {exc}".rstrip(": "))
     except ValueError as exc:
         return MetricValue(math.nan, f"pesq: {exc}")
+
+
+def cosine_similarity(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """``<a, b> / (||a|| ||b||)`` of two vectors (e.g. speaker embeddings), in [-1, 1]; NaN when either is zero."""
+    x, y = _pair(a, b)
+    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(np.dot(x, y) / norms) if norms > 0 else math.nan
 
 
 # ------------------------------------------------------------------ code usage of a residual quantizer

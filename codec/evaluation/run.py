@@ -74,6 +74,14 @@ def run_evaluation(
         tools, opus = None, f"skipped: {exc}"
         log(f"warning: evaluate: Opus baseline skipped: {exc}")
 
+    speaker_similarity = cfg.speaker_similarity
+    if speaker_similarity:
+        from codec.evaluation.speaker import speaker_encoder_available
+
+        if (why := speaker_encoder_available()) is not None:
+            speaker_similarity = False
+            log(f"warning: evaluate: speaker similarity skipped: {why}")
+
     codec = codec.to(device).eval()
     levels = cfg.levels_for(codec.num_levels)
     timing = Timing()
@@ -96,6 +104,7 @@ def run_evaluation(
                         cfg.examples,
                         jobs,
                         dnsmos_utterances=cfg.dnsmos_utterances,
+                        speaker_similarity=speaker_similarity,
                     )
                 )
                 log(f"evaluate: {s.name}: {len(s.utterances)} of {s.available} utterances scored")

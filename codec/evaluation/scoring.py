@@ -37,6 +37,9 @@ METRICS: dict[str, bool] = {
     "dnsmos_sig": True,
     "dnsmos_bak": True,
     "dnsmos_p808": True,
+    # Cosine of speaker embeddings (codec/evaluation/speaker.py, Resemblyzer's GE2E encoder): NaN on every row
+    # when EvaluateConfig.speaker_similarity is off.
+    "speaker_similarity": True,
 }
 DNSMOS_METRICS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
 CODEC, OPUS = "codec", "opus"
@@ -122,9 +125,11 @@ class SetResult:
 
 
 def score(
-    reference: np.ndarray, estimates: list[np.ndarray], sample_rate: int
+    reference: np.ndarray, estimates: list[np.ndarray], sample_rate: int, speaker_similarity: bool = False
 ) -> list[tuple[dict[str, float], list[str]]]:
-    """Every metric of ``estimates`` (each float [T]) against ``reference [T]``: ``(values, errors)`` each."""
+    """Every metric of ``estimates`` (each float [T]) against ``reference [T]``: ``(values, errors)`` each.
+
+    DNSMOS is left NaN (:func:`dnsmos_values` adds it), and so is ``speaker_similarity`` unless asked for."""
     ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
     est = torch.from_numpy(np.stack(estimates).astype(np.float32, copy=False))
     refs = ref.expand_as(est)
@@ -136,12 +141,21 @@ def score(
         "lsd_db": M.log_spectral_distance(refs, est),
         "mrstft_distance": M.multi_resolution_stft_distance(refs, est),
     }
+    if speaker_similarity:
+        from codec.evaluation.speaker import speaker_similarities
+
+        speakers = speaker_similarities(reference, estimates, sample_rate)
+    else:
+        speakers = [M.MetricValue(math.nan)] * len(estimates)
     out = []
     for i, estimate in enumerate(estimates):
         values = {name: float(v[i]) for name, v in batched.items()} | {name: math.nan for name in DNSMOS_METRICS}
         errors = []
-        for name, fn in (("stoi", M.stoi), ("pesq_wb", M.pesq_wb)):
-            result = fn(reference, estimate, sample_rate)
+        for name, result in (
+            ("stoi", M.stoi(reference, estimate, sample_rate)),
+            ("pesq_wb", M.pesq_wb(reference, estimate, sample_rate)),
+            ("speaker_similarity", speakers[i]),
+        ):
             values[name] = result.value
             if result.error:
                 errors.append(result.error)
@@ -195,12 +209,14 @@ def evaluate_set(
     examples: int = 0,
     jobs: int = 1,
     dnsmos_utterances: int = 0,
+    speaker_similarity: bool = False,
 ) -> SetResult:
     """Score the codec at ``levels`` and Opus at ``opus_kbps`` (when ``tools``) on every utterance.
 
     ``timing`` accumulates the encode/decode compute of all levels; ``examples`` first utterances
     keep their audio for the report; ``dnsmos_utterances`` (evenly spread) also get DNSMOS, every
-    system and the original, ``jobs`` clips at a time.
+    system and the original, ``jobs`` clips at a time; ``speaker_similarity`` scores every system's
+    speaker similarity to the original.
     """
     rate = codec.sample_rate
     systems = [codec_system(codec, n) for n in levels] + ([opus_system(k) for k in opus_kbps] if tools else [])
@@ -230,7 +246,7 @@ def evaluate_set(
                     decoded[system] = None
             present = {s: d for s in systems if (d := decoded[s]) is not None}
             scored = list(present)
-            scores = dict(zip(scored, score(utt.audio, list(present.values()), rate)))
+            scores = dict(zip(scored, score(utt.audio, list(present.values()), rate, speaker_similarity)))
             if index in with_dnsmos:  # onnxruntime releases the GIL: the pool's threads run clips side by side
                 jobs_by_system = {s: pool.submit(dnsmos_values, present[s], rate) for s in scored}
                 reference = pool.submit(dnsmos_values, utt.audio, rate)

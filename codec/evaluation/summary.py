@@ -84,8 +84,9 @@ def metrics_summary(sets: list[SetResult]) -> dict[str, Any]:
     return finite_json({s.name: set_summary(s) for s in sets})
 
 
-# What decides a codec's quality as a listener hears it, plus the two ratios the field quotes: the DVC metrics.
-HEADLINE = ("pesq_wb", "stoi", "mel_distance", "dnsmos_ovrl", "snr_db", "si_snr_db")
+# What decides a codec's quality as a listener hears it, whether the voice stays the speaker's (what TTS and
+# speech-LM users check), plus the two ratios the field quotes: the DVC metrics.
+HEADLINE = ("pesq_wb", "stoi", "mel_distance", "dnsmos_ovrl", "speaker_similarity", "snr_db", "si_snr_db")
 
 
 def headline_name(kbps: float, system: str) -> str:

@@ -94,6 +94,10 @@ def test_cli_writes_the_report(tmp_path, repo_root, tiny_shards):
     metrics = json.loads((reports / "metrics.json").read_text())
     assert sorted(metrics["test"]["codec"]) == ["q1", "q4"]  # 12 levels clipped to the model's 4
     assert sorted(metrics["test"].get("opus", {})) == (["6kbps"] if HAS_OPUS else [])
+    # Speaker similarity, on by default, for every system: Opus scored, this untrained codec's silence not (the
+    # shipped codec's test below is scored).
+    assert all(0 < s["speaker_similarity"] <= 1 for s in metrics["test"].get("opus", {}).values())
+    assert all("speaker_similarity" in s for s in metrics["test"]["codec"].values())
     timings = json.loads((tmp_path / "reports" / "timings" / "evaluate.json").read_text())
     assert timings["encode_rtf"] > 0 and timings["decode_rtf"] > 0 and "speed" not in metrics
     assert metrics["test"]["codec"]["q4"]["kbps"] == 1.0 and "absent" not in metrics
@@ -158,3 +162,4 @@ def test_the_shipped_export_is_scored_as_trained_weights_are(tmp_path, repo_root
     )
     codec = json.loads((tmp_path / "reports" / "metrics.json").read_text())["test"]["codec"]
     assert list(codec) == ["q12"] and codec["q12"]["kbps"] == 6.0 and codec["q12"]["stoi"] is not None
+    assert codec["q12"]["speaker_similarity"] > 0.8

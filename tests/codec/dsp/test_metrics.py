@@ -266,3 +266,15 @@ def test_a_level_that_never_varies_has_zero_entropy_and_unit_perplexity():
     counts = torch.zeros(1, 32, dtype=torch.float64)
     counts[0, 7] = 100
     assert float(M.entropy_bits(counts)[0]) == 0.0 and float(M.perplexity(counts)[0]) == 1.0
+
+
+def test_cosine_similarity_of_vectors():
+    a = np.array([1.0, 2.0, 0.0, 3.0])
+    assert M.cosine_similarity(a, a) == pytest.approx(1.0)
+    assert M.cosine_similarity(a, 5 * a) == pytest.approx(1.0)  # scale-free
+    assert M.cosine_similarity(a, -a) == pytest.approx(-1.0)
+    assert M.cosine_similarity([1.0, 0.0], [0.0, 2.0]) == 0.0
+    assert M.cosine_similarity(_t(a), torch.ones(4)) == pytest.approx(6 / (math.sqrt(14) * 2))  # tensors too
+    assert math.isnan(M.cosine_similarity(a, np.zeros(4)))
+    with pytest.raises(ValueError):
+        M.cosine_similarity(a, a[:3])

@@ -96,6 +96,26 @@ def test_a_failing_opus_round_trip_gives_nan_rows_and_keeps_the_codec(codec):
     assert summary["test"]["opus"]["6kbps"]["pesq_wb_failed"] == 1
 
 
+def test_speaker_similarity_of_every_system_when_asked(codec):
+    from codec.evaluation.speaker import speaker_encoder_available, speaker_similarities
+
+    if speaker_encoder_available() is not None:
+        pytest.skip(f"speaker encoder unavailable: {speaker_encoder_available()}")
+    data = _set(1, 1.5)
+    off = evaluate_set(codec, data, [1, 4], [], None, torch.device("cpu"), Timing())
+    assert all(math.isnan(r.values["speaker_similarity"]) and r.errors == [] for r in off.rows)
+    on = evaluate_set(codec, data, [1, 4], [], None, torch.device("cpu"), Timing(), speaker_similarity=True)
+    x = data.utterances[0].audio
+    with torch.no_grad():
+        codes = codec.encode(torch.from_numpy(x).view(1, 1, -1), 4)
+        ys = [codec.decode(codes[:, :n])[0, 0, : x.shape[0]].numpy() for n in (1, 4)]
+    expected = speaker_similarities(x, ys, RATE)
+    for row, want in zip(on.rows, expected):
+        assert row.values["speaker_similarity"] == pytest.approx(want.value, abs=1e-5)
+        assert 0 < row.values["speaker_similarity"] <= 1
+    assert metrics_summary([on])["test"]["codec"]["q4"]["speaker_similarity"] == pytest.approx(expected[1].value)
+
+
 def test_summary_layout_means_and_failures(codec):
     result = evaluate_set(codec, _set(2), [1, 4], [], None, torch.device("cpu"), Timing())
     result.rows[0].values["pesq_wb"] = math.nan  # as when PESQ finds no utterance
