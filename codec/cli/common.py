@@ -52,6 +52,15 @@ def check_output(output: Path, inputs: list[Path], suffixes: tuple[str, ...], wh
         )
 
 
+def rate_options(parser: argparse.ArgumentParser) -> None:
+    """``--kbps`` or ``--levels``: how many quantizer levels an encoder sends (:func:`levels_for`)."""
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument(
+        "--kbps", type=positive_float(math.inf), help="target nominal bitrate: the most levels that fit (default: all)"
+    )
+    rate.add_argument("--levels", type=integer(1, 1 << 16), help="number of quantizer levels to send (default: all)")
+
+
 def model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help=f"exported model (default: ${MODEL_ENV}, else {DEFAULT_MODEL})")
     parser.add_argument(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -41,10 +40,11 @@ from codec.cli.common import (
     load_model,
     model_options,
     positive_float,
+    rate_options,
 )
 from codec.cli.stream import add_commands as add_stream_commands
 from codec.data.audio import AUDIO_SUFFIXES, AudioRejected, clip, stream_mono
-from codec.formats.bitstream import BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
+from codec.formats.bitstream import MAX_RATE, BitstreamError, Header, build_bitstream, parse_bitstream, read_bitstream
 from codec.model.chunked import DEFAULT_CHUNK_SECONDS
 from codec.runtime.cpus import available_cpus
 from codec.runtime.interrupts import exit_cleanly
@@ -52,7 +52,6 @@ from codec.runtime.io import atomic_path, write_bytes_atomic
 
 OUTPUT_SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
 DECODE_SUFFIXES = (".wav", ".flac")  # what decode writes (the suffix picks the format)
-MAX_OUTPUT_RATE = 768_000
 MAX_CHUNK_SECONDS = 3600.0  # a chunk is held in memory whole (16 kHz: 230 MB of float32 per hour)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat big | head -1`
 
@@ -107,11 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=".tcq file to write (atomically); for a batch, a folder (created, "
         "<name>.tcq per input, folder layout mirrored)",
     )
-    rate = enc.add_mutually_exclusive_group()
-    rate.add_argument(
-        "--kbps", type=positive_float(math.inf), help="target nominal bitrate: the most levels that fit (default: all)"
-    )
-    rate.add_argument("--levels", type=integer(1, 1 << 16), help="number of quantizer levels to send (default: all)")
+    rate_options(enc)
     enc.add_argument(
         "--entropy",
         action=argparse.BooleanOptionalAction,
@@ -132,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="audio file to write (atomically; the format follows the suffix: .wav, .flac); for a batch, a folder",
     )
     dec.add_argument("--format", choices=("wav", "flac"), default="wav", help="a batch's output format (default: wav)")
-    dec.add_argument("--rate", type=integer(1, MAX_OUTPUT_RATE), help="resample the output to this rate in Hz (soxr)")
+    dec.add_argument("--rate", type=integer(1, MAX_RATE), help="resample the output to this rate in Hz (soxr)")
     dec.add_argument(
         "--subtype",
         choices=OUTPUT_SUBTYPES,

@@ -30,6 +30,8 @@ from codec.cli.common import (
     DEFAULT_MODEL,
     PRETRAINED_STREAM_MODEL,
     CliError,
+    UsageError,
+    check_output,
     integer,
     levels_for,
     load_export_file,
@@ -37,7 +39,10 @@ from codec.cli.common import (
     model_named,
     model_options,
     positive_float,
+    rate_options,
 )
+from codec.data.audio import AUDIO_SUFFIXES
+from codec.formats.bitstream import MAX_RATE
 from codec.formats.code_stream import (
     CodeStreamError,
     StreamHeader,
@@ -47,8 +52,6 @@ from codec.formats.code_stream import (
     read_packets,
 )
 from codec.runtime.io import atomic_path
-
-MAX_RATE = 768_000
 
 
 class StreamInputError(ValueError):
@@ -74,9 +77,7 @@ def add_commands(commands) -> None:
         default=80.0,
         help="input read (and a packet written) per step (default: 80 ms)",
     )
-    rate = enc.add_mutually_exclusive_group()
-    rate.add_argument("--kbps", type=positive_float(float("inf")), help="the most levels that fit (default: all)")
-    rate.add_argument("--levels", type=integer(1, 1 << 16), help="levels to send (default: all)")
+    rate_options(enc)
     model_options(enc)
     enc.set_defaults(run=_stream_encode)
 
@@ -110,6 +111,16 @@ def _open(name: str, mode: str) -> Iterator[BinaryIO]:
     else:
         with atomic_path(Path(name)) as tmp, open(tmp, "wb") as f:
             yield f
+
+
+def _check_stream_output(source: str, output: str, what: str, wrong_suffixes: tuple[str, ...]) -> None:
+    """A named output must not be the named input, nor carry a suffix that says it holds something else (a code
+    stream written into ``talk.wav``); '-' (stdin/stdout) is never checked."""
+    if output == "-":
+        return
+    check_output(Path(output), [] if source == "-" else [Path(source)], (), what)
+    if Path(output).suffix.lower() in wrong_suffixes:
+        raise UsageError(f"{output}: {what} would be written into a {Path(output).suffix} name")
 
 
 def _streaming_model(args: argparse.Namespace):
@@ -326,6 +337,7 @@ def _stream_encode(args: argparse.Namespace) -> int:
     )
     encoder = StreamingEncoder(codec, n_q)
     hop = codec.hop_length
+    _check_stream_output(args.input, args.output, "a code stream", AUDIO_SUFFIXES + (".tcq",))
     with _open(args.input, "r") as source, _open(args.output, "w") as sink:
         try:
             rate, blocks = _pcm_reader(
@@ -418,6 +430,7 @@ def _stream_decode(args: argparse.Namespace) -> int:
 
     from codec.model.streaming import StreamingDecoder
 
+    _check_stream_output(args.input, args.output, "audio", (".tcq", ".tcs"))
     model = _streaming_model(args)
     codec = model.codec
     with _open(args.input, "r") as source, _open(args.output, "w") as out:

@@ -56,7 +56,7 @@ MODEL_ID_BYTES = 16
 # Caps on header fields: far beyond any real codec, small enough that nothing absurd is allocated.
 MAX_LEVELS = 64
 MAX_CODEBOOK_BITS = 16
-MAX_RATE = 1_000_000  # Hz
+MAX_RATE = 768_000  # Hz: the highest audio rate the bitstream, the live stream and the CLI read or write
 MAX_HOP = 1 << 20  # samples
 MAX_CODES = 1 << 27  # F * n_q: ~62 hours at 12 levels x 50 frames/s; decoded codes take at most 1 GiB
 MAX_FILE_BYTES = 1 << 28  # 256 MiB

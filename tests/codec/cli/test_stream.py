@@ -216,3 +216,30 @@ def test_a_maximal_packet_is_decoded_in_bounded_slices(tmp_path):
     assert code == 0 and 1 <= most <= DECODE_SLICE_FRAMES == 50
     assert out.stat().st_size == 2 * ((MAX_PACKET_FRAMES - 1) * codec.hop_length + 17)  # 16-bit samples
     assert peak_kb < 1_500_000  # generous: ~0.35 GB here (torch included); 5.3 GB when decoded in one call
+
+
+def test_a_named_output_that_is_the_input_or_says_another_format_is_refused(capsys, tmp_path):
+    model = tmp_path / "seanet.safetensors"
+    export_codec(causal_codec("seanet"), model, ExportConfig())
+    wav = tmp_path / "talk.wav"
+    sf.write(wav, speechlike(0.3, 16000)[:, 0], 16000, subtype="PCM_16")
+    assert main(["stream-encode", str(wav), str(tmp_path / "talk.tcs"), "--model", str(model)]) == 0
+    (tmp_path / "link.tcs").symlink_to(wav)
+    cases = [
+        (["stream-encode", str(wav), str(wav)], "is the input"),
+        (["stream-encode", str(wav), str(tmp_path / "link.tcs")], "is the input"),
+        (["stream-encode", str(wav), str(tmp_path / "codes.wav")], "a code stream would be written into a .wav name"),
+        (["stream-decode", str(tmp_path / "talk.tcs"), str(tmp_path / "talk.tcs")], "is the input"),
+        (
+            ["stream-decode", str(tmp_path / "talk.tcs"), str(tmp_path / "out.tcq")],
+            "audio would be written into a .tcq",
+        ),
+    ]
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and not p.is_symlink()}
+    for argv, message in cases:
+        code = main([*argv, "--model", str(model)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], (argv, lines)
+    assert {p: p.read_bytes() for p in before} == before  # the recording and the stream intact
+    assert not (tmp_path / "codes.wav").exists() and not (tmp_path / "out.tcq").exists()
