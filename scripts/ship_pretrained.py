@@ -1,17 +1,22 @@
 """Ship a trained recipe run as the project's pretrained model: the export and the provenance that rebuilds it.
 
-    python scripts/ship_pretrained.py --run /tmp/rb/9000steps/cpu-best --name telucodec-te \\
-        [--step 9000] [--corpus ../shared/corpora/chai-bisket-te] [--out pretrained] [--dtype float16]
+    python scripts/ship_pretrained.py --run runs/rb/9000steps/cpu-best --name telucodec-te \\
+        [--step 9000] [--init-from pretrained/telucodec-te/telucodec-te.safetensors] \\
+        [--corpus ../shared/corpora/chai-bisket-te] [--out pretrained] [--dtype float16]
 
 ``--run`` is a ``benchmarks.recipe_budget`` run folder (``<work>/<budget>/<recipe>``: its ``params.yaml``,
 ``codec.safetensors``, ``eval/metrics.json``, ``timings.json``). ``--step N`` ships the run's checkpoint at step N
 as ``benchmarks.scaling_curve`` exported and scored it (``scaling/step-0000N/``) instead of the weights the run
-selected by validation loss. Writes ``<out>/<name>/``:
+selected by validation loss. ``--init-from`` names the export the run started from (``recipe_budget --init-from``),
+recorded with its model id. Writes ``<out>/<name>/``:
 
 - ``<name>.safetensors``: the export (``pipeline.export`` with ``export.dtype``), loadable by ``telucodec``;
-- ``params.yaml``: the exact params the run trained with (corpus paths as they were);
+- ``params.yaml``: the exact params the run trained with, paths made portable: the corpus and the work folder
+  relative to the checkout when they lie beside or inside it, else ``<corpus>`` / ``<work>`` placeholders (the
+  card says what they stand for); the sha256 of the run's own file is kept in the provenance;
 - ``provenance.json``: model id, steps, the sha256 of the params, of the corpus's index files and of the shards
-  manifest, the git commit, torch's version, the wall time and the command that rebuilds it;
+  manifest, the git commit, torch's version, the wall time, the export it started from and the command that
+  rebuilds it (run from the checkout's root);
 - ``scores.json``: the run's test-split scores (codec at every level scored, Opus at every bitrate).
 
 The model card (``MODEL_CARD.md`` beside them) is written by hand from these.
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,11 +34,21 @@ import torch
 import yaml
 
 from codec.config.export import ExportConfig
-from codec.formats.export import export_codec
+from codec.formats.export import export_codec, load_export
 from codec.formats.weights import load_codec, read_codec_weights
 from codec.runtime.io import file_sha256, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def portable(path: Path, placeholder: str) -> str:
+    """``path`` relative to the checkout when it lies inside it or beside it (``../shared/...``), else
+    ``placeholder``: a provenance that names one machine's folders helps nobody rebuild."""
+    path = path.resolve()
+    for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
+        if path.is_relative_to(base):
+            return prefix + path.relative_to(base).as_posix()
+    return placeholder
 
 
 def main() -> None:
@@ -45,6 +59,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "pretrained")
     ap.add_argument("--dtype", choices=("float32", "float16"), default="float16")
     ap.add_argument("--step", type=int, help="ship this checkpoint, as benchmarks.scaling_curve scored it")
+    ap.add_argument("--init-from", type=Path, help="the export the run started from (recipe_budget --init-from)")
     args = ap.parse_args()
     run, target = args.run.resolve(), args.out / args.name
     # The weights and their test-split scores: the run's selected export, or one scored checkpoint.
@@ -64,8 +79,12 @@ def main() -> None:
         ExportConfig(uniform_mix=params["export"]["uniform_mix"], dtype=args.dtype),
         {"stage": "pretrained", "name": args.name, "corpus": args.corpus.name},
     )
-    shutil.copy(run / "params.yaml", target / "params.yaml")
-    shards = run.parents[1] / "corpus" / "shards" / "manifest.json"
+    work = run.parents[1]
+    corpus, work_name = portable(args.corpus, "<corpus>"), portable(work, "<work>")
+    text = (run / "params.yaml").read_text(encoding="utf-8")
+    text = text.replace(str(args.corpus.resolve()), corpus).replace(str(work), work_name)
+    (target / "params.yaml").write_text(text, encoding="utf-8")
+    shards = work / "corpus" / "shards" / "manifest.json"
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     provenance = {
         "name": args.name,
@@ -76,7 +95,7 @@ def main() -> None:
         "steps": int(params["train"]["steps"]),
         "weights": {k: train_meta[k] for k in ("step", "weights") if k in train_meta},
         "sha256": {
-            "params.yaml": file_sha256(run / "params.yaml"),
+            "params.yaml (the run's, before its paths were made portable)": file_sha256(run / "params.yaml"),
             "corpus data.json": file_sha256(args.corpus / "data.json"),
             "corpus params.json": file_sha256(args.corpus / "params.json"),
             "shards manifest.json": file_sha256(shards),
@@ -86,19 +105,29 @@ def main() -> None:
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "train_seconds": json.loads((run / "timings.json").read_text())["seconds"],
+        "init_from": None
+        if args.init_from is None
+        else {
+            "export": portable(args.init_from, str(args.init_from)),
+            "model_id": load_export(args.init_from).model_id,
+        },
         # The checkpoint cadence is part of params.yaml (and so of its hash): the rebuild command passes it.
+        # Paths relative to the checkout's root (the corpus beside it, as ../shared/ is on a developer machine).
         "rebuild": (
-            f"python -m benchmarks.recipe_budget --corpus {args.corpus} --format ulca --recipes {run.name} "
+            f"python -m benchmarks.recipe_budget --corpus {corpus} --format ulca --recipes {run.name} "
             f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
-            f"--dnsmos-utterances 0 --work /tmp/rb (at git commit {commit[:12]}), then "
+            + (f"--init-from {portable(args.init_from, str(args.init_from))} " if args.init_from else "")
+            + f"--dnsmos-utterances 0 --work runs/rb (at git commit {commit[:12]}), then "
             + (
-                f"python -m benchmarks.scaling_curve --runs /tmp/rb/{params['train']['steps']}steps/{run.name} "
+                f"python -m benchmarks.scaling_curve --runs runs/rb/{params['train']['steps']}steps/{run.name} "
                 f"--steps {args.step}, then "
                 if args.step
                 else ""
             )
-            + f"python scripts/ship_pretrained.py --run /tmp/rb/{params['train']['steps']}steps/{run.name} "
-            f"--name {args.name}" + (f" --step {args.step}" if args.step else "")
+            + f"python scripts/ship_pretrained.py --run runs/rb/{params['train']['steps']}steps/{run.name} "
+            f"--name {args.name}"
+            + (f" --step {args.step}" if args.step else "")
+            + (f" --init-from {portable(args.init_from, str(args.init_from))}" if args.init_from else "")
         ),
     }
     write_json_atomic(target / "provenance.json", provenance)
