@@ -53,8 +53,8 @@ test: env system-deps
 	$(BIN)/mypy
 	PYTHONUNBUFFERED=1 $(BIN)/python -m pytest -q
 
-# The quick benchmarks (minutes in all). The long ones are run by hand: benchmarks.recipe_budget (30 min per
-# recipe), benchmarks.train_convergence, benchmarks/gpu_check.sh (a GPU machine); see the README.
+# The quick benchmarks (minutes in all). The long ones are run by hand: experiments.recipe_budget (30 min per
+# recipe), experiments.train_convergence, experiments/gpu_check.sh (a GPU machine); see the README.
 QUICK_BENCHMARKS := cli_speed evaluate_speed prepare_speed quantizer_speed train_speed
 bench: env
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

@@ -1,4 +1,4 @@
-"""Make the folder a GPU machine without internet needs to run benchmarks/gpu_check.sh on a real corpus.
+"""Make the folder a GPU machine without internet needs to run experiments/gpu_check.sh on a real corpus.
 
     python scripts/device_bundle.py --out .gpu --corpus ../shared/corpora/chai-bisket-te \
         [--corpus-mb 30] [--python 3.12 --build-python python3.12] [--no-opus]
@@ -16,7 +16,7 @@ It writes, under ``--out`` (keep it out of git: e.g. in ``.git/info/exclude``):
 - ``bin/opusenc``, ``bin/opusdec``: opus-tools from this machine's Debian packages, unpacked with their
   libraries, for the Opus baseline (``--no-opus`` skips it; needs ``apt-get download``).
 
-A device call carries the folder and runs ``benchmarks/gpu_check.sh --bundle .gpu --corpus .gpu/corpus/<name>``.
+A device call carries the folder and runs ``experiments/gpu_check.sh --bundle .gpu --corpus .gpu/corpus/<name>``.
 The whole working tree travels (64 MiB on this project's GPU lease): the checkout itself is about 25 MB, the
 wheels and tools about 7 MB, hence the default of 30 MB of corpus.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A training run that outlives a sitting: benchmarks.recipe_budget from a snapshot of one commit, in the background,
+# A training run that outlives a sitting: experiments.recipe_budget from a snapshot of one commit, in the background,
 # its checkpoints, log and results inside the checkout (runs/, ignored by git; never /tmp, which has been lost).
 #
 #   scripts/pinned_run.sh NAME [COMMIT] -- RECIPE_BUDGET_ARGS...
@@ -41,6 +41,9 @@ done
 [ -z "$have_out" ] && args+=(--out "$root/runs/out")
 [ -z "$have_corpus" ] && args+=(--corpus "$(cd "$root/.." && pwd)/shared/corpora/chai-bisket-te")
 cd "$code"
-PYTHONPATH="$code" nohup "$root/.venv/bin/python" -m benchmarks.recipe_budget "${args[@]}" \
+# The driver's module at that commit: experiments/ since the drivers left benchmarks/, benchmarks/ before.
+driver=experiments.recipe_budget
+[ -f "$code/experiments/recipe_budget.py" ] || driver=benchmarks.recipe_budget
+PYTHONPATH="$code" nohup "$root/.venv/bin/python" -m "$driver" "${args[@]}" \
   >> "$root/runs/$name.log" 2>&1 &
-echo "started $name (pid $!) from commit $sha: log runs/$name.log"
+echo "started $name (pid $!, $driver) from commit $sha: log runs/$name.log"

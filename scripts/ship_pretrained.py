@@ -4,9 +4,9 @@
         [--step 9000] [--init-from pretrained/telucodec-te/telucodec-te.safetensors] \\
         [--corpus ../shared/corpora/chai-bisket-te] [--out pretrained] [--dtype float16]
 
-``--run`` is a ``benchmarks.recipe_budget`` run folder (``<work>/<budget>/<recipe>``: its ``params.yaml``,
+``--run`` is a ``experiments.recipe_budget`` run folder (``<work>/<budget>/<recipe>``: its ``params.yaml``,
 ``codec.safetensors``, ``eval/metrics.json``, ``timings.json``). ``--step N`` ships the run's checkpoint at step N
-as ``benchmarks.scaling_curve`` exported and scored it (``scaling/step-0000N/``) instead of the weights the run
+as ``experiments.scaling_curve`` exported and scored it (``scaling/step-0000N/``) instead of the weights the run
 selected by validation loss. ``--init-from`` names the export the run started from (``recipe_budget --init-from``),
 recorded with its model id. Writes ``<out>/<name>/``:
 
@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpora" / "chai-bisket-te")
     ap.add_argument("--out", type=Path, default=ROOT / "pretrained")
     ap.add_argument("--dtype", choices=("float32", "float16"), default="float16")
-    ap.add_argument("--step", type=int, help="ship this checkpoint, as benchmarks.scaling_curve scored it")
+    ap.add_argument("--step", type=int, help="ship this checkpoint, as experiments.scaling_curve scored it")
     ap.add_argument("--init-from", type=Path, help="the export the run started from (recipe_budget --init-from)")
     args = ap.parse_args()
     run, target = args.run.resolve(), args.out / args.name
@@ -68,7 +68,7 @@ def main() -> None:
     metrics = chosen / "metrics.json" if args.step else run / "eval" / "metrics.json"
     missing = [str(p) for p in (run / "params.yaml", weights, metrics) if not p.is_file()]
     if missing:
-        sys.exit(f"ship_pretrained: missing {', '.join(missing)} (score the checkpoint with benchmarks.scaling_curve)")
+        sys.exit(f"ship_pretrained: missing {', '.join(missing)} (score the checkpoint with experiments.scaling_curve)")
     params = yaml.safe_load((run / "params.yaml").read_text(encoding="utf-8"))
     target.mkdir(parents=True, exist_ok=True)
     codec = load_codec(weights)
@@ -114,12 +114,12 @@ def main() -> None:
         # The checkpoint cadence is part of params.yaml (and so of its hash): the rebuild command passes it.
         # Paths relative to the checkout's root (the corpus beside it, as ../shared/ is on a developer machine).
         "rebuild": (
-            f"python -m benchmarks.recipe_budget --corpus {corpus} --format ulca --recipes {run.name} "
+            f"python -m experiments.recipe_budget --corpus {corpus} --format ulca --recipes {run.name} "
             f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
             + (f"--init-from {portable(args.init_from, str(args.init_from))} " if args.init_from else "")
             + f"--dnsmos-utterances 0 --work runs/rb (at git commit {commit[:12]}), then "
             + (
-                f"python -m benchmarks.scaling_curve --runs runs/rb/{params['train']['steps']}steps/{run.name} "
+                f"python -m experiments.scaling_curve --runs runs/rb/{params['train']['steps']}steps/{run.name} "
                 f"--steps {args.step}, then "
                 if args.step
                 else ""

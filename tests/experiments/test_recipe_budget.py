@@ -1,4 +1,4 @@
-"""benchmarks/recipe_budget.py end to end at a tiny budget on the embedded corpus (eSpeak NG Telugu)."""
+"""experiments/recipe_budget.py end to end at a tiny budget on the embedded corpus (eSpeak NG Telugu)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,11 @@ TOY_RECIPE = {
 
 def run_benchmark(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.recipe_budget", *args], cwd=ROOT, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "experiments.recipe_budget", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -143,10 +147,10 @@ def test_bad_recipes_and_budgets_are_refused_before_any_work(embedded_corpus, tm
 
 
 def test_the_spectrum_check_looks_for_a_ripple_at_every_overlap_added_hop():
-    from benchmarks.recipe_budget import overlap_rates
     from codec.config.model import ModelConfig, VocosConfig
     from codec.config.quantizer import QuantizerConfig
     from codec.model.codec import build_codec
+    from experiments.recipe_budget import overlap_rates
 
     def codec(**model):
         return build_codec(ModelConfig(channels=4, latent_dim=8, **model), QuantizerConfig(num_levels=1), 16000)
@@ -161,13 +165,13 @@ def test_the_spectrum_check_looks_for_a_ripple_at_every_overlap_added_hop():
 def test_init_from_an_export_gives_train_weights_of_the_same_codec(tmp_path):
     import torch
 
-    from benchmarks.recipe_budget import init_weights
     from codec.config.export import ExportConfig
     from codec.config.model import ModelConfig, VocosConfig
     from codec.config.quantizer import QuantizerConfig
     from codec.formats.export import export_codec
     from codec.formats.weights import load_codec
     from codec.model.codec import build_codec
+    from experiments.recipe_budget import init_weights
 
     vocos = VocosConfig(dim=8, intermediate_dim=8, num_layers=1, head_upsample=4)
     codec = build_codec(ModelConfig(channels=4, latent_dim=8, decoder="vocos", vocos=vocos), QuantizerConfig(), 16000)
@@ -188,7 +192,6 @@ def test_init_from_an_export_takes_the_recipes_layout(tmp_path):
     import pytest
     import torch
 
-    from benchmarks.recipe_budget import init_weights
     from codec.config.export import ExportConfig
     from codec.config.model import ModelConfig, VocosConfig
     from codec.config.quantizer import QuantizerConfig
@@ -196,6 +199,7 @@ def test_init_from_an_export_takes_the_recipes_layout(tmp_path):
     from codec.formats.weights import load_codec
     from codec.model.codec import build_codec
     from codec.model.streaming import algorithmic_latency, is_causal
+    from experiments.recipe_budget import init_weights
 
     vocos = VocosConfig(dim=8, intermediate_dim=8, num_layers=1, head_upsample=4)
     codec = build_codec(ModelConfig(channels=4, latent_dim=8, decoder="vocos", vocos=vocos), QuantizerConfig(), 16000)

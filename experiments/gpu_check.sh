@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The GPU check (benchmarks/gpu_check.py) as one command for a GPU machine with PyTorch installed and no
+# The GPU check (experiments/gpu_check.py) as one command for a GPU machine with PyTorch installed and no
 # internet: `--bundle DIR` (made here by scripts/device_bundle.py) installs the project's other dependencies
 # from DIR/wheels and puts DIR/bin (opus-tools) on PATH first; `--wheels DIR` installs a folder of wheels
 # alone. Without CUDA it runs the CPU fallback of every step.
 #
-#   benchmarks/gpu_check.sh [--bundle DIR | --wheels DIR] [--corpus DIR --format F] [--minutes 2] [recipe_budget.py args]
+#   experiments/gpu_check.sh [--bundle DIR | --wheels DIR] [--corpus DIR --format F] [--minutes 2] [recipe_budget.py args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 args=()
@@ -20,4 +20,4 @@ if [[ -n "${wheels:-}" ]]; then
   export PYTHONPATH="/tmp/telucodec-site${PYTHONPATH:+:${PYTHONPATH}}"
 fi
 export PYTHONUNBUFFERED=1
-exec "${PYTHON:-python3}" -m benchmarks.gpu_check "${args[@]}"
+exec "${PYTHON:-python3}" -m experiments.gpu_check "${args[@]}"

@@ -1,4 +1,4 @@
-"""Helpers of the benchmarks that run the pipeline's own stage commands on a corpus outside the DVC workspace:
+"""Helpers of the experiments that run the pipeline's own stage commands on a corpus outside the DVC workspace:
 params files with overrides (validated like any params file), stage subprocesses, dvclive series."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded corpus at toy size, shared by the benchmark tests."""
+"""The embedded corpus at toy size, shared by the experiment tests."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Does the codec converge on a real corpus? The training report of the README.
 
-    python -m benchmarks.train_convergence --corpus ../shared/corpora/chai-bisket-te --format ulca \
+    python -m experiments.train_convergence --corpus ../shared/corpora/chai-bisket-te --format ulca \
         --work /tmp/telucodec-convergence --report docs/training [--set train.steps=3000 ...]
 
 Runs the pipeline's own stage commands (``prepare``, ``seed_codebooks``, ``train``) on the corpus with
@@ -21,8 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.stage_runs import ROOT, load_yaml, read_series, run_stage, set_dotted, write_params
 from codec.runtime.io import atomic_path, write_json_atomic
+from experiments.stage_runs import ROOT, load_yaml, read_series, run_stage, set_dotted, write_params
 
 USED_FLOOR = 0.5  # lowest acceptable fraction of a level's entries used over a validation pass
 

@@ -1,10 +1,10 @@
 """Quality against training budget: the checkpoints of recipe runs scored beside Opus, a fit and its prediction.
 
-    python -m benchmarks.scaling_curve --runs /tmp/rb/9000steps/cpu /tmp/rb/9000steps/cpu-best \\
+    python -m experiments.scaling_curve --runs /tmp/rb/9000steps/cpu /tmp/rb/9000steps/cpu-best \\
         [--steps 1000 3000 6000 9000] [--predict 200000] [--out docs/recipes/scaling]
-    python -m benchmarks.scaling_curve --results OUT10/10min/results.json OUT30/30min/results.json ...
+    python -m experiments.scaling_curve --results OUT10/10min/results.json OUT30/30min/results.json ...
 
-Two kinds of series. ``--runs``: each folder is one of ``benchmarks.recipe_budget``'s
+Two kinds of series. ``--runs``: each folder is one of ``experiments.recipe_budget``'s
 (``<work>/<budget>/<recipe>``), trained with ``--checkpoint-every`` so that every checkpoint is kept; for each
 asked step the checkpoint's weights (their EMA when the run keeps one) are scored by the evaluate stage with
 the run's own params (test split at 1.5, 3 and 6 kbps, Opus at 6, 8 and 12 kbps on the same utterances).

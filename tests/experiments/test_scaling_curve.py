@@ -1,4 +1,4 @@
-"""benchmarks/scaling_curve.py's fits: they recover the curves they assume and say when a prediction is impossible."""
+"""experiments/scaling_curve.py's fits: they recover the curves they assume and say when a prediction is impossible."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.scaling_curve import budget_points, fit, fit_gap, fits_of, gap_curve, series_fits
+from experiments.scaling_curve import budget_points, fit, fit_gap, fits_of, gap_curve, series_fits
 
 STEPS = [1000, 2000, 4000, 8000]
 
@@ -94,7 +94,7 @@ def test_budget_points_group_each_recipes_runs_by_steps_across_files(tmp_path):
 def test_the_command_fits_and_plots_budget_runs_without_scoring_anything(tmp_path):
     results = results_file(tmp_path / "r.json", [("cpu", 1000, 1.4), ("cpu", 3000, 1.8), ("cpu", 9000, 2.2)])
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "benchmarks.scaling_curve", "--results", str(results), "--out", str(out)]
+    cmd = [sys.executable, "-m", "experiments.scaling_curve", "--results", str(results), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr
     table = (out / "scaling.md").read_text()
@@ -107,8 +107,8 @@ def test_the_command_fits_and_plots_budget_runs_without_scoring_anything(tmp_pat
 
 def test_the_command_refuses_no_series_and_a_missing_file(tmp_path):
     root = Path(__file__).resolve().parents[2]
-    bare = subprocess.run([sys.executable, "-m", "benchmarks.scaling_curve"], capture_output=True, text=True, cwd=root)
+    bare = subprocess.run([sys.executable, "-m", "experiments.scaling_curve"], capture_output=True, text=True, cwd=root)
     assert bare.returncode == 2 and "--runs, --results" in bare.stderr
-    cmd = [sys.executable, "-m", "benchmarks.scaling_curve", "--results", str(tmp_path / "none.json")]
+    cmd = [sys.executable, "-m", "experiments.scaling_curve", "--results", str(tmp_path / "none.json")]
     gone = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
     assert gone.returncode == 2 and "none.json" in gone.stderr

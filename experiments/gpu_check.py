@@ -1,6 +1,6 @@
 """The GPU check in one command: the GPU recipe trained for a few minutes and scored, then the CUDA-only code paths.
 
-    benchmarks/gpu_check.sh [--bundle DIR] [--corpus DIR --format F] [--minutes 2] [--work DIR]
+    experiments/gpu_check.sh [--bundle DIR] [--corpus DIR --format F] [--minutes 2] [--work DIR]
 
 1. ``recipe_budget.py --recipes gpu --budget-minutes M``: calibration, training for M minutes (bf16 autocast on
    CUDA), evaluation beside Opus; prints examples/s, the share of step time spent waiting for data, peak GPU
@@ -24,8 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.recipe_budget import RECIPES, base_params, build_parser, prepare_corpus, recipe_params, seed_path
-from benchmarks.stage_runs import ROOT, run_stage, write_params
+from experiments.recipe_budget import RECIPES, base_params, build_parser, prepare_corpus, recipe_params, seed_path
+from experiments.stage_runs import ROOT, run_stage, write_params
 from pipeline.params import merge_params as merge
 
 
@@ -124,7 +124,7 @@ def main() -> None:
     command = [
         sys.executable,
         "-m",
-        "benchmarks.recipe_budget",
+        "experiments.recipe_budget",
         "--corpus",
         str(args.corpus),
         "--format",

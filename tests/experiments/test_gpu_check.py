@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.sh: its CPU fallback end to end (the GPU run itself needs a GPU machine)."""
+"""experiments/gpu_check.sh: its CPU fallback end to end (the GPU run itself needs a GPU machine)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_cpu_fallback_runs_every_step_and_prints_the_figures(embedded_corpus, tm
     work = tmp_path / "work"
     run = subprocess.run(
         [
-            str(ROOT / "benchmarks" / "gpu_check.sh"),
+            str(ROOT / "experiments" / "gpu_check.sh"),
             "--corpus",
             str(embedded_corpus),
             "--format",

@@ -1,6 +1,6 @@
 """How good a codec does each training recipe give for the same compute? Side by side with Opus.
 
-    python -m benchmarks.recipe_budget [--corpus ../shared/corpora/chai-bisket-te --format ulca]
+    python -m experiments.recipe_budget [--corpus ../shared/corpora/chai-bisket-te --format ulca]
         [--recipes today cpu ...] [--budget-minutes 30 | --budget-steps N]
         [--work /tmp/telucodec-recipes] [--out docs/recipes] [--extra-corpus DIR [--extra-format F]]
         [--params params.yaml [more.yaml ...]] [--recipe-dir workflow/recipes] [--max-utterances N]
@@ -35,9 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.stage_runs import ROOT, load_yaml, run_stage, write_params
 from codec.evaluation.spectrum import BAND_LIMIT_DB, HIGH_BAND_LIMIT_DB, RIPPLE_LIMIT_DB
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
+from experiments.stage_runs import ROOT, load_yaml, run_stage, write_params
 from pipeline.params import merge_params as merge
 
 RECIPES = ROOT / "workflow" / "recipes"
@@ -371,7 +371,7 @@ def overlap_rates(codec: Any) -> list[float]:
 
 
 def validation_curve(plots: Path, levels: int) -> list[dict[str, float]]:
-    from benchmarks.stage_runs import read_series
+    from experiments.stage_runs import read_series
 
     series = {name: read_series(plots, f"valid/{name}") for name in ("snr_db", "si_snr_db", "mel_distance")}
     used = [read_series(plots, f"valid/vq/used_fraction/{level:02d}") for level in range(levels)]
@@ -554,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint-every",
         type=int,
-        help="validate and checkpoint every N steps and keep every checkpoint (for benchmarks.scaling_curve)",
+        help="validate and checkpoint every N steps and keep every checkpoint (for experiments.scaling_curve)",
     )
     parser.add_argument(
         "--init-from",
