@@ -37,8 +37,9 @@ class EvaluateConfig:
     # original: about 2.5 s of one core per clip under 9 s (7 windows of its repetition); 0 = off.
     dnsmos_utterances: int = 10
     # Speaker similarity of every system to the original on every scored utterance (cosine of Resemblyzer's GE2E
-    # speaker embeddings, codec/evaluation/speaker.py); False leaves it NaN (null in metrics.json).
-    speaker_similarity: bool = True
+    # speaker embeddings, codec/evaluation/speaker.py); False leaves it NaN (null in metrics.json). Off by default:
+    # on 2 cores it adds about a third to evaluate's time (a 3-layer LSTM over 1.6 s windows of every version).
+    speaker_similarity: bool = False
 
     def __post_init__(self) -> None:
         problems = [

@@ -41,6 +41,7 @@ def _setup(tmp_path, repo_root):
         examples=1,
         device="cpu",
         dnsmos_utterances=1,
+        speaker_similarity=True,
         extra_corpora=[{"name": "absent", "path": str(tmp_path / "no-corpus")}],
     )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -94,8 +95,8 @@ def test_cli_writes_the_report(tmp_path, repo_root, tiny_shards):
     metrics = json.loads((reports / "metrics.json").read_text())
     assert sorted(metrics["test"]["codec"]) == ["q1", "q4"]  # 12 levels clipped to the model's 4
     assert sorted(metrics["test"].get("opus", {})) == (["6kbps"] if HAS_OPUS else [])
-    # Speaker similarity, on by default, for every system: Opus scored, this untrained codec's silence not (the
-    # shipped codec's test below is scored).
+    # Speaker similarity for every system: Opus scored, this untrained codec's silence not (the shipped codec's test
+    # below is scored).
     assert all(0 < s["speaker_similarity"] <= 1 for s in metrics["test"].get("opus", {}).values())
     assert all("speaker_similarity" in s for s in metrics["test"]["codec"].values())
     timings = json.loads((tmp_path / "reports" / "timings" / "evaluate.json").read_text())
