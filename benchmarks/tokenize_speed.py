@@ -39,6 +39,7 @@ import yaml
 from codec.data.shards import iter_segments, read_manifest, split_files
 from codec.formats.tokens import TokenDataset
 from codec.runtime.cpus import available_cpus
+from workflow.lib.dvc_stages import stage_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,26 +77,10 @@ def tokens_of(out: Path) -> tuple[int, int]:
 
 
 def tokenize_stage(model: Path, shards: Path, params: Path, out: Path) -> float:
+    """The tokenize stage's command as dvc.yaml writes it, with these paths."""
     shutil.rmtree(out, ignore_errors=True)
-    return run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.tokenize",
-            "--model",
-            str(model),
-            "--shards",
-            str(shards),
-            "--out",
-            str(out),
-            "--stats",
-            str(out / "stats.json"),
-            "--skipped",
-            str(out / "skipped.csv"),
-            "--params",
-            str(params),
-        ]
-    )
+    paths = {"model": model, "shards": shards, "out": out, "stats": out / "stats.json", "skipped": out / "skipped.csv"}
+    return run([sys.executable, "-m", *stage_command(ROOT / "dvc.yaml", "tokenize", **paths, params=params)])
 
 
 def cli_batch(model: Path, wavs: Path, out: Path) -> float:

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from experiments.recipe_budget import RECIPES, base_params, build_parser, prepare_corpus, recipe_params, seed_path
-from experiments.stage_runs import ROOT, run_stage, write_params
+from experiments.stage_runs import ROOT, run_stage, seed_args, train_args, write_params
 from pipeline.params import merge_params as merge
 
 
@@ -53,46 +53,18 @@ def check_code_paths(args: argparse.Namespace, cuda: bool) -> dict:
             }
         },
     )
-    write_params(data, work / "params.yaml", f"recipe {args.recipe}")
-    p = ["--params", str(work / "params.yaml")]
+    params = work / "params.yaml"
+    write_params(data, params, f"recipe {args.recipe}")
     seed = seed_path(args.work, recipe)  # the budget run's seed when it ran first (same seed sections)
     run_stage(
-        [
-            "pipeline.seed_codebooks",
-            "--shards",
-            str(shards),
-            "--out",
-            str(seed),
-            "--metrics",
-            str(seed.with_suffix(".json")),
-            *p,
-        ],
+        seed_args(shards, seed, params),
         done=seed,
         log=seed.with_suffix(".log"),
     )
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "1",
-        "-m",
-        "pipeline.train",
-        "--shards",
-        str(shards),
-        "--init",
-        str(seed),
-        "--checkpoints",
-        str(work / "checkpoints"),
-        "--out",
-        str(work / "codec.safetensors"),
-        "--live",
-        str(work / "train"),
-        "--timings",
-        str(work / "timings.json"),
-        *p,
-    ]
+    # The train stage's own command (dvc.yaml's flags) under torchrun x1, not through workflow/launch-train.sh,
+    # which would run one plain process on one GPU.
+    train = train_args(shards, seed, work, params)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", *train]
     print("$ " + " ".join(command[2:]), flush=True)
     subprocess.run(command, check=True, cwd=ROOT, timeout=args.paths_timeout)
     return json.loads((work / "timings.json").read_text())

@@ -37,7 +37,16 @@ from typing import Any
 
 from codec.evaluation.spectrum import BAND_LIMIT_DB, HIGH_BAND_LIMIT_DB, RIPPLE_LIMIT_DB
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
-from experiments.stage_runs import ROOT, load_yaml, run_stage, write_params
+from experiments.stage_runs import (
+    ROOT,
+    evaluate_args,
+    load_yaml,
+    prepare_args,
+    run_stage,
+    seed_args,
+    train_args,
+    write_params,
+)
 from pipeline.params import merge_params as merge
 
 RECIPES = ROOT / "workflow" / "recipes"
@@ -133,19 +142,9 @@ def init_weights(export: Path, work: Path, model: dict[str, Any] | None = None) 
 def prepare_corpus(base: dict[str, Any], work: Path) -> Path:
     """The prepare stage on the base params' corpus, once (kept on re-runs); returns the shards folder."""
     write_params(base, work / "params.yaml")
-    shards = work / "shards"
+    shards = work / "shards"  # where prepare_args(..., work, ...) writes them
     run_stage(
-        [
-            "pipeline.prepare",
-            "--out",
-            str(shards),
-            "--stats",
-            str(work / "stats.json"),
-            "--rejected",
-            str(work / "rejected.csv"),
-            "--params",
-            str(work / "params.yaml"),
-        ],
+        prepare_args(base["prepare"]["corpus"], work, work / "params.yaml"),
         done=shards / "manifest.json",
         log=work / "prepare.log",
     )
@@ -176,26 +175,7 @@ def calibrate(
         },
     )
     write_params(short, scratch / "params.yaml", f"recipe {name}")
-    run_stage(
-        [
-            "pipeline.train",
-            "--shards",
-            str(shards),
-            "--init",
-            str(seed()),
-            "--checkpoints",
-            str(scratch / "ckpt"),
-            "--out",
-            str(scratch / "codec.safetensors"),
-            "--live",
-            str(scratch / "live"),
-            "--timings",
-            str(scratch / "timings.json"),
-            "--params",
-            str(scratch / "params.yaml"),
-        ],
-        log=scratch / "train.log",
-    )
+    run_stage(train_args(shards, seed(), scratch, scratch / "params.yaml"), log=scratch / "train.log")
     timings = json.loads((scratch / "timings.json").read_text())
     seconds = data["train"]["batch_size"] / timings["examples_per_second"]
     write_json_atomic(done, {"seconds_per_step": seconds, "steps_timed": steps})
@@ -220,23 +200,13 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     seed_params = write_params(data, work / "seed-params.yaml", f"recipe {name}")
     # --init-from: every recipe fine-tunes the same trained codec, laid out as the recipe's model section says
     seed = init_weights(args.init_from, args.work, data.get("model")) if args.init_from else seed_path(args.work, data)
-    model = work / "codec.safetensors"
+    model = work / "codec.safetensors"  # where train_args(..., work, ...) writes it
 
     def ensure_seed() -> Path:
         if args.init_from:
             return seed
         run_stage(
-            [
-                "pipeline.seed_codebooks",
-                "--shards",
-                str(shards),
-                "--out",
-                str(seed),
-                "--metrics",
-                str(seed.with_suffix(".json")),
-                "--params",
-                str(work / "seed-params.yaml"),
-            ],
+            seed_args(shards, seed, work / "seed-params.yaml"),
             done=seed,
             log=seed.with_suffix(".log"),
         )
@@ -261,27 +231,11 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     keep = {"keep_last": steps // every + 1} if args.checkpoint_every else {}  # all of them: the scaling curve's
     data = merge(data, {"train": {"steps": steps, "validate_every": every, "checkpoint_every": every, **keep}})
     params = write_params(data, work / "params.yaml", f"recipe {name}")
-    p = ["--params", str(work / "params.yaml")]
     t0 = time.perf_counter()
     if not model.is_file():
         ensure_seed()
     run_stage(
-        [
-            "pipeline.train",
-            "--shards",
-            str(shards),
-            "--init",
-            str(seed),
-            "--checkpoints",
-            str(work / "checkpoints"),
-            "--out",
-            str(model),
-            "--live",
-            str(work / "train"),
-            "--timings",
-            str(work / "timings.json"),
-            *p,
-        ],
+        train_args(shards, seed, work, work / "params.yaml"),
         done=model,
         log=work / "train.log",
     )
@@ -289,26 +243,7 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
         write_json_atomic(work / "train-wall.json", {"seconds": time.perf_counter() - t0})
     evaluation = work / "eval"
     run_stage(
-        [
-            "pipeline.evaluate",
-            "--model",
-            str(model),
-            "--shards",
-            str(shards),
-            "--metrics",
-            str(evaluation / "metrics.json"),
-            "--scores",
-            str(evaluation / "scores"),
-            "--plots",
-            str(evaluation / "rate_distortion"),
-            "--out-dir",
-            str(evaluation / "eval"),
-            "--html",
-            str(evaluation / "index.html"),
-            "--timings",
-            str(evaluation / "timings.json"),
-            *p,
-        ],
+        evaluate_args(model, shards, evaluation, work / "params.yaml"),
         done=evaluation / "metrics.json",
         log=work / "evaluate.log",
     )

@@ -39,8 +39,8 @@ import numpy as np
 from codec.formats.weights import save_codec_weights
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
 from codec.train import checkpoint as ckpt
+from experiments.stage_runs import ROOT, evaluate_args
 
-ROOT = Path(__file__).resolve().parents[1]
 LEVELS = {"6 kbps": "q12", "3 kbps": "q6", "1.5 kbps": "q3"}
 METRICS = [("pesq_wb", "PESQ-WB"), ("stoi", "STOI"), ("mel_distance", "mel distance")]
 # What each metric can reach: the ceiling (PESQ-WB's MOS-LQO mapping, STOI) or the floor (a distance).
@@ -63,29 +63,7 @@ def score(run: Path, step: int, shards: Path) -> dict[str, Any]:
     metrics = folder / "metrics.json"
     if not metrics.is_file():
         weights = checkpoint_weights(run, step, folder / "codec.safetensors")
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipeline.evaluate",
-            "--model",
-            str(weights),
-            "--shards",
-            str(shards),
-            "--metrics",
-            str(metrics),
-            "--scores",
-            str(folder / "scores"),
-            "--plots",
-            str(folder / "rd"),
-            "--out-dir",
-            str(folder / "eval"),
-            "--html",
-            str(folder / "index.html"),
-            "--timings",
-            str(folder / "timings.json"),
-            "--params",
-            str(run / "params.yaml"),
-        ]
+        cmd = [sys.executable, "-m", *evaluate_args(weights, shards, folder, run / "params.yaml", plots="rd")]
         print("$ " + " ".join(cmd[2:4]) + f" ({run.name}, step {step})", flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
     return json.loads(metrics.read_text())["test"]

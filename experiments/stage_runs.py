@@ -1,5 +1,6 @@
 """Helpers of the experiments that run the pipeline's own stage commands on a corpus outside the DVC workspace:
-params files with overrides (validated like any params file), stage subprocesses, dvclive series."""
+stage command lines (dvc.yaml's, with other paths), params files with overrides (validated like any params
+file), stage subprocesses, dvclive series."""
 
 from __future__ import annotations
 
@@ -14,8 +15,56 @@ import yaml
 from codec.config.convert import ConfigError
 from codec.runtime.io import write_text_atomic
 from pipeline.params import Params, params_from_dict
+from workflow.lib.dvc_stages import stage_command
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage_args(stage: str, **paths: str | Path | None) -> list[str]:
+    """``stage``'s command line as this checkout's dvc.yaml writes it, with these paths (and ``params=``,
+    ``timings=``...): the module and its arguments, what follows ``python -m``. Every experiment builds its stage
+    commands here, so a flag renamed in dvc.yaml reaches them all (``workflow.lib.dvc_stages.stage_command``;
+    the train stage's launcher script becomes ``pipeline.train``, run directly)."""
+    return stage_command(ROOT / "dvc.yaml", stage, **paths)
+
+
+# What each stage writes, as names inside the folder a driver gives it (flag keyword -> name).
+PREPARE_OUTS = {"out": "shards", "stats": "stats.json", "rejected": "rejected.csv"}
+TRAIN_OUTS = {"checkpoints": "checkpoints", "out": "codec.safetensors", "live": "train", "timings": "timings.json"}
+EVALUATE_OUTS = {
+    "metrics": "metrics.json",
+    "scores": "scores",
+    "out_dir": "eval",
+    "html": "index.html",
+    "timings": "timings.json",
+}
+
+
+def inside(folder: Path, names: dict[str, str]) -> dict[str, Path]:
+    return {key: folder / name for key, name in names.items()}
+
+
+def prepare_args(corpus: str | Path, folder: Path, params: Path) -> list[str]:
+    """The prepare stage on ``corpus`` with ``params``, writing in ``folder`` (:data:`PREPARE_OUTS`)."""
+    return stage_args("prepare", corpus_dir=corpus, **inside(folder, PREPARE_OUTS), params=params)
+
+
+def seed_args(shards: Path, seed: Path, params: Path) -> list[str]:
+    """The seed_codebooks stage on ``shards`` with ``params``: weights to ``seed``, its metrics beside them (.json)."""
+    return stage_args("seed_codebooks", shards=shards, out=seed, metrics=seed.with_suffix(".json"), params=params)
+
+
+def train_args(shards: Path, init: Path, folder: Path, params: Path) -> list[str]:
+    """The train stage from ``init`` on ``shards`` with ``params``, writing in ``folder`` (:data:`TRAIN_OUTS`)."""
+    return stage_args("train", shards=shards, init=init, **inside(folder, TRAIN_OUTS), params=params)
+
+
+def evaluate_args(model: Path, shards: Path, folder: Path, params: Path, plots: str = "rate_distortion") -> list[str]:
+    """The evaluate stage scoring ``model`` on the test split of ``shards`` with ``params``, writing in ``folder``
+    (:data:`EVALUATE_OUTS`, the rate-distortion CSVs in ``folder/plots``); no code statistics (no tokenize stage
+    ran beside it)."""
+    outs = inside(folder, {**EVALUATE_OUTS, "plots": plots})
+    return stage_args("evaluate", model=model, shards=shards, **outs, tokens_stats=None, params=params)
 
 
 def set_dotted(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -53,8 +102,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 def run_stage(args: list[str], done: Path | None = None, log: Path | None = None) -> None:
-    """``python -m <args>`` from the repository root; skipped when ``done`` exists. With ``log`` the
-    output goes to that file (and the file is named when the stage fails)."""
+    """``python -m <args>`` (:func:`stage_args`) from the repository root; skipped when ``done`` exists. With ``log``
+    the output goes to that file (and the file is named when the stage fails)."""
     if done is not None and done.exists():
         print(f"kept {done}", flush=True)
         return

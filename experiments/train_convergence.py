@@ -22,7 +22,17 @@ import sys
 from pathlib import Path
 
 from codec.runtime.io import atomic_path, write_json_atomic
-from experiments.stage_runs import ROOT, load_yaml, read_series, run_stage, set_dotted, write_params
+from experiments.stage_runs import (
+    ROOT,
+    load_yaml,
+    prepare_args,
+    read_series,
+    run_stage,
+    seed_args,
+    set_dotted,
+    train_args,
+    write_params,
+)
 
 USED_FLOOR = 0.5  # lowest acceptable fraction of a level's entries used over a validation pass
 
@@ -108,52 +118,12 @@ def main() -> None:
     overrides = [f"prepare.corpus={args.corpus.resolve()}", f"prepare.format={args.format}", *args.set]
     params_path = work / "params.yaml"
     params = write_params(set_dotted(load_yaml(args.params), overrides), params_path, "--set")
-    p = ["--params", str(params_path)]
     shards, seed, live = work / "shards", work / "seed.safetensors", work / "train"
-    run_stage(
-        [
-            "pipeline.prepare",
-            "--out",
-            str(shards),
-            "--stats",
-            str(work / "stats.json"),
-            "--rejected",
-            str(work / "rejected.csv"),
-            *p,
-        ],
-        done=shards / "manifest.json",
-    )
-    run_stage(
-        [
-            "pipeline.seed_codebooks",
-            "--shards",
-            str(shards),
-            "--out",
-            str(seed),
-            "--metrics",
-            str(work / "seed_codebooks.json"),
-            *p,
-        ],
-        done=seed,
-    )
-    run_stage(
-        [
-            "pipeline.train",
-            "--shards",
-            str(shards),
-            "--init",
-            str(seed),
-            "--checkpoints",
-            str(work / "checkpoints"),
-            "--out",
-            str(work / "codec.safetensors"),
-            "--live",
-            str(live),
-            "--timings",
-            str(work / "timings.json"),
-            *p,
-        ]
-    )
+    # The stages write into <work>: shards/ (prepare), seed.safetensors and seed.json, then checkpoints/,
+    # codec.safetensors, train/ (dvclive) and timings.json.
+    run_stage(prepare_args(params.prepare.corpus, work, params_path), done=shards / "manifest.json")
+    run_stage(seed_args(shards, seed, params_path), done=seed)
+    run_stage(train_args(shards, seed, work, params_path))
 
     plots = live / "plots" / "metrics"
     rows = validations(plots, params.quantizer.num_levels)

@@ -8,16 +8,15 @@ A package ``__init__.py`` that holds only its docstring runs no code, and need n
 """
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from scripts import module_map  # the import walk, shared with the README's module map
+from workflow.lib.dvc_stages import command_module
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT_MODULES = {"workflow/launch-train.sh": "pipeline.train"}  # a stage run by a script: its Python entry
 
 
 def import_closure(module: str) -> set[Path]:
@@ -31,11 +30,9 @@ def import_closure(module: str) -> set[Path]:
 
 
 def stage_module(cmd: str) -> str:
-    if m := re.search(r"python -m ([\w.]+)", cmd):
-        return m.group(1)
-    script = cmd.split()[0]
-    assert script in SCRIPT_MODULES, f"no entry module known for {script}: add it to SCRIPT_MODULES"
-    return SCRIPT_MODULES[script]
+    """The Python entry of a stage: ``python -m M``'s M, or the module a launcher script runs (dvc_stages'
+    SCRIPT_MODULES, which the experiments' stage commands use too)."""
+    return command_module(cmd)[0]
 
 
 def docstring_only(path: Path) -> bool:

@@ -110,6 +110,67 @@ def test_project_dvc_yaml_is_translatable():
     assert "${" not in " ".join(s.cmd + " ".join(s.deps) for s in stages.values())
 
 
+TRAIN_PATHS = {"shards": "S", "init": "I.safetensors", "checkpoints": "C", "out": "O.safetensors", "live": "L"}
+
+
+def test_the_train_command_is_dvc_yamls_with_the_paths_replaced():
+    """stage_command gives dvc.yaml's own flags, in its order, each with the path given for it; the launcher script
+    of the train stage becomes the module it runs (the callers run pipeline.train directly)."""
+    cmd = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["train"]["cmd"]
+    script, *words = cmd.split()
+    assert ds.SCRIPT_MODULES[script] == "pipeline.train"
+    expected = [
+        w if w.startswith("--") else TRAIN_PATHS[prev[2:].replace("-", "_")] for prev, w in zip([""] + words, words)
+    ]
+    assert ds.stage_command(ROOT / "dvc.yaml", "train", **TRAIN_PATHS) == ["pipeline.train", *expected]
+    # Options dvc.yaml does not pass but the module declares come after dvc.yaml's flags; None leaves a flag out.
+    full = ds.stage_command(ROOT / "dvc.yaml", "train", **TRAIN_PATHS, timings=Path("t.json"), params="p.yaml")
+    assert full == ["pipeline.train", *expected, "--timings", "t.json", "--params", "p.yaml"]
+    assert "--live" not in ds.stage_command(ROOT / "dvc.yaml", "train", **{**TRAIN_PATHS, "live": None})
+
+
+@pytest.mark.parametrize("stage", ["prepare", "seed_codebooks", "train", "export", "tokenize", "evaluate"])
+def test_every_pipeline_stage_command_can_be_built(stage):
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
+    module, words = ds.command_module(spec["cmd"])
+    flags = [w for w in words if w.startswith("--")]
+    paths = {flag[2:].replace("-", "_"): f"/elsewhere/{flag[2:]}" for flag in flags}
+    built = ds.stage_command(ROOT / "dvc.yaml", stage, **paths)
+    assert built[0] == module and built[1::2] == flags and built[2::2] == [f"/elsewhere/{f[2:]}" for f in flags]
+
+
+def test_a_flag_renamed_in_dvc_yaml_reaches_the_built_command_and_bad_keys_are_refused(tmp_path):
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "pipeline" / "train.py").write_text(
+        'p.add_argument("--shards")\np.add_argument("--dvclive")\np.add_argument("--params", default="params.yaml")\n'
+    )
+    path = write_dvc(
+        tmp_path,
+        {
+            "stages": {
+                "train": {"cmd": "workflow/launch-train.sh --shards data/shards --dvclive reports/train --fast"},
+                "odd": {"cmd": "bash run.sh --x y"},
+                "loose": {"cmd": "python -m pipeline.train data/shards"},
+            }
+        },
+    )
+    assert ds.stage_command(path, "train", shards="s", dvclive="l", params="p") == [
+        "pipeline.train", "--shards", "s", "--dvclive", "l", "--fast", "--params", "p"
+    ]  # fmt: skip
+    with pytest.raises(TypeError, match="no path given for --dvclive"):
+        ds.stage_command(path, "train", shards="s")
+    with pytest.raises(TypeError, match="pipeline.train has no option --live"):
+        ds.stage_command(path, "train", shards="s", dvclive="l", live="l")
+    with pytest.raises(TypeError, match="--fast is a switch"):
+        ds.stage_command(path, "train", shards="s", dvclive="l", fast="x")
+    with pytest.raises(ds.DvcTranslationError, match="no stage 'nope'"):
+        ds.stage_command(path, "nope")
+    with pytest.raises(ds.DvcTranslationError, match="which Python module"):
+        ds.stage_command(path, "odd", x="z")
+    with pytest.raises(ds.DvcTranslationError, match="is no --flag"):
+        ds.stage_command(path, "loose")
+
+
 def _stamp_setup(tmp_path, lock_train):
     out = tmp_path / "model.bin"
     out.write_bytes(b"weights")

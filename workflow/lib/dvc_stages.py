@@ -18,11 +18,16 @@ Translation rules (tests/workflow/test_workflow_parity.py checks them against DV
 - a stage's params sections are also written to a stamp file that is one more input of its rules
   (:func:`write_params_stamps`): Snakemake's params trigger needs its own metadata, which outputs built by
   ``dvc repro`` lack; the stamp's time tells Snakemake when the params changed, whichever engine built.
+
+The experiment drivers (``experiments/``), which run stages outside both engines, take each stage's command line
+from here too (:func:`stage_command`): dvc.yaml's module and flags with their own paths, never written again.
 """
 
+import ast
 import hashlib
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +140,90 @@ def read_dvc_stages(path: str | Path, config: Mapping[str, Any]) -> dict[str, Dv
         deps = tuple(interpolate(dep, config) for dep, _ in _entries(name, "deps", spec.get("deps")))
         stages[name] = DvcStage(name, interpolate(spec["cmd"], config), deps, tuple(outs), tuple(params))
     return stages
+
+
+# A stage whose dvc.yaml command is a launcher script: the Python module the script runs, with the same flags.
+SCRIPT_MODULES = {"workflow/launch-train.sh": "pipeline.train"}
+
+
+def command_module(cmd: str) -> tuple[str, list[str]]:
+    """(module, arguments) of a dvc.yaml command: ``python -m MODULE ARGS``, or ``SCRIPT ARGS`` for a launcher
+    script of :data:`SCRIPT_MODULES` (then the module it runs, with the same arguments)."""
+    words = shlex.split(cmd)
+    if len(words) >= 3 and words[0] in ("python", "python3") and words[1] == "-m":
+        return words[2], words[3:]
+    if words and words[0] in SCRIPT_MODULES:
+        return SCRIPT_MODULES[words[0]], words[1:]
+    raise DvcTranslationError(f"cannot tell which Python module the command {cmd!r} runs (SCRIPT_MODULES?)")
+
+
+def module_options(path: str | Path) -> set[str]:
+    """The options a command-line module declares (the string literals of its ``add_argument`` calls: ``--out``,
+    ``-o``, a positional's name), read from its source without importing it."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
+            found.update(a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
+    return found
+
+
+def stage_command(dvc_yaml: str | Path, stage: str, **paths: str | os.PathLike[str] | None) -> list[str]:
+    """``[module, *arguments]``, what follows ``python -m`` to run ``stage`` as ``dvc_yaml`` writes its command, with
+    other paths: the module and flags stay dvc.yaml's (a flag renamed there reaches every caller).
+
+    A keyword names a flag without its dashes, ``-`` as ``_`` (``out_dir`` for ``--out-dir``):
+
+    - every flag that dvc.yaml's command gives a value must be given one here: a path (it replaces dvc.yaml's,
+      in dvc.yaml's order), or None to leave the flag out (a file the caller has not got, e.g. evaluate's
+      ``--tokens-stats`` outside the pipeline); a flag dvc.yaml gives no value (a switch) is kept as it is;
+    - a keyword that is no flag of dvc.yaml's command is appended (``--params``, ``--timings``) when the stage's
+      module declares that option (:func:`module_options`, from ``<dvc.yaml's folder>/<module path>.py``);
+    - anything else is refused (TypeError), as is a missing value.
+
+    A stage run by a launcher script (train: ``workflow/launch-train.sh``) gives the module the script runs
+    (:data:`SCRIPT_MODULES`), so the caller runs ``python -m pipeline.train`` directly with the same flags: one
+    process (or its own ``torchrun``), not the launcher's choice of GPUs.
+    """
+    dvc_yaml = Path(dvc_yaml)
+    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    if stage not in stages:
+        raise DvcTranslationError(f"{dvc_yaml}: no stage {stage!r} (have {sorted(stages)})")
+    cmd = stages[stage].get("cmd")
+    if not isinstance(cmd, str):
+        raise DvcTranslationError(f"stage {stage}: cmd must be one string")
+    module, words = command_module(cmd)
+    given = {f"--{key.replace('_', '-')}": None if v is None else os.fspath(v) for key, v in paths.items()}
+    out, used = [module], set()
+    i = 0
+    while i < len(words):
+        flag = words[i]
+        if not flag.startswith("--"):
+            raise DvcTranslationError(f"stage {stage}: {flag!r} in {cmd!r} is no --flag or a flag's value")
+        has_value = i + 1 < len(words) and not words[i + 1].startswith("--")
+        if not has_value:
+            if flag in given:
+                raise TypeError(f"stage {stage}: {flag} is a switch in dvc.yaml, not a path to replace")
+            out.append(flag)
+            i += 1
+            continue
+        if flag not in given:
+            raise TypeError(f"stage {stage}: no path given for {flag} (dvc.yaml: {words[i + 1]}; None leaves it out)")
+        used.add(flag)
+        value = given[flag]
+        if value is not None:
+            out += [flag, value]
+        i += 2
+    extra = [flag for flag in given if flag not in used]
+    if extra:
+        declared = module_options(dvc_yaml.parent / Path(*module.split(".")).with_suffix(".py"))
+        unknown = [flag for flag in extra if flag not in declared]
+        if unknown:
+            raise TypeError(f"stage {stage}: {module} has no option {', '.join(unknown)}")
+        for flag in extra:
+            value = given[flag]
+            if value is not None:
+                out += [flag, value]
+    return out
 
 
 def package_files(folder: str | Path) -> list[str]:
