@@ -65,10 +65,11 @@ clean-env:
 
 # Workflow checks, too slow for `make test` (minutes each; tiny config in workflow/params-tiny.yaml): the tests
 # marked `check` in tests/workflow/checks/test_checks.py (their docstring says what each proves).
-#   make check-rebuild / check-parity / check-recovery / check-remote / check-multinode / test-slurm[-multinode]
+#   make check-rebuild / check-parity / check-recovery / check-remote / check-multinode / check-lean /
+#   test-slurm[-multinode]
 #   make report-diff     metrics/params of the workspace against BASE (default main), as Markdown
 .PHONY: check-rebuild check-parity check-recovery check-remote check-multinode test-slurm test-slurm-multinode \
-	report-diff
+	check-lean report-diff
 BASE ?= main
 CHECKS := $(BIN)/python -m pytest -m check -s -q tests/workflow/checks/test_checks.py
 
@@ -83,6 +84,10 @@ check-recovery: env
 
 check-remote: env
 	$(CHECKS) -k test_a_dvc_remote
+
+# The wheel alone (no extras) in a fresh environment outside the checkout: CLI and Python API on a real clip.
+check-lean: env
+	$(BIN)/python -m pytest -m check -s -q tests/test_packaging.py
 
 check-multinode: env
 	$(CHECKS) -k test_two_simulated_nodes

@@ -5,7 +5,8 @@
 - every ``telucodec <command>`` run in a fenced code block (or in an inline code span that starts with it) names a
   real subcommand of ``codec.cli.main.build_parser()``, and every ``python -m X`` names a module that
   ``importlib.util.find_spec`` finds as a file (nothing is run);
-- README.md stays a front page: at most 250 lines.
+- README.md stays a front page: at most 250 lines;
+- the Python examples of README.md and docs/python.md run as written (with the shipped codec).
 """
 
 from __future__ import annotations
@@ -212,3 +213,31 @@ def test_the_checks_catch_what_they_should(tmp_path: Path) -> None:
         "README.md:8: python -m pipeline.nothing_here: no module 'pipeline.nothing_here' to run",
         "README.md:10: telucodec squash x: no telucodec command 'squash' (known: decode, encode)",
     ], commands
+
+
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+EXAMPLE_PAGES = [ROOT / "README.md", ROOT / "docs" / "python.md"]  # the API's examples; other pages sketch
+PYTHON_EXAMPLES = [
+    (path, number)
+    for path in EXAMPLE_PAGES
+    for number, _ in enumerate(PYTHON_BLOCK.findall(path.read_text(encoding="utf-8")))
+]
+
+
+@pytest.mark.parametrize(
+    "path, number", PYTHON_EXAMPLES, ids=[f"{p.relative_to(ROOT)}-{n}" for p, n in PYTHON_EXAMPLES]
+)
+def test_python_examples_run(path: Path, number: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ```python block of the docs runs as written (its own asserts say what it must give), in a folder
+    whose ``talk.wav`` is 2 s of a 44.1 kHz stereo tone, what the examples read."""
+    if not (ROOT / "pretrained" / "telucodec-te" / "telucodec-te.safetensors").is_file():
+        pytest.skip("the shipped codec is not in this checkout")
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(2 * 44100) / 44100
+    tone = 0.2 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 4 * t)) / 2
+    sf.write(tmp_path / "talk.wav", np.stack([tone, 0.5 * tone], axis=1), 44100)
+    monkeypatch.chdir(tmp_path)
+    source = PYTHON_BLOCK.findall(path.read_text(encoding="utf-8"))[number]
+    exec(compile(source, f"{path.relative_to(ROOT)} (python block {number})", "exec"), {"__name__": "__doc_example__"})

@@ -72,6 +72,10 @@ def _export_onnx(args: argparse.Namespace) -> int:
     from codec.api import model_path
     from codec.formats.onnx import export_onnx
 
+    try:  # the writer's extra (pip install 'telucodec[onnx]'): running the graphs needs only onnxruntime
+        import onnx  # noqa: F401
+    except ModuleNotFoundError:
+        raise CliError("export-onnx needs the onnx package: pip install 'telucodec[onnx]'") from None
     model = load_export_file(model_path(args.model), "EXPORT")
     info = export_onnx(model, args.outdir, int8=args.int8)
     sizes = ", ".join(f"{name} ({(info.folder / name).stat().st_size / 1e6:.1f} MB)" for name in info.files.values())
