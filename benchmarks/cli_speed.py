@@ -58,7 +58,7 @@ def _timed(argv: list[str]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--batch-clips", type=int, default=42)
     parser.add_argument("--clip-seconds", type=float, default=4.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = load_params(args.params)
     torch.set_num_threads(1)
     torch.manual_seed(params.seed)
@@ -91,8 +91,8 @@ def main() -> None:
             f"{codec.num_levels} levels x {params.quantizer.codebook_size}), {args.seconds:g} s input at "
             f"{args.input_rate} Hz x {args.channels} ch, 1 thread, best of {args.repeats}"
         )
-        for name, argv in runs.items():
-            times = [_timed(argv) for _ in range(args.repeats)]
+        for name, command in runs.items():
+            times = [_timed(command) for _ in range(args.repeats)]
             wall, cpu = min(t[0] for t in times), min(t[1] for t in times)
             print(
                 f"  {name}: {wall:.3f} s wall ({args.seconds / wall:.0f}x real time), "

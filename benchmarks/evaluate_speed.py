@@ -37,13 +37,13 @@ def speechlike(seconds: float, rate: int, seed: int) -> np.ndarray:
     return (0.25 * voiced * envelope + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="trained weights (default: an untrained codec of params.yaml)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--utterances", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = load_params(args.params)
     torch.manual_seed(params.seed)
     codec = load_codec(args.model) if args.model else build_codec(params.model, params.quantizer, params.sample_rate)

@@ -79,7 +79,7 @@ def child(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hours", type=float, default=20.0)
     ap.add_argument("--window", type=int, default=2, help="row groups a worker keeps in the bounded mode")
@@ -90,7 +90,7 @@ def main() -> None:
         help="batches drawn per mode (default: more than an epoch, so both decode every row group)",
     )
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it (a second run reuses the corpus)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="telucodec-loader-"))
     corpus, out = work / "corpus", work / "prepared"
     try:

@@ -89,12 +89,12 @@ def report(name: str, seconds: float, wall: float, cpu: float, rejected: int) ->
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=1.0, help="hours of audio per input rate")
     ap.add_argument("--rates", type=int, nargs="+", default=[22050, 44100])
     ap.add_argument("--workers", type=int, default=0, help="0 = all cores")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     print(f"prepare speed, target {TARGET_RATE} Hz, soxr HQ, zstd Parquet, workers={args.workers or 'all'}")
     with tempfile.TemporaryDirectory(prefix="prepare_speed_") as tmp:
         for rate in args.rates:

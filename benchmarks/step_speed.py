@@ -139,13 +139,13 @@ def loss_terms(variant: Variant, steps: int) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="cpu-handover")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     params = recipe_params(args.recipe)
     x = speech_batch(params.train.batch_size, round(params.train.segment_seconds * params.sample_rate))
     variants = []

@@ -64,12 +64,12 @@ def chunk_times(codec: Codec, audio: np.ndarray, chunk: int) -> tuple[list[float
     return enc_times, dec_times
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=Path, nargs="*", help="causal exports (default: the causal recipes' models)")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--chunks-ms", type=float, nargs="+", default=[20.0, 40.0, 80.0])
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
     models = (
         [(p.name, load_export(p).codec) for p in args.models]
@@ -88,7 +88,7 @@ def main() -> None:
         for ms in args.chunks_ms:
             chunk = round(ms / 1000 * codec.sample_rate)
             if chunk % codec.hop_length:
-                raise SystemExit(f"error: {ms} ms is no multiple of the {latency.frame_ms:g} ms frame")
+                raise SystemExit(f"error: {ms:g} ms is no multiple of the {latency.frame_ms:g} ms frame")
             for side, times in zip(("encode", "decode"), chunk_times(codec, audio, chunk)):
                 t = np.asarray(times) * 1000
                 p50, p99 = np.percentile(t, 50), np.percentile(t, 99)

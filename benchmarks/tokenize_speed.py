@@ -164,14 +164,14 @@ def read_speed(files: list[Path], levels: int | None, nested: bool = False) -> t
     return rows / seconds, tokens / seconds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shards", type=Path, default=ROOT / "data" / "shards")
     ap.add_argument("--models", type=Path, nargs="+", default=[ROOT / "models" / "telucodec.safetensors"])
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--skip-snakemake", action="store_true", help="leave out the Snakemake scaling runs")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for path in [args.shards / "manifest.json", *args.models]:
         if not path.is_file():
             raise SystemExit(f"error: {path}: not found (run `make run` first, or pass --shards / --models)")

@@ -62,13 +62,13 @@ def train_rate(shards: Path, init: Path, params, steps: int, device: str) -> tup
     return result.examples_per_second, result.data_wait_fraction
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=Path, help="prepared shard folder (default: synthesize one)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--steps", type=int, default=20, help="training steps timed per device")
     parser.add_argument("--batches", type=int, default=200, help="loader batches timed")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = load_params(args.params)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
