@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from codec.config.model import Activation
+from codec.model.layer import ELU, Pointwise
 
 
-class Snake1d(nn.Module):
+class Snake1d(Pointwise):
     """``x + sin^2(alpha x) / alpha`` over ``[B, C, T]``; parameter ``alpha [1, C, 1]``, initialised to 1.
 
     ``alpha`` sets the frequency of the periodic part (and ``1 / alpha`` its height): small values
@@ -34,9 +35,9 @@ class Snake1d(nn.Module):
 
 
 def activation(kind: Activation, channels: int) -> nn.Module:
-    """A fresh activation module of ``kind`` for ``channels`` channels."""
+    """A fresh activation module of ``kind`` for ``channels`` channels (a pointwise streaming layer)."""
     if kind == "elu":
-        return nn.ELU()
+        return ELU()
     if kind == "snake":
         return Snake1d(channels)
     raise ValueError(f"unknown activation {kind!r}; expected 'elu' or 'snake'")

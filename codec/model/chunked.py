@@ -11,29 +11,27 @@ A signal of at most one chunk is processed in a single call, bit-identical to
 
 Chunk starts are multiples of ``hop_length``, hence of every partial stride product, so the
 strided convolutions see the same sample phase as in the whole-signal pass.
+
+The receptive field is what the encoder and decoder say it is: every layer reports its reach
+(:meth:`codec.model.layer.StreamingLayer.reach`) and containers compose their layers'; this module knows no layer type.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from fractions import Fraction
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from codec.model.activations import Snake1d
 from codec.model.codec import Codec
-from codec.model.seanet import SConv1d, SConvTranspose1d
-from codec.model.vocos import VocosDecoder
+from codec.model.layer import reach_of
 
-# Modules that act on each time step alone (no temporal reach).
-_POINTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Identity, nn.Dropout, Snake1d)
 # Audio per chunk of the CLI, the Python API and tokenize: it bounds memory; the codes do not depend on it.
 DEFAULT_CHUNK_SECONDS = 20.0
-# Used when the reach is unbounded or unknown (an LSTM, a module type this file does not know):
+# Used when the reach is unbounded or unknown (an LSTM, a module without the layer protocol):
 # chunked output then only approximates the whole-signal output near chunk borders.
 FALLBACK_CONTEXT_FRAMES = 50
 
@@ -61,52 +59,15 @@ class Context(NamedTuple):
     exact: bool
 
 
-def _reach(module: nn.Module) -> tuple[Fraction, Fraction] | None:
-    """``(span, step)`` of a time-axis module: an output step depends on input positions spanning at
-    most ``span`` input steps around it, and one output step is ``step`` input steps.
-    None when unbounded or unknown."""
-    if isinstance(module, SConv1d):
-        conv = module.conv
-        return Fraction((conv.kernel_size[0] - 1) * conv.dilation[0]), Fraction(conv.stride[0])
-    if isinstance(module, SConvTranspose1d):
-        conv = module.convtr
-        stride = conv.stride[0]
-        # An output sample sums at most ceil((k - 1) / s) + 1 neighbouring inputs; the trimming
-        # shifts the window by under one input step, hence the + 1.
-        return Fraction(math.ceil((conv.kernel_size[0] - 1) / stride) + 1), Fraction(1, stride)
-    if isinstance(module, _POINTWISE):
-        return Fraction(0), Fraction(1)
-    if isinstance(module, VocosDecoder):
-        return Fraction(module.span_frames), Fraction(1, module.hop_length)
-    if isinstance(module, nn.Sequential):
-        return _chain(module)
-    if hasattr(module, "block") and isinstance(module.block, nn.Sequential):  # residual unit: x + block(x)
-        return _chain(module.block)
-    if hasattr(module, "model") and isinstance(module.model, nn.Sequential):  # SEANet encoder/decoder
-        return _chain(module.model)
-    return None
-
-
-def _chain(layers: nn.Sequential) -> tuple[Fraction, Fraction] | None:
-    span, step = Fraction(0), Fraction(1)
-    for layer in layers:
-        reach = _reach(layer)
-        if reach is None:
-            return None
-        span += reach[0] * step
-        step *= reach[1]
-    return span, step
-
-
 def receptive_context(codec: Codec | Runner) -> Context:
     """Context frames for :func:`encode_waveform` and :func:`decode_codes` (one extra frame of margin).
 
     The span is counted on both sides, which is generous for centred padding and exact for causal.
     """
-    encoder, decoder = _reach(codec.encoder), _reach(codec.decoder)
+    encoder, decoder = reach_of(codec.encoder), reach_of(codec.decoder)  # spans in samples and in code frames
     exact = encoder is not None and decoder is not None
-    enc = math.ceil(encoder[0] / codec.hop_length) + 1 if encoder else FALLBACK_CONTEXT_FRAMES
-    dec = math.ceil(decoder[0]) + 1 if decoder else FALLBACK_CONTEXT_FRAMES
+    enc = math.ceil(encoder.span / codec.hop_length) + 1 if encoder else FALLBACK_CONTEXT_FRAMES
+    dec = math.ceil(decoder.span) + 1 if decoder else FALLBACK_CONTEXT_FRAMES
     return Context(enc, dec, exact)
 
 

@@ -4,11 +4,15 @@ Shapes: the encoder maps a waveform ``[B, 1, T]`` to latents ``[B, D, ceil(T / h
 the decoder maps ``[B, D, F]`` back to ``[B, 1, F * hop]``. ``hop = prod(strides)``.
 Every convolution is weight-normalised; strided convolutions use kernel ``2 * stride``.
 Padding is either causal (all on the left, for streaming) or split around the centre.
+Every layer implements :class:`codec.model.layer.StreamingLayer`: its reach, and its step with its own state when
+causal (the last ``kernel - stride`` inputs of a convolution, the overlapping outputs of a transposed one, an LSTM's
+hidden and cell states).
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -17,6 +21,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from codec.config.model import ModelConfig
 from codec.model.activations import Activation, activation
+from codec.model.layer import NotCausal, Reach, Sequential, State, StreamingLayer, kept_inputs_step
 
 
 def pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
@@ -46,8 +51,12 @@ def _init_conv(conv: nn.Conv1d | nn.ConvTranspose1d, fan_in: float) -> nn.Module
     return conv
 
 
-class SConv1d(nn.Module):
-    """Weight-normalised Conv1d that pads itself so that ``T_out = ceil(T_in / stride)``."""
+class SConv1d(StreamingLayer):
+    """Weight-normalised Conv1d that pads itself so that ``T_out = ceil(T_in / stride)``.
+
+    Streaming (causal, zero padding): the state is the last ``kernel - stride`` inputs ``[1, in_ch, keep]``; a chunk's
+    length must be a multiple of the stride.
+    """
 
     def __init__(
         self,
@@ -83,9 +92,37 @@ class SConv1d(nn.Module):
             right += extra
         return conv(pad1d(x, left, right, self.pad_mode))
 
+    def _keep(self) -> int:
+        conv = self.conv
+        return (conv.kernel_size[0] - 1) * conv.dilation[0] + 1 - conv.stride[0]
 
-class SConvTranspose1d(nn.Module):
-    """Weight-normalised ConvTranspose1d trimmed so that ``T_out = T_in * stride``."""
+    def reach(self) -> Reach | None:
+        conv = self.conv
+        return Reach(Fraction((conv.kernel_size[0] - 1) * conv.dilation[0]), Fraction(conv.stride[0]))
+
+    def init_state(self) -> State:
+        if not self.causal or self.pad_mode != "constant":
+            raise NotCausal("a convolution is not causal with zero padding: the model cannot stream")
+        keep = self._keep()
+        return [self.conv.weight.new_zeros(1, self.conv.in_channels, keep)] if keep else []
+
+    def state_size(self) -> int:
+        return 1 if self._keep() else 0
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        stride = self.conv.stride[0]
+        if x.shape[-1] % stride:
+            raise ValueError(f"a chunk of {x.shape[-1]} frames is no multiple of the stride {stride}")
+        # The kept inputs are exactly the causal left padding the offline pass gives this chunk's first window.
+        return kept_inputs_step(self.conv, x, state, self._keep())
+
+
+class SConvTranspose1d(StreamingLayer):
+    """Weight-normalised ConvTranspose1d trimmed so that ``T_out = T_in * stride``.
+
+    Streaming (causal): the state is the ``kernel - stride`` outputs ``[1, out_ch, keep]`` that overlap the next
+    chunk's, held without the bias (which every output sample gets once) and added to them.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int, causal: bool = False):
         super().__init__()
@@ -102,8 +139,37 @@ class SConvTranspose1d(nn.Module):
         left = padding_total - right
         return y[..., left : y.shape[-1] - right]
 
+    def reach(self) -> Reach | None:
+        convtr = self.convtr
+        stride = convtr.stride[0]
+        # An output sample sums at most ceil((k - 1) / s) + 1 neighbouring inputs; the trimming
+        # shifts the window by under one input step, hence the + 1.
+        return Reach(Fraction(math.ceil((convtr.kernel_size[0] - 1) / stride) + 1), Fraction(1, stride))
 
-class ResidualUnit(nn.Module):
+    def _keep(self) -> int:
+        return self.convtr.kernel_size[0] - self.convtr.stride[0]
+
+    def init_state(self) -> State:
+        if not self.causal:
+            raise NotCausal("a transposed convolution is not causal: the model cannot stream")
+        keep = self._keep()
+        return [self.convtr.weight.new_zeros(1, self.convtr.out_channels, keep)] if keep else []
+
+    def state_size(self) -> int:
+        return 1 if self._keep() else 0
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        convtr, keep = self.convtr, self._keep()
+        z = F.conv_transpose1d(x, convtr.weight, None, stride=convtr.stride[0])  # [1, C, T * stride + keep]
+        if keep:
+            z = torch.cat([z[..., :keep] + state[0], z[..., keep:]], dim=-1)
+            ready, state = z[..., :-keep], [z[..., -keep:]]
+        else:
+            ready, state = z, []
+        return (ready if convtr.bias is None else ready + convtr.bias[:, None]), state
+
+
+class ResidualUnit(StreamingLayer):
     """act -> dilated conv (dim -> dim/compress) -> act -> 1x1 conv (-> dim), plus identity skip."""
 
     def __init__(
@@ -118,7 +184,7 @@ class ResidualUnit(nn.Module):
     ):
         super().__init__()
         hidden = max(1, dim // compress)
-        self.block = nn.Sequential(
+        self.block = Sequential(
             activation(act, dim),
             SConv1d(dim, hidden, kernel_size, dilation=dilation, causal=causal, pad_mode=pad_mode),
             activation(act, hidden),
@@ -128,9 +194,26 @@ class ResidualUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
 
+    def reach(self) -> Reach | None:
+        return self.block.reach()
 
-class SLSTM(nn.Module):
-    """LSTM over time with a skip connection; ``[B, C, T] -> [B, C, T]``."""
+    def init_state(self) -> State:
+        return self.block.init_state()
+
+    def state_size(self) -> int:
+        return self.block.state_size()
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        y, state = self.block.step(x, state)
+        return x + y, state
+
+
+class SLSTM(StreamingLayer):
+    """LSTM over time with a skip connection; ``[B, C, T] -> [B, C, T]``.
+
+    Its reach is unbounded (the default None); streaming, the state is the hidden and cell states, each
+    ``[num_layers, 1, C]``.
+    """
 
     def __init__(self, dim: int, num_layers: int):
         super().__init__()
@@ -140,6 +223,20 @@ class SLSTM(nn.Module):
         seq = x.permute(2, 0, 1)
         out, _ = self.lstm(seq)
         return (out + seq).permute(1, 2, 0)
+
+    def init_state(self) -> State:
+        lstm = self.lstm
+        shape = (lstm.num_layers, 1, lstm.hidden_size)
+        weight = next(lstm.parameters())
+        return [weight.new_zeros(shape), weight.new_zeros(shape)]
+
+    def state_size(self) -> int:
+        return 2
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        seq = x.permute(2, 0, 1)
+        out, (h, c) = self.lstm(seq, (state[0], state[1]))
+        return (out + seq).permute(1, 2, 0), [h, c]
 
 
 def _residual_stack(dim: int, cfg: ModelConfig) -> list[nn.Module]:
@@ -151,7 +248,7 @@ def _residual_stack(dim: int, cfg: ModelConfig) -> list[nn.Module]:
     ]
 
 
-class SEANetEncoder(nn.Module):
+class SEANetEncoder(StreamingLayer):
     """Waveform ``[B, 1, T]`` in [-1, 1] -> latents ``[B, latent_dim, ceil(T / hop_length)]``."""
 
     def __init__(self, cfg: ModelConfig):
@@ -173,13 +270,26 @@ class SEANetEncoder(nn.Module):
             activation(cfg.activation, ch),
             SConv1d(ch, cfg.latent_dim, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode),
         ]
-        self.model = nn.Sequential(*layers)
+        self.model = Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def reach(self) -> Reach | None:
+        return self.model.reach()
 
-class SEANetDecoder(nn.Module):
+    def init_state(self) -> State:
+        return self.model.init_state()
+
+    def state_size(self) -> int:
+        return self.model.state_size()
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Audio ``[1, 1, C * hop]`` -> latents ``[1, latent_dim, C]``."""
+        return self.model.step(x, state)
+
+
+class SEANetDecoder(StreamingLayer):
     """Latents ``[B, latent_dim, F]`` -> waveform ``[B, 1, F * hop_length]``.
 
     The last layer is ``output_scale * tanh(z)`` (or ``output_scale * z``) with a learnable
@@ -207,12 +317,29 @@ class SEANetDecoder(nn.Module):
             activation(cfg.activation, ch),
             SConv1d(ch, 1, cfg.last_kernel_size, causal=cfg.causal, pad_mode=cfg.pad_mode),
         ]
-        self.model = nn.Sequential(*layers)
+        self.model = Sequential(*layers)
         self.output_activation = cfg.output_activation
         self.output_scale = nn.Parameter(torch.tensor(float(cfg.output_scale_init)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        y = self.model(z)
+        return self._output(self.model(z))
+
+    def _output(self, y: torch.Tensor) -> torch.Tensor:
         if self.output_activation == "tanh":
             y = torch.tanh(y)
         return self.output_scale * y
+
+    # The output activation and scale are pointwise: the reach and the state are the layers'.
+    def reach(self) -> Reach | None:
+        return self.model.reach()
+
+    def init_state(self) -> State:
+        return self.model.init_state()
+
+    def state_size(self) -> int:
+        return self.model.state_size()
+
+    def step(self, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Latents ``[1, latent_dim, C]`` -> audio ``[1, 1, C * hop]``, every frame's samples at once."""
+        y, state = self.model.step(z, state)
+        return self._output(y), state

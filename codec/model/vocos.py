@@ -8,29 +8,38 @@ decoder's; and the waveform comes from an iSTFT, not from transposed convolution
 kernels print tones at multiples of ``sample_rate / stride product`` into the output until a long
 adversarial training irons them out. Each frame predicts the log-magnitude and the phase of one
 ``n_fft``-sample STFT frame; the frames overlap-add with a Hann window at the codec's hop.
+
+The decoder and its blocks implement :class:`codec.model.layer.StreamingLayer`: causal, a chunk of code frames
+steps through the convolutions with their last ``kernel - 1`` inputs kept, and the head's overlap-add holds the
+sums of the samples its next frames still reach.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from typing import cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from codec.config.model import ModelConfig, VocosConfig
+from codec.model.layer import NotCausal, Reach, State, StreamingLayer, kept_inputs_step
 
 
-class ConvNeXtBlock(nn.Module):
+class ConvNeXtBlock(StreamingLayer):
     """Depthwise conv (``kernel_size`` frames) -> LayerNorm -> Linear -> GELU -> Linear, scaled, plus skip.
 
     ``[B, C, F] -> [B, C, F]``. The layer scale starts at ``1 / num_layers`` so the stack starts close to
-    the identity (Vocos's choice) and gradients reach the first blocks at once.
+    the identity (Vocos's choice) and gradients reach the first blocks at once. Streaming (causal): the state is
+    the depthwise conv's last ``kernel_size - 1`` inputs ``[1, C, kernel_size - 1]``.
     """
 
     def __init__(self, dim: int, intermediate_dim: int, kernel_size: int, layer_scale: float, causal: bool = False):
         super().__init__()
         # Causal: all the padding on the left (a frame sees only itself and the frames before it).
+        self.causal = causal
         self.left_pad = kernel_size - 1 if causal else 0
         self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=0 if causal else kernel_size // 2, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
@@ -46,6 +55,22 @@ class ConvNeXtBlock(nn.Module):
         """What follows the depthwise conv, frame by frame: ``[B, C, F] -> [B, C, F]`` (the residual branch)."""
         y = self.pwconv2(F.gelu(self.pwconv1(self.norm(y.transpose(1, 2)))))
         return (self.gamma * y).transpose(1, 2)
+
+    def reach(self) -> Reach | None:
+        return Reach(Fraction(self.dwconv.kernel_size[0] - 1), Fraction(1))
+
+    def init_state(self) -> State:
+        if not self.causal:
+            raise NotCausal("a ConvNeXt block is not causal: the model cannot stream")
+        keep = self.dwconv.kernel_size[0] - 1
+        return [self.dwconv.weight.new_zeros(1, self.dwconv.in_channels, keep)] if keep else []
+
+    def state_size(self) -> int:
+        return 1 if self.dwconv.kernel_size[0] > 1 else 0
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        y, state = kept_inputs_step(self.dwconv, x, state, self.dwconv.kernel_size[0] - 1)
+        return x + self.pointwise(y), state
 
 
 class ISTFTHead(nn.Module):
@@ -159,12 +184,17 @@ def istft_same(spec: torch.Tensor, n_fft: int, hop_length: int, window: torch.Te
     return y.unsqueeze(1)
 
 
-class VocosDecoder(nn.Module):
+class VocosDecoder(StreamingLayer):
     """Latents ``[B, latent_dim, F]`` -> waveform ``[B, 1, F * hop_length]``.
 
     Embedding conv (``kernel_size`` frames) and LayerNorm, ``num_layers`` ConvNeXt blocks, LayerNorm,
     then the :class:`ISTFTHead` with ``head_upsample`` iSTFT frames per code frame, at hop ``hop_length /
     head_upsample`` and window ``n_fft`` (default 4 x that hop).
+
+    Streaming (causal): the state is the embedding's last ``kernel_size - 1`` inputs, each block's, and the
+    overlap-add's ``n_fft - hop`` pending sums ``[1, 1, n_fft - hop]`` (head hop). :meth:`step` gives the samples of
+    its head frames ``lookahead`` head frames late (:meth:`delay`), the first ones before the signal's start;
+    :meth:`flush` the faded-out look-ahead, as offline.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -208,6 +238,65 @@ class VocosDecoder(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.final_norm(x.transpose(1, 2)))
+
+    def reach(self) -> Reach | None:
+        return Reach(Fraction(self.span_frames), Fraction(1, self.hop_length))
+
+    def _blocks(self) -> list[ConvNeXtBlock]:
+        return [cast(ConvNeXtBlock, block) for block in self.blocks]
+
+    def _pending(self) -> int:
+        """Samples of the overlap-add that a next head frame still adds to."""
+        return self.head.n_fft - self.head.hop_length
+
+    def init_state(self) -> State:
+        if not self.causal or self.head.lookahead is None:
+            raise NotCausal("the Vocos head is not causal: the model cannot stream")
+        keep = self.embed.kernel_size[0] - 1
+        state = [self.embed.weight.new_zeros(1, self.embed.in_channels, keep)] if keep else []
+        state += [s for block in self._blocks() for s in block.init_state()]
+        return state + ([self.embed.weight.new_zeros(1, 1, self._pending())] if self._pending() else [])
+
+    def state_size(self) -> int:
+        embed = 1 if self.embed.kernel_size[0] > 1 else 0
+        return embed + sum(block.state_size() for block in self._blocks()) + (1 if self._pending() else 0)
+
+    def delay(self) -> int:
+        return (self.head.lookahead or 0) * self.head.hop_length
+
+    def step(self, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Latents ``[1, latent_dim, C]`` -> ``[1, 1, C * hop_length]`` samples, :meth:`delay` samples late."""
+        at = 1 if self.embed.kernel_size[0] > 1 else 0
+        x, new = kept_inputs_step(self.embed, z, state[:at], self.embed.kernel_size[0] - 1)
+        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        for block in self._blocks():
+            size = block.state_size()
+            x, out = block.step(x, state[at : at + size])
+            new += out
+            at += size
+        head = self.head
+        hop, pending = head.hop_length, self._pending()
+        windowed = head.frames(self.final_norm(x.transpose(1, 2)))[0]  # [n_fft, C * upsample]
+        count = windowed.shape[-1]
+        # Sample 0 of the buffer is the one head frame 0 of this chunk starts on; frame i lands at i * hop. The frames
+        # are added one by one, in order, onto the held sums: the sums of the offline fold, up to their order.
+        held = state[at][0, 0] if pending else windowed.new_zeros(0)
+        buffer = torch.cat([held, windowed.new_zeros(count * hop)])
+        for i in range(count):
+            buffer[i * hop : i * hop + head.n_fft] += windowed[:, i]
+        ready = buffer[: count * hop] / steady_envelope(head.window, hop).repeat(count)
+        if pending:
+            new.append(buffer[count * hop :].view(1, 1, -1))
+        return ready.view(1, 1, -1), new
+
+    def flush(self, state: State) -> torch.Tensor:
+        """The last :meth:`delay` samples ``[1, 1, delay]``: the held sums, faded out as offline (no frame follows)."""
+        tail, pending = self.delay(), self._pending()
+        held = state[-1][0, 0] if pending else self.embed.weight.new_zeros(0)
+        out = F.pad(held, (0, max(0, tail - pending)))[:tail]
+        return (out / steady_envelope(self.head.window, self.head.hop_length).repeat(tail // self.head.hop_length))[
+            None, None
+        ]
 
 
 def _init_weights(module: nn.Module) -> None:
