@@ -6,7 +6,7 @@ syllable-rate envelope, breath noise and silent margins. Then runs the whole pre
 shards, merge) on each and prints seconds of audio / wall seconds. Target: >= 1000x.
 The real corpus (../shared/corpora/chai-bisket-te) is timed too when it is present.
 
-    python -m benchmarks.prepare_speed [--hours 1.0] [--rates 22050 44100] [--workers 0]
+    python -m benchmarks.prepare_speed [--hours 1.0] [--rates 22050 44100] [--workers 0] [--skip-real-corpus]
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hours", type=float, default=1.0, help="hours of audio per input rate")
     ap.add_argument("--rates", type=int, nargs="+", default=[22050, 44100])
     ap.add_argument("--workers", type=int, default=0, help="0 = all cores")
+    ap.add_argument("--skip-real-corpus", action="store_true", help=f"leave out {REAL_CORPUS} even when present")
     args = ap.parse_args(argv)
     print(f"prepare speed, target {TARGET_RATE} Hz, soxr HQ, zstd Parquet, workers={args.workers or 'all'}")
     with tempfile.TemporaryDirectory(prefix="prepare_speed_") as tmp:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             generated = make_corpus(corpus, rate, args.hours, seed=rate)
             print(f"  generated {generated / 3600:.2f} h at {rate} Hz in {time.perf_counter() - start:.1f} s")
             report(f"{rate:>6} Hz", *time_prepare(corpus, work, "folder", args.workers))
-        if REAL_CORPUS.is_dir():
+        if REAL_CORPUS.is_dir() and not args.skip_real_corpus:
             report(
                 "chai-bisket-te (16 kHz ULCA)", *time_prepare(REAL_CORPUS, Path(tmp) / "out_real", "ulca", args.workers)
             )
