@@ -1,6 +1,7 @@
 """Training steps per second on this CPU, side by side: float32 eager against the cheaper ways to run a step.
 
-    python -m benchmarks.step_speed [--recipe cpu-handover] [--steps 12] [--rounds 3] [--variants ...]
+    python -m benchmarks.step_speed [--recipe cpu-handover | --recipe path/to/recipe.yaml] [--steps 12] [--rounds 3]
+        [--variants ...]
 
 One recipe's codec (params.yaml + ``workflow/recipes/<recipe>.yaml``, random weights with k-means-free codebooks
 seeded from the encoder's own latents), its loss and optimizer, on the recipe's batch of speech-like crops. Each
@@ -41,9 +42,15 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["fp32", "fp32-1thread", "bf16", "compile", "bf16-compile"]
 
 
+def recipe_path(recipe: str) -> Path:
+    """A recipe's YAML: a name under workflow/recipes/, or the path of a YAML file."""
+    path = Path(recipe)
+    return path if path.suffix in (".yaml", ".yml") else ROOT / "workflow" / "recipes" / f"{recipe}.yaml"
+
+
 def recipe_params(recipe: str):
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    override = yaml.safe_load((ROOT / "workflow" / "recipes" / f"{recipe}.yaml").read_text(encoding="utf-8"))
+    override = yaml.safe_load(recipe_path(recipe).read_text(encoding="utf-8"))
     return params_from_dict(merge_params(base, override))
 
 
@@ -141,7 +148,7 @@ def loss_terms(variant: Variant, steps: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipe", default="cpu-handover")
+    ap.add_argument("--recipe", default="cpu-handover", help="a recipe name, or the path of a recipe YAML file")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)

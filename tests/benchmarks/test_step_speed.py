@@ -1,0 +1,31 @@
+"""The training-step speed benchmark runs its eager variants on a tiny recipe (a tiny codec, a batch of two
+short crops): both tables, a row per variant and per part of a step (its timings are its output, never
+asserted here). The compiled variants are left out: compiling takes minutes."""
+
+from __future__ import annotations
+
+import yaml
+
+from benchmarks import step_speed
+from tests.benchmarks.conftest import TINY_PARAMS, finite, numbers, positive, table
+
+VARIANTS = ["fp32", "fp32-1thread", "bf16"]
+PARTS = ["codec forward", "loss forward", "backward", "optimizer"]
+
+
+def test_benchmark_smoke(tmp_path, capsys):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_PARAMS), encoding="utf-8")
+    step_speed.main(["--recipe", str(recipe), "--steps", "1", "--rounds", "1", "--variants", *VARIANTS])
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines()[:3]] == VARIANTS  # each "ready in ... s"
+    assert f"{recipe}: batch (2, 1, 4000), " in out  # 2 crops of 0.25 s at 16 kHz
+    rows = table(out)
+    variants, parts = rows[: len(VARIANTS)], rows[len(VARIANTS) :]
+    assert [r[0] for r in variants] == VARIANTS
+    assert all(positive(numbers(" ".join(r[1:3]))) and r[3].endswith("x") for r in variants)
+    assert variants[0][3] == "1.00x"  # fp32 against itself
+    assert [r[0] for r in parts] == [
+        *PARTS, "of which mel loss, forward + backward", "of which stft loss, forward + backward"
+    ]  # fmt: skip
+    assert all(finite(numbers(r[1])) and r[2].endswith("%") and finite(numbers(r[2])) for r in parts)
