@@ -26,7 +26,6 @@ pad give what :func:`codec.model.seanet.pad1d` gives. The graphs are traced with
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import math
@@ -40,13 +39,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.utils import parametrize
 
 from codec.formats.export import ExportedCodec
 from codec.model.activations import Snake1d
 from codec.model.codec import Codec
+from codec.model.layer import NotCausal, frozen, kept_inputs_step, streaming_layer
 from codec.model.seanet import SLSTM, ResidualUnit, SConv1d, SConvTranspose1d, SEANetDecoder, SEANetEncoder
-from codec.model.streaming import NotCausal, is_causal
+from codec.model.streaming import is_causal
 from codec.model.vocos import ConvNeXtBlock, ISTFTHead, VocosDecoder, steady_envelope
 from codec.quantization.core_vq import ResidualVectorQuantizer
 from codec.quantization.factorised import FactorisedCodebook
@@ -76,19 +75,9 @@ def int8_name(name: str) -> str:
 
 
 def folded(codec: Codec) -> Codec:
-    """A deep copy of ``codec`` (eval mode) with every weight-norm parametrisation replaced by its effective weight."""
-    codec = copy.deepcopy(codec).eval()
-    for module in list(codec.modules()):
-        if parametrize.is_parametrized(module):
-            # Not parametrize.remove_parametrizations: the copy shares the parametrised class with the original,
-            # and removing deletes the class's property (the original codec would lose its weights).
-            names = list(cast(nn.ModuleDict, module.parametrizations).keys())
-            weights = {name: getattr(module, name).detach().clone() for name in names}
-            module.__class__ = module.__class__.__bases__[0]
-            del module._modules["parametrizations"]
-            for name, weight in weights.items():
-                module.register_parameter(name, nn.Parameter(weight, requires_grad=False))
-    return codec
+    """A deep copy of ``codec`` (eval mode) with every weight-norm parametrisation replaced by its effective weight
+    (:func:`codec.model.layer.frozen`)."""
+    return cast(Codec, frozen(codec))
 
 
 # ------------------------------------------------------------------------------------------ stateless layers
@@ -378,136 +367,8 @@ class DecoderGraph(nn.Module):
 # -------------------------------------------------------------------------------------------- step graphs
 
 
-class _Stateful(nn.Module):
-    """A layer of a step graph: ``step(x, states)`` -> ``(y, new states)``; :meth:`initial` gives its zero states."""
-
-    def initial(self) -> list[Tensor]:
-        return []
-
-    def step(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        raise NotImplementedError
-
-
-class _Pointwise(_Stateful):
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def step(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        return self.module(x), []
-
-
-class _KeptInputs(_Stateful):
-    """A causal convolution: its last ``keep`` inputs are the state (as ``codec.model.streaming._Conv``)."""
-
-    def __init__(self, conv: nn.Conv1d, keep: int, channels: int):
-        super().__init__()
-        self.conv, self.keep, self.channels = conv, keep, channels
-
-    def initial(self) -> list[Tensor]:
-        return [torch.zeros(1, self.channels, self.keep)] if self.keep else []
-
-    def step(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        if not self.keep:
-            return self.conv(x), []
-        buffer = torch.cat([states[0], x], dim=-1)
-        return self.conv(buffer), [buffer[..., -self.keep :]]
-
-
-def _causal_conv(layer: SConv1d) -> _KeptInputs:
-    if not layer.causal or layer.pad_mode != "constant":
-        raise NotCausal("a convolution is not causal with zero padding: the model cannot stream")
-    conv = layer.conv
-    keep = (conv.kernel_size[0] - 1) * conv.dilation[0] + 1 - conv.stride[0]
-    return _KeptInputs(conv, keep, conv.in_channels)
-
-
-class _HeldOutputs(_Stateful):
-    """A causal transposed convolution: the ``kernel - stride`` outputs that overlap the next chunk's (no bias)."""
-
-    def __init__(self, layer: SConvTranspose1d):
-        super().__init__()
-        if not layer.causal:
-            raise NotCausal("a transposed convolution is not causal: the model cannot stream")
-        self.convtr = layer.convtr
-        self.stride = self.convtr.stride[0]
-        self.keep = self.convtr.kernel_size[0] - self.stride
-
-    def initial(self) -> list[Tensor]:
-        return [torch.zeros(1, self.convtr.out_channels, self.keep)] if self.keep else []
-
-    def step(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        z = F.conv_transpose1d(x, self.convtr.weight, None, stride=self.stride)
-        bias = self.convtr.bias
-        if not self.keep:
-            return z if bias is None else z + bias[:, None], []
-        z = torch.cat([z[..., : self.keep] + states[0], z[..., self.keep :]], dim=-1)
-        ready = z[..., : -self.keep]
-        return ready if bias is None else ready + bias[:, None], [z[..., -self.keep :]]
-
-
-class _StepResidual(_Stateful):
-    def __init__(self, unit: ResidualUnit):
-        super().__init__()
-        self.block = step_layer(unit.block)
-
-    def initial(self) -> list[Tensor]:
-        return self.block.initial()
-
-    def step(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        y, new = self.block.step(x, states)
-        return x + y, new
-
-
-class _StepLSTM(_Stateful):
-    def __init__(self, layer: SLSTM):
-        super().__init__()
-        self.lstm = layer.lstm
-
-    def initial(self) -> list[Tensor]:
-        shape = (self.lstm.num_layers, 1, self.lstm.hidden_size)
-        return [torch.zeros(shape), torch.zeros(shape)]
-
-    def step(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        seq = x.permute(2, 0, 1)
-        out, (h, c) = self.lstm(seq, (states[0], states[1]))
-        return (out + seq).permute(1, 2, 0), [h, c]
-
-
-class _StepChain(_Stateful):
-    def __init__(self, layers: list[_Stateful]):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-        self.counts = [len(layer.initial()) for layer in layers]
-
-    def initial(self) -> list[Tensor]:
-        return [s for layer in self.layers for s in cast(_Stateful, layer).initial()]
-
-    def step(self, x: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        new: list[Tensor] = []
-        at = 0
-        for layer, count in zip(self.layers, self.counts):
-            x, out = cast(_Stateful, layer).step(x, states[at : at + count])
-            new += out
-            at += count
-        return x, new
-
-
-def step_layer(module: nn.Module) -> _Stateful:
-    """The step form of a causal SEANet layer."""
-    if isinstance(module, nn.Sequential):
-        return _StepChain([step_layer(m) for m in module])
-    if isinstance(module, SConv1d):
-        return _causal_conv(module)
-    if isinstance(module, SConvTranspose1d):
-        return _HeldOutputs(module)
-    if isinstance(module, ResidualUnit):
-        return _StepResidual(module)
-    if isinstance(module, SLSTM):
-        return _StepLSTM(module)
-    if isinstance(module, (nn.ELU, Snake1d)):
-        return _Pointwise(module)
-    raise NotCausal(f"no streaming form for {type(module).__name__}")
+# The SEANet layers and the ConvNeXt blocks step as they do in codec.model.streaming: through their own
+# StreamingLayer.step, whose states are these graphs' explicit inputs and outputs (their order, init_state's).
 
 
 class EncoderStep(nn.Module):
@@ -518,48 +379,49 @@ class EncoderStep(nn.Module):
         super().__init__()
         if not is_causal(codec):
             raise NotCausal("the model is not causal (model.causal: false): streaming needs a causal model")
-        self.encoder = step_layer(cast(nn.Module, codec.encoder.model))
+        self.encoder = streaming_layer(codec.encoder)
         self.quantizer = Lookup(codec.quantizer)
 
     def initial(self) -> list[Tensor]:
-        return self.encoder.initial()
+        return self.encoder.init_state()
 
     def forward(self, audio: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
         latents, new = self.encoder.step(audio.clamp(-1.0, 1.0), list(states))
         return (self.quantizer.encode(latents[0].t()), *new)
 
 
-class _VocosStep(_Stateful):
-    """The causal Vocos decoder chunk by chunk; states: the embedding's and each block's last ``kernel - 1`` inputs,
-    and the overlap-add's pending ``n_fft - hop`` samples (the sums for the samples after those emitted)."""
+class _VocosStep(nn.Module):
+    """The causal Vocos decoder chunk by chunk; states: the embedding's and each block's last ``kernel - 1`` inputs
+    (the blocks step themselves), and the overlap-add's pending ``n_fft - hop`` samples (the sums for the samples
+    after those emitted). The head is :class:`ISTFT`, written with ONNX's operators, not the decoder's own step."""
 
     def __init__(self, decoder: VocosDecoder):
         super().__init__()
         if decoder.head.lookahead is None:
             raise NotCausal("the Vocos head is not causal: the model cannot stream")
         self.decoder = decoder
-        keep = decoder.embed.kernel_size[0] - 1
-        self.embed = _KeptInputs(decoder.embed, keep, decoder.embed.in_channels)
-        self.dwconvs = nn.ModuleList(
-            _KeptInputs(b.dwconv, keep, b.dwconv.in_channels) for b in cast(list[ConvNeXtBlock], decoder.blocks)
-        )
+        self.keep = decoder.embed.kernel_size[0] - 1
         self.head = ISTFT(decoder.head)
         self.pending = self.head.n_fft - self.head.hop
         self.tail = cast(int, self.head.lookahead) * self.head.hop  # what flush() gives: the look-ahead's samples
 
+    def _blocks(self) -> list[ConvNeXtBlock]:
+        return [cast(ConvNeXtBlock, block) for block in self.decoder.blocks]
+
     def initial(self) -> list[Tensor]:
-        states = self.embed.initial() + [s for conv in self.dwconvs for s in cast(_KeptInputs, conv).initial()]
+        embed = self.decoder.embed
+        states = [torch.zeros(1, embed.in_channels, self.keep)] if self.keep else []
+        states += [s for block in self._blocks() for s in block.init_state()]
         return states + ([torch.zeros(1, 1, self.pending)] if self.pending else [])
 
     def step(self, z: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
         d = self.decoder
-        counts = [len(self.embed.initial())] + [len(cast(_KeptInputs, c).initial()) for c in self.dwconvs]
-        x, new = self.embed.step(z, states[: counts[0]])
-        at = counts[0]
+        at = 1 if self.keep else 0
+        x, new = kept_inputs_step(d.embed, z, states[:at], self.keep)
         x = d.norm(x.transpose(1, 2)).transpose(1, 2)
-        for conv, block, count in zip(self.dwconvs, d.blocks, counts[1:]):
-            y, out = cast(_KeptInputs, conv).step(x, states[at : at + count])
-            x = x + cast(ConvNeXtBlock, block).pointwise(y)
+        for block in self._blocks():
+            count = block.state_size()
+            x, out = block.step(x, states[at : at + count])
             new += out
             at += count
         y = self.head.overlap_add(self.head.frames(d.final_norm(x.transpose(1, 2))))  # [1, 1, M hop + pending]
@@ -577,20 +439,20 @@ class _VocosStep(_Stateful):
         return torch.cat([samples, self.head.divide(tail).reshape(-1)]), new
 
 
-class _SEANetStep(_Stateful):
+class _SEANetStep(nn.Module):
+    """The causal SEANet decoder's own step: every frame's samples at once, no tail."""
+
     def __init__(self, decoder: SEANetDecoder):
         super().__init__()
-        self.model = step_layer(decoder.model)
-        self.tanh = decoder.output_activation == "tanh"
-        self.output_scale = decoder.output_scale
+        self.decoder = decoder
         self.tail = 0
 
     def initial(self) -> list[Tensor]:
-        return self.model.initial()
+        return self.decoder.init_state()
 
     def step(self, z: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        y, new = self.model.step(z, states)
-        return (self.output_scale * (torch.tanh(y) if self.tanh else y)).reshape(-1), new
+        y, new = self.decoder.step(z, states)
+        return y.reshape(-1), new
 
 
 class DecoderStep(nn.Module):
