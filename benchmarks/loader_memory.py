@@ -51,7 +51,6 @@ import json, resource, sys, time
 import torch
 from codec.data.crops import CropBatchSampler, CropDataset, build_loader, index_split
 
-ROOT = Path(__file__).resolve().parents[1]
 shards, window, batches = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 index = index_split(shards, "train", 16000)
 segment = 8000  # 0.5 s, params.yaml's train.segment_seconds
