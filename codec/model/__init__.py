@@ -1,3 +1,4 @@
 """The codec model: encoder, residual quantizer and decoder put together (``codec``), SEANet and Vocos networks,
-activations, and chunked (streaming) coding of long audio.
+activations, the layer protocol (``layer``: each layer's reach and streaming step), chunked coding of long audio
+and streaming of causal models.
 """
