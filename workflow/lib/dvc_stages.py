@@ -191,9 +191,9 @@ def stage_command(dvc_yaml: str | Path, stage: str, **paths: str | os.PathLike[s
     cmd = stages[stage].get("cmd")
     if not isinstance(cmd, str):
         raise DvcTranslationError(f"stage {stage}: cmd must be one string")
-    module, words = command_module(cmd)
+    stage_module, words = command_module(cmd)
     given = {f"--{key.replace('_', '-')}": None if v is None else os.fspath(v) for key, v in paths.items()}
-    out, used = [module], set()
+    out, used = [stage_module], set()
     i = 0
     while i < len(words):
         flag = words[i]
@@ -215,10 +215,10 @@ def stage_command(dvc_yaml: str | Path, stage: str, **paths: str | os.PathLike[s
         i += 2
     extra = [flag for flag in given if flag not in used]
     if extra:
-        declared = module_options(dvc_yaml.parent / Path(*module.split(".")).with_suffix(".py"))
+        declared = module_options(dvc_yaml.parent / Path(*stage_module.split(".")).with_suffix(".py"))
         unknown = [flag for flag in extra if flag not in declared]
         if unknown:
-            raise TypeError(f"stage {stage}: {module} has no option {', '.join(unknown)}")
+            raise TypeError(f"stage {stage}: {stage_module} has no option {', '.join(unknown)}")
         for flag in extra:
             value = given[flag]
             if value is not None:
