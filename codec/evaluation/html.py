@@ -12,12 +12,25 @@ from typing import Any
 
 from codec.evaluation.scoring import CODEC, METRICS, OPUS
 
+MARK = "★"  # marks a reference codec's rows and players
+
+# The page fits 1,300 px (tests/codec/evaluation/test_report.py checks it in Chromium): the summary table's
+# headers wrap at their underscores and it scrolls inside its own box on a narrower window.
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222;
+       box-sizing: border-box; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+.wide { max-width: 100%; overflow-x: auto; margin: 0.5em 0 1.5em; }
+.wide table { margin: 0; font-size: 0.8em; }
+table.summary th { vertical-align: bottom; padding: 0.25em 0.4em; }
+table.summary td { padding: 0.25em 0.4em; white-space: nowrap; }
 tr.opus td { background: #fff6ec; }
+tr.reference td { background: #eef6ff; }
+tr.group td { font-weight: 600; background: #f4f4f4; white-space: normal; }
+tr.group.reference td { background: #dcebfb; }
+td.wrap { white-space: normal; }
 img { max-width: 100%; }
 [data-loaded="error"] { outline: 3px solid red; }
 .players td, .info td { text-align: left; }
@@ -61,19 +74,51 @@ def _number(value: Any) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
-def summary_table(summary: dict[str, Any]) -> str:
-    """One row per system and setting: bitrates and the mean of every metric."""
-    head = "".join(f"<th>{escape(name)} {'↑' if up else '↓'}</th>" for name, up in METRICS.items())
+def _header(name: str) -> str:
+    """A metric's column header that may wrap at its underscores."""
+    return "_<wbr>".join(escape(part) for part in name.split("_"))
+
+
+def _row(css: str, label: str, means: dict[str, Any], entropy: bool) -> str:
+    failed = sum(means.get(f"{n}_failed", 0) for n in ("stoi", "pesq_wb"))
+    cells = "".join(f"<td>{_number(means.get(name))}</td>" for name in METRICS)
+    return (
+        f'<tr class="{css}"><td>{escape(label)}</td><td>{_number(means["kbps"])}</td>'
+        f"<td>{_number(means.get('entropy_kbps')) if entropy else ''}</td>{cells}<td>{failed}</td></tr>"
+    )
+
+
+def reference_note(name: str, label: str, utterances: int, num_levels: int) -> str:
+    """The sentence above a summary table that has a reference codec's rows."""
+    return (
+        f'<p class="note reference">{MARK} rows: <b>{escape(label)}</b>, a reference codec scored on the same '
+        f"{utterances} utterances as this run's model (the <code>codec</code> rows) at the same level counts "
+        f"(clipped to its {num_levels}), without DNSMOS: what a codec trained on real speech reaches on them "
+        f"(<code>metrics.json</code>: <code>reference.{escape(name)}</code>).</p>"
+    )
+
+
+def summary_table(summary: dict[str, Any], references: dict[str, str] | None = None) -> str:
+    """One row per system and setting: bitrates and the mean of every metric; a reference codec's rows
+    (``summary["reference"][name]``, labelled by ``references[name]``) after the codec's, marked."""
+    columns = len(METRICS) + 4
+    head = "".join(f"<th>{_header(name)} {'↑' if up else '↓'}</th>" for name, up in METRICS.items())
     rows = []
-    for system in (CODEC, OPUS):
-        for setting, means in summary.get(system, {}).items():
-            entropy = _number(means.get("entropy_kbps")) if system == CODEC else ""
-            failed = sum(means.get(f"{n}_failed", 0) for n in ("stoi", "pesq_wb"))
-            cells = "".join(f"<td>{_number(means.get(name))}</td>" for name in METRICS)
-            rows.append(
-                f'<tr class="{system}"><td>{system} {escape(setting)}</td><td>{_number(means["kbps"])}</td>'
-                f"<td>{entropy}</td>{cells}<td>{failed}</td></tr>"
-            )
+    scored = summary.get("reference", {})
+    if scored and summary.get(CODEC):
+        rows.append(f'<tr class="group codec"><td colspan="{columns}">this run\'s model</td></tr>')
+    rows += [_row(CODEC, f"codec {setting}", means, True) for setting, means in summary.get(CODEC, {}).items()]
+    for name, settings in scored.items():
+        label = (references or {}).get(name, name)
+        rows.append(f'<tr class="group reference"><td colspan="{columns}">{MARK} {escape(label)}</td></tr>')
+        rows += [
+            _row("reference", f"{MARK} {name} {setting}", means, True)
+            for setting, means in settings.items()
+            if isinstance(means, dict)
+        ]
+    if scored and summary.get(OPUS):
+        rows.append(f'<tr class="group opus"><td colspan="{columns}">Opus</td></tr>')
+    rows += [_row(OPUS, f"opus {setting}", means, False) for setting, means in summary.get(OPUS, {}).items()]
     original = summary.get("original")
     if original:
         cells = "".join(f"<td>{_number(original.get(name))}</td>" for name in METRICS)
@@ -83,8 +128,8 @@ def summary_table(summary: dict[str, Any]) -> str:
             f"<td></td>{cells}<td></td></tr>",
         )
     return (
-        f'<table class="summary"><thead><tr><th>system</th><th>kbps</th><th>entropy kbps</th>{head}'
-        f"<th>failed scores</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f'<div class="wide"><table class="summary"><thead><tr><th>system</th><th>kbps</th><th>entropy kbps</th>'
+        f"{head}<th>failed scores</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

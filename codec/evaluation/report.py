@@ -10,6 +10,7 @@ example from an earlier run survives)::
     <out_dir>/run.json                 what ran: model, device, Opus version, skipped inputs, score failures
     <out_dir>/figures/rate_distortion_<set>.png
     <out_dir>/examples/<set>/<nn>/{original,codec_q<n>,opus_<k>kbps}.wav, spectrogram.png
+    <out_dir>/examples/test/<nn>/reference_<name>_q<n>.wav   a reference codec's (``evaluate --reference``)
     <html>                             the page (links relative to its own folder)
 """
 
@@ -36,7 +37,7 @@ import torch
 
 from codec.dsp import metrics as M
 from codec.evaluation import figures, html
-from codec.evaluation.run import Evaluation
+from codec.evaluation.run import Evaluation, ReferenceResult
 from codec.evaluation.scoring import CODEC, METRICS, SetResult, System
 from codec.evaluation.summary import finite_json, headline_scores, metrics_summary
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
@@ -56,17 +57,22 @@ class ReportPaths:
 
 def write_report(evaluation: Evaluation, paths: ReportPaths) -> dict[str, Any]:
     """Write every output; returns the metrics document."""
-    doc = metrics_summary(evaluation.sets)
+    doc = metrics_summary(evaluation.sets, evaluation.references)
     with replaced_dir(paths.plots) as plots:
         for result in evaluation.sets:
             for system, rows in rate_distortion(result, doc[result.name]).items():
                 write_text_atomic(plots / f"{result.name}_{system}.csv", _csv(rows))
     with replaced_dir(paths.out_dir) as out:
-        write_text_atomic(out / "utterances.csv", utterances_csv(evaluation.sets))
+        write_text_atomic(out / "utterances.csv", utterances_csv(evaluation.sets, evaluation.references))
         write_json_atomic(out / "run.json", finite_json(run_info(evaluation)))
         sections = [
             _write_set(
-                result, doc[result.name], evaluation.sample_rate, out, _relative(paths.out_dir, paths.html.parent)
+                result,
+                doc[result.name],
+                evaluation.sample_rate,
+                out,
+                _relative(paths.out_dir, paths.html.parent),
+                [r for r in evaluation.references if r.set_name == result.name],
             )
             for result in evaluation.sets
         ]
@@ -111,9 +117,11 @@ def rate_distortion(result: SetResult, summary: dict[str, Any]) -> dict[str, lis
     return curves
 
 
-def utterances_csv(sets: list[SetResult]) -> str:
+def utterances_csv(sets: list[SetResult], references: list[ReferenceResult] | None = None) -> str:
+    """Every score of every utterance; a reference codec's rows have system ``reference:<name>``."""
     rows = []
-    for result in sets:
+    named = [(result, None) for result in sets] + [(ref.result, ref.name) for ref in references or []]
+    for result, reference in named:
         for r in result.rows:
             rows.append(
                 {
@@ -121,7 +129,7 @@ def utterances_csv(sets: list[SetResult]) -> str:
                     "utterance": r.utterance,
                     "speaker": r.speaker or "",
                     "seconds": round(r.seconds, 4),
-                    "system": r.system.system,
+                    "system": r.system.system if reference is None else f"reference:{reference}",
                     "setting": r.system.setting,
                     "kbps": r.system.kbps,
                     **{k: _cell(v) for k, v in r.values.items()},
@@ -157,6 +165,18 @@ def run_info(evaluation: Evaluation) -> dict[str, Any]:
         "opus_available": evaluation.opus_available,
         "unavailable_corpora": evaluation.unavailable,
         "sets": sets,
+        "references": {
+            r.name: {
+                "label": r.label,
+                "set": r.set_name,
+                "utterances": len(r.result.eval_set.utterances),
+                "sample_rate": r.sample_rate,
+                "num_levels": r.num_levels,
+                "levels": r.levels,
+                "seconds": r.seconds,
+            }
+            for r in evaluation.references
+        },
     }
 
 
@@ -178,8 +198,18 @@ def replaced_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out: Path, link: str) -> str:
-    """Figures and example audio of one set under ``out``; returns its HTML section (links via ``link``)."""
+def _write_set(
+    result: SetResult,
+    summary: dict[str, Any],
+    sample_rate: int,
+    out: Path,
+    link: str,
+    references: list[ReferenceResult] | None = None,
+) -> str:
+    """Figures and example audio of one set under ``out``; returns its HTML section (links via ``link``).
+
+    ``references`` (scored on this set) get their rows in the summary table and players in the examples."""
+    references = references or []
     name = result.name
     figure = Path("figures") / f"rate_distortion_{name}.png"
     figures.rate_distortion_figure(
@@ -188,7 +218,11 @@ def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out
     parts = [
         f"<h2>{escape(name)}</h2>",
         f"<p>{summary['utterances']} utterances, {summary['seconds']:.1f} s of audio.</p>",
-        html.summary_table(summary),
+        *(
+            html.reference_note(ref.name, ref.label, len(ref.result.eval_set.utterances), ref.num_levels)
+            for ref in references
+        ),
+        html.summary_table(summary, {ref.name: ref.label for ref in references}),
         f'<img class="rd" src="{_url(link, figure)}" alt="rate-distortion curves">',
     ]
     if "quantizer" in summary:
@@ -204,6 +238,16 @@ def _write_set(result: SetResult, summary: dict[str, Any], sample_rate: int, out
         for system, audio in example.versions.items():
             players.append((system.label, folder / f"{_file_stem(system)}.wav"))
             _write_wav(out / players[-1][1], audio, sample_rate)
+        for ref in references:  # its examples are the same first utterances (same ids, same order)
+            if index < len(ref.result.examples) and ref.result.examples[index].utterance == example.utterance:
+                for system, audio in ref.result.examples[index].versions.items():
+                    players.append(
+                        (
+                            f"{html.MARK} {ref.name} {system.label}",
+                            folder / f"reference_{ref.name}_{system.setting}.wav",
+                        )
+                    )
+                    _write_wav(out / players[-1][1], audio, ref.sample_rate)
         figures.spectrogram_figure(example, sample_rate, out / folder / "spectrogram.png")
         parts.append(
             html.example_block(
@@ -224,6 +268,7 @@ def _page_info(evaluation: Evaluation) -> dict[str, str]:
         f"{', '.join(map(str, evaluation.levels))} levels",
         "Opus baseline": evaluation.opus,
     }
+    info.update({f"reference {r.name}": r.label for r in evaluation.references})
     info.update({f"corpus {name}": f"skipped: {why}" for name, why in evaluation.unavailable.items()})
     return info
 

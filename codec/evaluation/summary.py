@@ -7,20 +7,25 @@ Layout of the whole summary (keys are stable across runs so diffs line up)::
     <set>.opus.<k>kbps.{kbps, <metric>..., stoi_failed, pesq_wb_failed}
     <set>.quantizer.{nominal_kbps, entropy_kbps, perplexity.l<ii>, used_fraction.l<ii>}
     <set>.original.{utterances, dnsmos_*}           the unprocessed audio's DNSMOS (when scored)
+    <set>.reference.<name>.q<n>.{kbps, entropy_kbps, <metric>...}   a reference codec on the same utterances
+    <set>.reference.<name>.utterances
 
-``<set>`` is ``test`` or an extra corpus' name. Means skip NaN scores (their count is the
-``*_failed`` entry); a mean over no value is ``null``. The headline scores (:func:`headline_scores`) are
-``<set>/<kbps>kbps-<system>.json`` files with :data:`HEADLINE` means each.
+``<set>`` is ``test`` or an extra corpus' name. A reference codec (``evaluate --reference``, e.g. the shipped
+pretrained one) is scored on ``test`` only, apart from ``codec``, and has no headline file (no DVC metric).
+Means skip NaN scores (their count is the ``*_failed`` entry); a mean over no value is ``null``. The headline
+scores (:func:`headline_scores`) are ``<set>/<kbps>kbps-<system>.json`` files with :data:`HEADLINE` means each.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from codec.dsp import metrics as M
+from codec.evaluation.run import ReferenceResult
 from codec.evaluation.scoring import CODEC, DNSMOS_METRICS, METRICS, SetResult, System
 
 FALLIBLE = ("stoi", "pesq_wb")  # external scores that can be undefined for an utterance
@@ -76,12 +81,24 @@ def _mean_skipping_nan(values: list[float]) -> float | None:
     return float(kept.mean()) if kept.size else None
 
 
-def metrics_summary(sets: list[SetResult]) -> dict[str, Any]:
-    """The whole ``metrics.json`` document (NaN and inf become null: JSON has neither).
+def reference_summary(reference: ReferenceResult) -> dict[str, Any]:
+    """``{utterances, q<n>: means}`` of a reference codec on its set."""
+    result = reference.result
+    return {"utterances": len(result.eval_set.utterances)} | {
+        system.setting: system_means(result, system) for system in result.systems
+    }
+
+
+def metrics_summary(sets: list[SetResult], references: Sequence[ReferenceResult] = ()) -> dict[str, Any]:
+    """The whole ``metrics.json`` document (NaN and inf become null: JSON has neither); ``references`` go under
+    ``<set>.reference.<name>``.
 
     No timings: they differ from run to run and would break byte-identical rebuilds; the real-time
     factors go to their own file (:class:`codec.evaluation.report.ReportPaths` ``timings``)."""
-    return finite_json({s.name: set_summary(s) for s in sets})
+    doc = {s.name: set_summary(s) for s in sets}
+    for reference in references:
+        doc[reference.set_name].setdefault("reference", {})[reference.name] = reference_summary(reference)
+    return finite_json(doc)
 
 
 # What decides a codec's quality as a listener hears it, whether the voice stays the speaker's (what TTS and

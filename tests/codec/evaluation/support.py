@@ -20,12 +20,13 @@ def speechlike(seconds: float = 1.0, seed: int = 0, rate: int = RATE) -> np.ndar
     return (0.3 * voiced * envelope + 0.005 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def tiny_codec():
-    """An untrained 4-level, 32-entry codec (hop 320, 50 frames/s at 16 kHz), codebooks fitted by k-means."""
-    torch.manual_seed(0)
+def tiny_codec(seed: int = 0, num_levels: int = 4):
+    """An untrained ``num_levels``-level, 32-entry codec (hop 320, 50 frames/s at 16 kHz), codebooks fitted by
+    k-means."""
+    torch.manual_seed(seed)
     codec = build_codec(
         ModelConfig(channels=4, latent_dim=16, n_residual_layers=1),
-        QuantizerConfig(num_levels=4, codebook_size=32),
+        QuantizerConfig(num_levels=num_levels, codebook_size=32),
         RATE,
     )
     # Fresh EMA codebooks are all zero (every frame would pick entry 0): fit them on the untrained
@@ -35,6 +36,6 @@ def tiny_codec():
     with torch.no_grad():
         audio = np.concatenate([speechlike(1.0, seed) for seed in range(2)])  # 100 frames
         latents = codec.encoder(torch.from_numpy(audio).view(1, 1, -1))[0].T.numpy()
-    centroids, _ = fit_residual_codebooks(latents, 4, 32, seed=0, max_iter=5)
+    centroids, _ = fit_residual_codebooks(latents, num_levels, 32, seed=0, max_iter=5)
     codec.quantizer.load_centroids(centroids)
     return codec

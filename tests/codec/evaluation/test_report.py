@@ -13,11 +13,11 @@ import torch
 
 from codec.evaluation.opus import find_opus_tools
 from codec.evaluation.report import ReportPaths, replaced_dir, write_report
-from codec.evaluation.run import Evaluation
+from codec.evaluation.run import Evaluation, ReferenceResult
 from codec.evaluation.scoring import METRICS, Timing, evaluate_set
 from codec.evaluation.sets import EvalSet, EvalUtterance
 from codec.formats.weights import load_codec
-from tests.codec.evaluation.support import RATE, speechlike
+from tests.codec.evaluation.support import RATE, speechlike, tiny_codec
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 HAS_OPUS = shutil.which("opusenc") is not None and shutil.which("opusdec") is not None
@@ -42,6 +42,16 @@ def report(tiny_codec_file, tmp_path_factory):
         )
         for name in ("test", "extra-1")
     ]
+    # A reference codec (another tiny codec, 2 levels) on the test set's utterances, no Opus, as run_evaluation does.
+    reference = tiny_codec(seed=1, num_levels=2)
+    reference_result = evaluate_set(
+        reference, sets[0].eval_set, [1, 2], [], None, torch.device("cpu"), Timing(), examples=1
+    )
+    references = [
+        ReferenceResult(
+            "ref-tiny", "shipped; a test reference, 9 steps", "test", RATE, 2, [1, 2], reference_result, 1.0
+        )
+    ]
     evaluation = Evaluation(
         "models/codec.safetensors",
         RATE,
@@ -55,6 +65,7 @@ def report(tiny_codec_file, tmp_path_factory):
         sets,
         timing,
         unavailable={"gone": "corpus directory x does not exist"},
+        references=references,
     )
     root = tmp_path_factory.mktemp("report")
     paths = ReportPaths(
@@ -89,7 +100,7 @@ def test_metrics_plots_and_utterance_table_agree(report):
     assert float(curve[1]["snr_db"]) == pytest.approx(doc["test"]["codec"]["q4"]["snr_db"])
     with open(paths.out_dir / "utterances.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 2 * len(evaluation.sets[0].systems)
+    assert len(rows) == 2 * 2 * len(evaluation.sets[0].systems) + 2 * 2  # + the reference's 2 levels on test
     q4 = [float(r["snr_db"]) for r in rows if r["corpus"] == "test" and r["setting"] == "q4"]
     assert sum(q4) / 2 == pytest.approx(doc["test"]["codec"]["q4"]["snr_db"], abs=1e-5)
     run = json.loads((paths.out_dir / "run.json").read_text())
@@ -122,12 +133,55 @@ def test_page_links_are_relative_and_point_at_written_files(report):
     paths, _, _ = report
     page = paths.html.read_text()
     links = re.findall(r'src="([^"]+)"', page)
-    assert len(links) == 1 + 2 * (1 + 1 + (4 if HAS_OPUS else 3))  # speed script; per set: curves, spectrogram, players
+    # speed script; per set: curves, spectrogram, players; the reference's 2 players on test
+    assert len(links) == 1 + 2 * (1 + 1 + (4 if HAS_OPUS else 3)) + 2
     for link in links:
         assert not link.startswith(("/", "file:", "http")), link
         assert (paths.html.parent / link).is_file(), link
     assert "gone" in page and "corpus directory x does not exist" in page
     assert page.count('<table class="summary">') == 2
+
+
+def test_a_references_rows_are_on_the_same_utterances_apart_from_the_codec_and_on_the_page(report):
+    paths, doc, evaluation = report
+    (ref,) = evaluation.references
+    means = doc["test"]["reference"]["ref-tiny"]
+    assert sorted(means) == ["q1", "q2", "utterances"] and means["utterances"] == 2
+    assert means["q2"]["kbps"] == 0.5 and means["q2"]["snr_db"] is not None and means["q2"]["dnsmos_ovrl"] is None
+    assert sorted(doc["test"]["codec"]) == ["q1", "q4"] and "reference" not in doc["extra-1"]
+    with open(paths.out_dir / "utterances.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    ours = [r["utterance"] for r in rows if r["corpus"] == "test" and r["system"] == "codec" and r["setting"] == "q1"]
+    theirs = [r["utterance"] for r in rows if r["system"] == "reference:ref-tiny" and r["setting"] == "q2"]
+    assert theirs == ours and len(ours) == 2
+    mean = sum(float(r["snr_db"]) for r in rows if r["system"] == "reference:ref-tiny" and r["setting"] == "q2") / 2
+    assert mean == pytest.approx(means["q2"]["snr_db"], abs=1e-5)
+    run = json.loads((paths.out_dir / "run.json").read_text())
+    assert run["references"]["ref-tiny"]["levels"] == [1, 2] and run["references"]["ref-tiny"]["utterances"] == 2
+    page = paths.html.read_text()
+    test_section, extra_section = page.split("<h2>extra-1</h2>")
+    assert "★ ref-tiny (shipped; a test reference, 9 steps)" in test_section
+    assert (
+        "★ rows: <b>ref-tiny (shipped; a test reference, 9 steps)</b>, a reference codec scored on the same 2" in page
+    )
+    assert test_section.count('<tr class="reference">') == 2 and "★ ref-tiny q2" in test_section
+    assert "ref-tiny" not in extra_section.split("<h2>")[0]  # scored on the test split only
+    # Its rows sit between this run's codec and Opus; its players beside the codec's in the test examples.
+    assert test_section.index("codec q4") < test_section.index("★ ref-tiny q1")
+    if HAS_OPUS:
+        assert test_section.index("★ ref-tiny q2") < test_section.index("opus 6kbps")
+    assert (paths.out_dir / "examples" / "test" / "00" / "reference_ref-tiny_q2.wav").is_file()
+
+
+def test_the_page_without_a_reference_has_no_reference_rows(report, tmp_path):
+    from codec.evaluation.html import summary_table
+    from codec.evaluation.summary import metrics_summary
+
+    _, _, evaluation = report
+    doc = metrics_summary(evaluation.sets)
+    assert "reference" not in doc["test"]
+    table = summary_table(doc["test"])
+    assert "★" not in table and 'class="group' not in table and table.count('<tr class="codec">') == 2
 
 
 def test_replaced_dir_drops_stale_files_and_keeps_the_old_folder_on_failure(tmp_path):
@@ -148,6 +202,7 @@ def _chromium_dom(page: Path, profile: Path) -> subprocess.Popen:
     args = [
         CHROMIUM,
         "--headless",
+        "--window-size=1300,900",
         "--no-sandbox",
         "--disable-gpu",
         "--disable-quic",
@@ -192,3 +247,31 @@ def test_page_loads_in_headless_chromium_with_every_image_and_audio(report, tmp_
     assert media == [(tag, "ok") for tag, _ in media], media
     assert sorted(state for _, state in _media(bad_dom)) == ["error"] + ["ok"] * (len(media) - 1)
     assert os.path.exists(paths.html)
+
+
+# Appended to a copy of the page: how far the page is wider than the 1,300 px window (0: it fits).
+OVERFLOW = (
+    "<script>document.body.dataset.overflow = "
+    "String(document.documentElement.scrollWidth - document.documentElement.clientWidth);</script></body>"
+)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (`apt-get install chromium`): page not loaded")
+def test_the_page_fits_1300_px_the_wide_table_scrolling_in_its_own_box(report, tmp_path):
+    """The summary table with every metric overflowed a 1,300 px window (issue 31): its headers now wrap and
+    it scrolls inside its own box. The page as it was (headers unwrapped, no box) must overflow: the check can fail."""
+    paths, _, _ = report
+    page = paths.html.read_text()
+    fits = paths.html.parent / "fits.html"
+    fits.write_text(page.replace("</body>", OVERFLOW))
+    old = paths.html.parent / "old.html"
+    old_page = page.replace('<div class="wide">', "<div>").replace("_<wbr>", "_").replace(".wide table", ".x")
+    old.write_text(old_page.replace("</body>", OVERFLOW).replace("font-size: 0.8em", "font-size: 0.9em"))
+    try:
+        runs = [_chromium_dom(p, tmp_path / f"profile-{i}") for i, p in enumerate((fits, old))]
+        doms = [p.communicate(timeout=120)[0] for p in runs]
+    finally:
+        fits.unlink()
+        old.unlink()
+    overflow = [int(re.search(r'<body data-overflow="(-?\d+)"', dom).group(1)) for dom in doms]
+    assert overflow[0] <= 0 and overflow[1] > 0, overflow
