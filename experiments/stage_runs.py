@@ -62,9 +62,9 @@ def train_args(shards: Path, init: Path, folder: Path, params: Path) -> list[str
 def evaluate_args(model: Path, shards: Path, folder: Path, params: Path, plots: str = "rate_distortion") -> list[str]:
     """The evaluate stage scoring ``model`` on the test split of ``shards`` with ``params``, writing in ``folder``
     (:data:`EVALUATE_OUTS`, the rate-distortion CSVs in ``folder/plots``); no code statistics (no tokenize stage
-    ran beside it)."""
+    ran beside it) and no reference codec (the shipped one, scored once per test split, not once per run)."""
     outs = inside(folder, {**EVALUATE_OUTS, "plots": plots})
-    return stage_args("evaluate", model=model, shards=shards, **outs, tokens_stats=None, params=params)
+    return stage_args("evaluate", model=model, shards=shards, **outs, tokens_stats=None, reference=None, params=params)
 
 
 def set_dotted(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -38,8 +38,9 @@ def flags_of(args: list[str]) -> list[str]:
 )
 def test_each_drivers_command_names_exactly_the_stages_module_and_flags(stage, args, extra):
     module, flags = module_and_flags(stage)
-    if stage == "evaluate":  # no tokenize stage runs beside the experiments: no code statistics for the page
-        flags.remove("--tokens-stats")
+    if stage == "evaluate":  # no tokenize stage runs beside the experiments (no code statistics for the page),
+        flags.remove("--tokens-stats")  # and they score no reference codec
+        flags.remove("--reference")
     assert args[0] == module
     assert flags_of(args) == flags + extra
     assert all(not a.startswith(("data/", "models/", "reports/")) for a in args)  # every path is the driver's

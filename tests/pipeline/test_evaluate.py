@@ -1,5 +1,6 @@
 """The `evaluate` stage CLI end to end on a tiny codec and tiny shards, and its clean failures."""
 
+import csv
 import json
 import os
 import shutil
@@ -109,6 +110,7 @@ def test_cli_writes_the_report(tmp_path, repo_root, tiny_shards):
     assert "eval/examples/test/00/original.wav" in page and "absent" in page
     assert (reports / "eval" / "examples" / "test" / "00" / "codec_q1.wav").is_file()
     assert json.loads((reports / "eval" / "run.json").read_text())["unavailable_corpora"].keys() == {"absent"}
+    assert "reference" not in metrics["test"] and "★" not in page  # no --reference: no reference rows
 
 
 @pytest.mark.parametrize(
@@ -164,3 +166,41 @@ def test_the_shipped_export_is_scored_as_trained_weights_are(tmp_path, repo_root
     codec = json.loads((tmp_path / "reports" / "metrics.json").read_text())["test"]["codec"]
     assert list(codec) == ["q12"] and codec["q12"]["kbps"] == 6.0 and codec["q12"]["stoi"] is not None
     assert codec["q12"]["speaker_similarity"] > 0.8
+
+
+def test_the_shipped_codec_is_scored_beside_the_model_on_the_same_utterances(tmp_path, repo_root, tiny_shards):
+    """`--reference pretrained/telucodec-te/telucodec-te.safetensors` (dvc.yaml's evaluate does it): its rows on the
+    same test utterances at evaluate.levels clipped to its 12 levels, under test.reference in metrics.json (not in the
+    DVC metrics), marked on the page with its training steps."""
+    from codec.cli.common import PRETRAINED_MODEL
+
+    _setup(tmp_path, repo_root)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["evaluate"].update(opus_kbps=[], dnsmos_utterances=0, speaker_similarity=False, extra_corpora=[])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    outputs = [str(tmp_path / a) if a.startswith("reports") else a for a in OUTPUTS]
+    model = str(tmp_path / "codec.safetensors")
+    main(["--model", model, "--shards", str(tiny_shards), *outputs, "--params", str(tmp_path / "params.yaml"),
+          "--reference", str(PRETRAINED_MODEL)])  # fmt: skip
+    reports = tmp_path / "reports"
+    test = json.loads((reports / "metrics.json").read_text())["test"]
+    assert sorted(test["codec"]) == ["q1", "q4"]  # the tiny model: 4 levels
+    shipped = test["reference"]["telucodec-te"]
+    assert sorted(shipped) == ["q1", "q12", "q4", "utterances"] and shipped["utterances"] == test["utterances"] == 2
+    assert shipped["q12"]["kbps"] == 6.0 and shipped["q12"]["mel_distance"] < test["codec"]["q4"]["mel_distance"]
+    assert shipped["q12"]["stoi"] is not None and shipped["q12"]["dnsmos_ovrl"] is None  # no DNSMOS for the reference
+    # No DVC metric file of its own: `dvc metrics diff` shows only the trained model and Opus.
+    assert sorted(p.name for p in (reports / "scores" / "test").iterdir()) == [
+        "00.25kbps-codec.json",
+        "01.00kbps-codec.json",
+    ]
+    with open(reports / "eval" / "utterances.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_system = {(r["system"], r["setting"]): [] for r in rows}
+    for r in rows:
+        by_system[(r["system"], r["setting"])].append(r["utterance"])
+    assert by_system[("reference:telucodec-te", "q12")] == by_system[("codec", "q4")] and len(rows) == 2 * 5
+    page = (reports / "index.html").read_text()
+    assert "★ telucodec-te (shipped; trained on real speech, 28,550 steps)" in page
+    assert page.count('<tr class="reference">') == 3 and "★ telucodec-te q12" in page
+    assert (reports / "eval" / "examples" / "test" / "00" / "reference_telucodec-te_q12.wav").is_file()
