@@ -37,6 +37,7 @@ def _dvc_built_workspace(tmp_path: Path) -> Path:
         shutil.copy(ROOT / name, work / name)
     for name in ("codec", "pipeline", "workflow", "scripts"):
         shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "pretrained" / "telucodec-te", work / "pretrained" / "telucodec-te")  # evaluate's reference
     (work / "data").mkdir()
     shutil.copy(ROOT / "data" / "te_sentences.txt", work / "data" / "te_sentences.txt")
     config = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
