@@ -8,43 +8,38 @@ Three entry points, all deterministic (same corpus + config -> byte-identical sh
   the rejected csv;
 - :func:`run_prepare` does all shards in one process pool, then the merge.
 
+The layout, the parts, the pool and the Parquet writer are :mod:`codec.runtime.sharded`'s, shared with
+``tokenize``. A part's fingerprint is the plan's (settings and corpus index): ``prepare`` keeps no finished
+shard, every run makes the shards it is asked for.
+
 Every job reads the whole corpus index and computes the split for every utterance, so shard
 jobs need no communication and the split never depends on which shard a file landed in.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import functools
 import hashlib
-import io
 import json
 import math
-import multiprocessing
-import sys
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from codec.config.convert import ConfigError, from_dict, to_dict
 from codec.config.prepare import AudioOptions, PrepareConfig
 from codec.data.audio import AudioRejected, Segment, process_file
 from codec.data.corpora import detect_format, read_corpus
 from codec.data.corpora.base import Utterance
-from codec.data.shards import MANIFEST, SCHEMA_VERSION, SegmentRow, ShardWriter, part_path, shard_path
+from codec.data.shards import MANIFEST, SCHEMA_VERSION, SegmentRow, ShardWriter, shard_path
 from codec.data.splits import SPLITS, assign_splits, stable_hash
 from codec.runtime.cpus import available_cpus
-from codec.runtime.interrupts import ignore_in_worker
-from codec.runtime.io import file_sha256, write_json_atomic, write_text_atomic
+from codec.runtime.io import file_sha256, write_csv_atomic, write_json_atomic
+from codec.runtime.sharded import RUN_KEYS, part_path, pool_map, read_part, write_part
 
 MIN_FILES_PER_WORKER = 16
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class PrepareError(RuntimeError):
@@ -154,7 +149,7 @@ def merge_shards(
     plan = plan or make_plan(cfg, sample_rate)
     parts = [_load_part(out_dir, shard, cfg.num_shards, plan.fingerprint) for shard in range(cfg.num_shards)]
     rejected = sorted((r for p in parts for r in p.rejected), key=lambda r: r["id"])
-    _write_rejected(rejected_path, rejected)
+    write_csv_atomic(rejected_path, ["id", "source_path", "reason"], rejected)
     reasons = Counter(r["reason"].split(":", 1)[0] for r in rejected)
     splits: dict[str, dict[str, Any]] = {}
     manifest_splits: dict[str, dict[str, Any]] = {}
@@ -260,14 +255,16 @@ def _prepare(
     items = ([str(u.path) for u in b] for s in shards for b in batches[s])
     summaries = []
     mark = time.perf_counter()  # the first shard's wall time includes the pool start-up
-    with _worker_pool(workers) as pool, contextlib.closing(_ordered_map(task, items, pool, 3 * workers)) as stream:
+    with pool_map(task, items, workers, depth=3 * workers) as stream:
         for shard in shards:
             with _ShardOutput(plan, sample_rate, out_dir, shard, cfg.row_group_rows) as output:
                 for batch in batches[shard]:
                     for utt, result in zip(batch, next(stream)):
                         output.add(utt, result)
             summary = output.summary()
-            _write_part(out_dir, plan, cfg.num_shards, summary)
+            # No wall time in the part: timings would break byte-identical outputs.
+            content = {k: v for k, v in to_dict(summary).items() if k != "wall_seconds"}
+            write_part(out_dir, shard, cfg.num_shards, plan.fingerprint, SCHEMA_VERSION, content)
             summaries.append(replace(summary, wall_seconds=time.perf_counter() - mark))
             mark = time.perf_counter()
     return summaries
@@ -350,65 +347,14 @@ class _ShardOutput:
         )
 
 
-# Fields of a part json besides its ShardSummary: they tie the part to one plan.
-_PART_KEYS = ("num_shards", "fingerprint", "schema_version")
-
-
-def _write_part(out_dir: Path, plan: Plan, num_shards: int, summary: ShardSummary) -> None:
-    """The shard's part json: its summary (no wall time: timings would break byte-identical outputs) and the
-    plan it belongs to, for the merge to check."""
-    part = {
-        "num_shards": num_shards,
-        "fingerprint": plan.fingerprint,
-        "schema_version": SCHEMA_VERSION,
-        **to_dict(summary),
-    }
-    part.pop("wall_seconds")
-    write_json_atomic(part_path(out_dir, summary.shard), part)
-
-
-@contextlib.contextmanager
-def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """A started process pool of ``workers`` (None for 1: run inline, no start-up at all)."""
-    if workers <= 1:
-        yield None
-        return
-    # fork starts workers in milliseconds (spawn would re-import numpy in each); forking
-    # before any Parquet writer exists keeps Arrow's threads out of the children.
-    context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_in_worker) as pool:
-        pool.submit(int).result()  # the fork context starts every worker on the first submit
-        yield pool
-
-
-def _ordered_map(
-    fn: Callable[[T], R], items: Iterable[T], pool: ProcessPoolExecutor | None, depth: int
-) -> Generator[R, None, None]:
-    """``map(fn, items)`` on ``pool``, results in input order, at most ``depth`` tasks in flight."""
-    if pool is None:
-        yield from map(fn, items)
-        return
-    pending: deque[Future[R]] = deque()
-    try:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= depth:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
-
-
 def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> ShardSummary:
     path = part_path(out_dir, shard)
-    try:
-        part = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    part = read_part(out_dir, shard)
+    if part is None:
         raise PrepareError(
-            f"shard {shard} of {num_shards} has not been prepared ({path} is missing); run it with --shard {shard}"
-        ) from None
+            f"shard {shard} of {num_shards} has not been prepared ({path} is missing or unreadable); "
+            f"run it with --shard {shard}"
+        )
     if part.get("num_shards") != num_shards:
         raise PrepareError(
             f"{path} belongs to a run with {part.get('num_shards')} shards, not {num_shards}; prepare the shards again"
@@ -419,7 +365,7 @@ def _load_part(out_dir: Path, shard: int, num_shards: int, fingerprint: str) -> 
         if not shard_path(out_dir, split, shard).is_file():
             raise PrepareError(f"{shard_path(out_dir, split, shard)} is missing; prepare shard {shard} again")
     try:
-        return from_dict(ShardSummary, {k: v for k, v in part.items() if k not in _PART_KEYS}, str(path))
+        return from_dict(ShardSummary, {k: v for k, v in part.items() if k not in RUN_KEYS}, str(path))
     except ConfigError as exc:
         raise PrepareError(f"{exc}; prepare shard {shard} again") from None
 
@@ -432,14 +378,6 @@ def _file_entry(out_dir: Path, path: Path, rows: int, seconds: float) -> dict[st
         "bytes": path.stat().st_size,
         "sha256": file_sha256(path),
     }
-
-
-def _write_rejected(path: str | Path, rejected: list[dict[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["id", "source_path", "reason"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rejected)
-    write_text_atomic(path, buffer.getvalue())
 
 
 def _params(cfg: PrepareConfig, sample_rate: int) -> dict[str, Any]:

@@ -40,19 +40,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codec.runtime.io import atomic_path
+from codec.runtime.sharded import MANIFEST, AtomicParquetWriter, shard_file
 
 SCHEMA_VERSION = 1
 AUDIO_ENCODING = "pcm_s16le"
-MANIFEST = "manifest.json"
-PARTS = "parts"
 
 SCHEMA = pa.schema(
     [
@@ -110,14 +107,10 @@ assert _ROW_FIELDS == SCHEMA.names, "SegmentRow and SCHEMA must list the same co
 
 
 def shard_path(out_dir: str | Path, split: str, shard: int) -> Path:
-    return Path(out_dir) / split / f"part-{shard:05d}.parquet"
+    return shard_file(Path(out_dir) / split, shard)
 
 
-def part_path(out_dir: str | Path, shard: int) -> Path:
-    return Path(out_dir) / PARTS / f"part-{shard:05d}.json"
-
-
-class ShardWriter:
+class ShardWriter(AtomicParquetWriter[SegmentRow]):
     """Stream :class:`SegmentRow` s into one Parquet file, ``row_group_rows`` per row group.
 
     The file appears at ``path`` only when the writer closes without error (temp + rename);
@@ -125,57 +118,23 @@ class ShardWriter:
     """
 
     def __init__(self, path: str | Path, row_group_rows: int) -> None:
-        if row_group_rows < 1:
-            raise ValueError(f"row_group_rows must be >= 1, got {row_group_rows}")
-        self.path = Path(path)
-        self.row_group_rows = row_group_rows
-        self.rows = 0
-        self.samples = 0
-        self._buffer: list[SegmentRow] = []
-        self._atomic = atomic_path(self.path)
-        self._writer = pq.ParquetWriter(
-            str(self._atomic.__enter__()),
+        super().__init__(
+            path,
             SCHEMA,
+            row_group_rows,
             compression="zstd",
             use_dictionary=_DICTIONARY_COLUMNS,
             write_statistics=_STATISTICS_COLUMNS,
         )
+        self.samples = 0
 
     def add(self, row: SegmentRow) -> None:
-        self._buffer.append(row)
-        self.rows += 1
         self.samples += row.num_samples
-        if len(self._buffer) >= self.row_group_rows:
-            self._flush()
+        super().add(row)
 
-    def _flush(self) -> None:
-        if not self._buffer:
-            return
-        rows = self._buffer
+    def table(self, rows: list[SegmentRow]) -> pa.Table:
         arrays = [_column(SCHEMA.field(name).type, [getattr(r, name) for r in rows]) for name in _ROW_FIELDS]
-        table = pa.Table.from_arrays(arrays, schema=SCHEMA)
-        self._writer.write_table(table, row_group_size=self.row_group_rows)
-        self._buffer = []
-
-    def close(self, error: BaseException | None = None) -> None:
-        """Finish the file; with ``error`` set, discard it instead."""
-        try:
-            if error is None:
-                self._flush()
-            self._writer.close()
-        except BaseException as exc:  # a failed flush must not be renamed into place
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        if error is None:
-            self._atomic.__exit__(None, None, None)
-        else:
-            self._atomic.__exit__(type(error), error, error.__traceback__)
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close(exc)
+        return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
 def _column(kind: pa.DataType, values: list[Any]) -> pa.Array:

@@ -65,7 +65,6 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -75,7 +74,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from codec.runtime.io import atomic_path
+from codec.runtime.sharded import AtomicParquetWriter
 
 TOKEN_SCHEMA_VERSION = 2
 MAX_CODEBOOK_SIZE = 2**15  # codes are int16
@@ -139,7 +138,7 @@ class TokenRow:
     codes: np.ndarray
 
 
-class TokenWriter:
+class TokenWriter(AtomicParquetWriter[TokenRow]):
     """Stream :class:`TokenRow` s into one Parquet file; it appears at ``path`` only when the writer closes without
     error (temp + rename). A writer that received no rows still writes a valid, empty file with the schema.
     ``codebook_size`` is ``K``: a row with a code outside ``[0, K)`` is refused."""
@@ -147,23 +146,18 @@ class TokenWriter:
     def __init__(
         self, path: str | Path, levels: int, model_id: str, row_group_rows: int, *, codebook_size: int
     ) -> None:
-        if row_group_rows < 1:
-            raise ValueError(f"row_group_rows must be >= 1, got {row_group_rows}")
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
         if not 1 <= codebook_size <= MAX_CODEBOOK_SIZE:
             raise ValueError(f"codebook_size must lie in 1..{MAX_CODEBOOK_SIZE} (int16 codes), got {codebook_size}")
-        self.path, self.levels, self.model_id, self.row_group_rows = Path(path), levels, model_id, row_group_rows
-        self.codebook_size = codebook_size
-        self.schema = token_schema(levels, model_id, codebook_size)
-        self.rows = self.frames = 0
-        self._buffer: list[TokenRow] = []
-        self._atomic = atomic_path(self.path)
+        self.levels, self.model_id, self.codebook_size = levels, model_id, codebook_size
+        self.frames = 0
         # Statistics only for the metadata columns: min / max codes help no reader, and they would lengthen every
         # page header and footer entry the readers check.
-        self._writer = pq.ParquetWriter(
-            str(self._atomic.__enter__()),
-            self.schema,
+        super().__init__(
+            path,
+            token_schema(levels, model_id, codebook_size),
+            row_group_rows,
             compression="zstd",
             write_statistics=[*META_COLUMNS, *(name for name, _, _ in _NUMBER_COLUMNS), "model_id"],
         )
@@ -175,16 +169,10 @@ class TokenWriter:
             raise ValueError(
                 f"{row.id}: codes span {row.codes.min()}..{row.codes.max()}, outside [0, {self.codebook_size})"
             )
-        self._buffer.append(row)
-        self.rows += 1
         self.frames += int(row.codes.shape[1])
-        if len(self._buffer) >= self.row_group_rows:
-            self._flush()
+        super().add(row)
 
-    def _flush(self) -> None:
-        if not self._buffer:
-            return
-        rows, self._buffer = self._buffer, []
+    def table(self, rows: list[TokenRow]) -> pa.Table:
         arrays: list[pa.Array] = [pa.array([getattr(r, name) for r in rows], pa.string()) for name in META_COLUMNS]
         numbers = {
             "num_samples": [r.num_samples for r in rows],
@@ -200,26 +188,7 @@ class TokenWriter:
         for level in range(self.levels):
             values = np.concatenate([r.codes[level] for r in rows]).astype(np.int16)
             arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int16())))
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=self.row_group_rows)
-
-    def close(self, error: BaseException | None = None) -> None:
-        """Finish the file; with ``error`` set, discard it instead."""
-        try:
-            if error is None:
-                self._flush()
-            self._writer.close()
-        except BaseException as exc:  # a failed flush must not be renamed into place
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        self._atomic.__exit__(
-            None if error is None else type(error), error, None if error is None else error.__traceback__
-        )
-
-    def __enter__(self) -> TokenWriter:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close(exc)
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 class TokenFileError(ValueError):

@@ -1,1 +1,1 @@
-"""Process plumbing: atomic file writes, clean exits on signals, usable CPU cores."""
+"""Process plumbing: atomic file writes, clean exits on signals, usable CPU cores, sharded stage runs."""

@@ -9,8 +9,9 @@ Three entry points, like ``prepare``'s, all deterministic (same inputs, model an
 - :func:`merge_tokens` checks every part, writes ``<out>/manifest.json``, the stats json and the skipped csv;
 - :func:`run_tokenize` does every shard in a process pool, then the merge.
 
-A part whose json matches this run's fingerprint (model id, settings, input digests, code) and whose files
-are intact is kept as it is: a run killed halfway resumes with the shards it had not finished. The temporary
+The layout, the parts, the pool and the Parquet writer are :mod:`codec.runtime.sharded`'s, shared with
+``prepare``. A part whose json matches this run's fingerprint (model id, settings, input digests, code) and whose
+files are intact is kept as it is: a run killed halfway resumes with the shards it had not finished. The temporary
 files a killed write leaves (``.<name>.<random>.tmp`` beside ``<name>``, :func:`codec.runtime.io.atomic_path`'s)
 are removed when the stage runs again: a shard's own when it starts, every one under ``<out>`` at the merge
 (after every shard is done); the stage says how many. The codes of a
@@ -20,16 +21,11 @@ holds exactly the codes of the ``.tcq`` file of the same audio.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import multiprocessing
-import re
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,21 +44,32 @@ from codec.formats.export import ExportedCodec, load_export
 from codec.formats.tokens import MAX_CODEBOOK_SIZE, TOKEN_SCHEMA_VERSION, TokenRow, TokenWriter
 from codec.model.chunked import Runner, encode_waveform
 from codec.runtime.cpus import available_cpus
-from codec.runtime.interrupts import ignore_in_worker
-from codec.runtime.io import file_sha256, write_bytes_atomic, write_json_atomic
+from codec.runtime.io import CODE_ROOT, code_digest, file_sha256, write_csv_atomic, write_json_atomic
+from codec.runtime.sharded import (
+    MANIFEST,
+    changed_file,
+    kept_part,
+    part_path,
+    pool_map,
+    read_part,
+    remove_temp_files,
+    shard_file,
+    write_part,
+)
 from codec.tokens.stats import CodeCounts, token_stats
 
-PARTS = "parts"
-MANIFEST = "manifest.json"
 CHUNK_FRAMES = 1000  # 20 s at 50 frames/s, the CLI's default chunk; codes do not depend on it
-CODE_ROOT = Path(__file__).resolve().parents[1]
-# The code a part's content depends on: this package, the token format, the model and the clean-up.
-_CODE_FILES = ("tokens", "formats/tokens.py", "model", "quantization", "data/audio.py", "data/prepare.py")
-
-
-# atomic_path's temporary files: ``.<name>.<mkstemp's random part>.tmp`` beside ``<name>``.
-_TEMP = r"\.(?:{name})\.[A-Za-z0-9_]+\.tmp"
-_PART_NAME = r"part-{shard}\.(?:parquet|json)"
+# The code a part's content depends on: this package, the token format, the model, the clean-up and the shard
+# machinery (the Parquet writer, the parts).
+_CODE_FILES = (
+    "tokens",
+    "formats/tokens.py",
+    "model",
+    "quantization",
+    "data/audio.py",
+    "data/prepare.py",
+    "runtime/sharded.py",
+)
 
 
 class TokenizeError(RuntimeError):
@@ -86,28 +93,8 @@ def sources(cfg: TokenizeConfig, shards_dir: str | Path) -> list[Source]:
     return [Source(cfg.corpus_name, Path(shards_dir))] + [Source(c.name, Path(c.path), c.format) for c in cfg.corpora]
 
 
-def part_path(out_dir: str | Path, shard: int) -> Path:
-    return Path(out_dir) / PARTS / f"part-{shard:05d}.json"
-
-
 def token_path(out_dir: str | Path, source: str, split: str, shard: int) -> Path:
-    return Path(out_dir) / source / split / f"part-{shard:05d}.parquet"
-
-
-def remove_temp_files(out_dir: str | Path, shard: int | None = None) -> list[Path]:
-    """Remove the temporary files that killed writes left under ``out_dir``: those of shard ``shard``'s token files
-    and part json, or with ``shard=None`` every token file's, part json's and the manifest's. Finished files are
-    never touched (their names do not match). Returns what it removed."""
-    part = _PART_NAME.format(shard=f"{shard:05d}" if shard is not None else r"\d{5}")
-    names = part if shard is not None else f"{part}|{re.escape(MANIFEST)}"
-    pattern = re.compile(_TEMP.format(name=names))
-    out_dir = Path(out_dir)
-    removed = []
-    for path in sorted(out_dir.rglob(".*.tmp")) if out_dir.is_dir() else []:
-        if pattern.fullmatch(path.name) and path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    return shard_file(Path(out_dir) / source / split, shard)
 
 
 def _report_removed(removed: list[Path], when: str) -> None:
@@ -119,22 +106,13 @@ def _report_removed(removed: list[Path], when: str) -> None:
         )
 
 
-def _code_digest() -> str:
-    h = hashlib.sha256()
-    for name in _CODE_FILES:
-        root = CODE_ROOT / name
-        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
-            h.update(path.relative_to(CODE_ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 def _fingerprint(model_id: str, cfg: TokenizeConfig, prepare: PrepareConfig, inputs: dict[str, str]) -> str:
     """What a part's content depends on: the model, the settings, its inputs' digests and the code."""
     settings = {
         "tokenize": {**to_dict(cfg), "workers": None},
         "cleanup": {**to_dict(prepare), "corpus": None, "workers": None, "row_group_rows": None},
     }
-    text = json.dumps([model_id, settings, inputs, _code_digest()], sort_keys=True, default=str)
+    text = json.dumps([model_id, settings, inputs, code_digest(CODE_ROOT, _CODE_FILES)], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -262,10 +240,7 @@ def tokenize_shard(
     if not 0 <= shard < prepare.num_shards:
         raise TokenizeError(f"shard {shard} is outside 0..{prepare.num_shards - 1}")
     shards_dir, out_dir = Path(shards_dir), Path(out_dir)
-    try:
-        model = load_export(model_path)
-    except ValueError as exc:
-        raise TokenizeError(str(exc)) from None
+    model = _load_model(model_path)
     codec = model.codec
     levels = cfg.levels or codec.num_levels
     if levels > codec.num_levels:
@@ -285,9 +260,9 @@ def tokenize_shard(
         )
     except FileNotFoundError as exc:
         raise TokenizeError(f"{exc.filename}: not found (run the prepare stage first)") from None
-    kept = _kept_part(out_dir, shard, fingerprint)
+    kept = kept_part(out_dir, shard, fingerprint)
     if kept is not None:
-        return {**kept, "removed_temp_files": len(removed)}
+        return {**kept, "seconds": 0.0, "wall_seconds": 0.0, "kept": True, "removed_temp_files": len(removed)}
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -323,11 +298,7 @@ def tokenize_shard(
                     "sha256": file_sha256(path),
                 }
             )
-    part = {
-        "schema_version": TOKEN_SCHEMA_VERSION,
-        "shard": shard,
-        "num_shards": prepare.num_shards,
-        "fingerprint": fingerprint,
+    content = {
         "model_id": model.model_id,
         "levels": levels,
         "frame_rate": codec.frame_rate,
@@ -336,13 +307,20 @@ def tokenize_shard(
         "skipped": sorted(skipped, key=lambda s: (s["corpus"], s["id"])),
         "counts": counts,
     }
-    write_json_atomic(part_path(out_dir, shard), part)
+    part = write_part(out_dir, shard, prepare.num_shards, fingerprint, TOKEN_SCHEMA_VERSION, content)
     return {
         **part,
         "seconds": seconds,
         "wall_seconds": time.perf_counter() - start,
         "removed_temp_files": len(removed),
     }
+
+
+def _load_model(path: str | Path) -> ExportedCodec:
+    try:
+        return load_export(path)
+    except ValueError as exc:
+        raise TokenizeError(str(exc)) from None
 
 
 def _runner(model: ExportedCodec, backend: str, onnx_dir: str | Path | None, threads: int) -> Runner | None:
@@ -369,21 +347,6 @@ def _unusable(audio: np.ndarray, prepare: PrepareConfig, hop: int, min_frames: i
     if level < prepare.silence_dbfs:
         return f"silent: peak {level:.1f} dBFS < {prepare.silence_dbfs:.1f} dBFS"
     return None
-
-
-def _kept_part(out_dir: Path, shard: int, fingerprint: str) -> dict[str, Any] | None:
-    """The part of shard ``shard`` when it is this run's and every file it lists is there, unchanged."""
-    try:
-        part = json.loads(part_path(out_dir, shard).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if part.get("fingerprint") != fingerprint:
-        return None
-    for f in part.get("files", []):
-        path = out_dir / f["path"]
-        if not path.is_file() or file_sha256(path) != f["sha256"]:
-            return None
-    return {**part, "seconds": 0.0, "wall_seconds": 0.0, "kept": True}
 
 
 # ---------------------------------------------------------------------------------------- all shards
@@ -413,12 +376,8 @@ def run_tokenize(
         (model_path, shards_dir, cfg, prepare, sample_rate, out_dir, shard, threads, backend, onnx_dir)
         for shard in shards
     ]
-    if workers <= 1:
-        parts = [_shard_job(job) for job in jobs]
-    else:
-        context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_in_worker) as pool:
-            parts = list(pool.map(_shard_job, jobs))
+    with pool_map(_shard_job, jobs, workers) as results:
+        parts = list(results)
     return merge_tokens(model_path, shards_dir, cfg, prepare, out_dir, stats_path, skipped_path), parts
 
 
@@ -435,22 +394,17 @@ def merge_tokens(
     dropped from the config) and temporary files killed writes left, write the manifest, the stats json and the
     skipped csv; returns the stats."""
     out_dir = Path(out_dir)
-    try:
-        model = load_export(model_path)
-    except ValueError as exc:
-        raise TokenizeError(str(exc)) from None
+    model = _load_model(model_path)
     parts = []
     for shard in range(prepare.num_shards):
-        path = part_path(out_dir, shard)
-        try:
-            part = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise TokenizeError(f"{path} is missing or unreadable: tokenize shard {shard} (--shard {shard})") from None
+        path, part = part_path(out_dir, shard), read_part(out_dir, shard)
+        if part is None:
+            raise TokenizeError(f"{path} is missing or unreadable: tokenize shard {shard} (--shard {shard})")
         if part.get("model_id") != model.model_id or part.get("num_shards") != prepare.num_shards:
             raise TokenizeError(f"{path} was made with another model or shard count: tokenize shard {shard} again")
-        for f in part["files"]:
-            if not (out_dir / f["path"]).is_file() or file_sha256(out_dir / f["path"]) != f["sha256"]:
-                raise TokenizeError(f"{out_dir / f['path']} is missing or changed: tokenize shard {shard} again")
+        changed = changed_file(out_dir, part)
+        if changed is not None:
+            raise TokenizeError(f"{changed} is missing or changed: tokenize shard {shard} again")
         parts.append(part)
     names = [s.name for s in sources(cfg, shards_dir)]
     listed = {f["path"] for p in parts for f in p["files"]}
@@ -491,9 +445,5 @@ def merge_tokens(
     write_json_atomic(out_dir / MANIFEST, manifest)
     stats = token_stats(tallies, corpora, frame_rate, model.probabilities[:levels], skipped)
     write_json_atomic(stats_path, {"model_id": model.model_id, **stats})
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["corpus", "id", "reason"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(skipped)
-    write_bytes_atomic(skipped_path, text.getvalue().encode("utf-8"))
+    write_csv_atomic(skipped_path, ["corpus", "id", "reason"], skipped)
     return stats

@@ -10,8 +10,9 @@ The fingerprint is a digest per part, so the note that sets checkpoints aside ca
 - ``train params`` / ``loss params``: every setting that changes the weights (logging, validation,
   checkpoint cadence, workers and device do not, see :data:`OPERATIONAL_KEYS`);
 - ``seed``, ``init weights`` (file digest), ``shards`` (the manifest's digest: it lists every part's sha256);
-- ``code``: every ``.py`` file of the ``codec`` package, by path and content. Coarse on purpose: a
-  change to any module the trainer might reach retrains, never the reverse;
+- ``code``: every ``.py`` file of the ``codec`` package, by path and content (:func:`codec.runtime.io.code_digest`,
+  which ``tokenize``'s fingerprint uses too). Coarse on purpose: a change to any module the trainer might reach
+  retrains, never the reverse;
 - ``torch``: the version, whose kernels decide the numbers.
 
 The number of ranks is left out: a run may resume on another number of GPUs.
@@ -28,7 +29,7 @@ import torch
 
 from codec.config.convert import to_dict
 from codec.data.shards import MANIFEST
-from codec.runtime.io import file_sha256
+from codec.runtime.io import CODE_ROOT, code_digest, file_sha256
 
 OPERATIONAL_KEYS = frozenset(
     {
@@ -49,7 +50,6 @@ OPERATIONAL_KEYS = frozenset(
         "max_bad_steps",
     }
 )
-CODE_ROOT = Path(__file__).resolve().parents[1]  # the codec package
 
 
 class RunFingerprint(NamedTuple):
@@ -68,16 +68,6 @@ class RunFingerprint(NamedTuple):
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def code_digest(root: str | Path = CODE_ROOT) -> str:
-    """sha256 over every ``*.py`` under ``root``: relative path and bytes, in path order."""
-    root = Path(root)
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
-        h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def run_fingerprint(
