@@ -96,6 +96,26 @@ class Pointwise(StreamingLayer):
         return self(x), state
 
 
+class Wrapper(StreamingLayer):
+    """A layer around one inner layer (:meth:`inner`) whose reach and state are the inner layer's; a subclass
+    overrides :meth:`step` only when it adds something around the inner step (a skip, an output activation)."""
+
+    def inner(self) -> StreamingLayer:
+        raise NotImplementedError
+
+    def reach(self) -> Reach | None:
+        return self.inner().reach()
+
+    def init_state(self) -> State:
+        return self.inner().init_state()
+
+    def state_size(self) -> int:
+        return self.inner().state_size()
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self.inner().step(x, state)
+
+
 class ELU(nn.ELU, Pointwise):
     """``nn.ELU`` as a :class:`Pointwise` layer (no parameters: the state dict is unchanged)."""
 

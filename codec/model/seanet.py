@@ -21,7 +21,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from codec.config.model import ModelConfig
 from codec.model.activations import Activation, activation
-from codec.model.layer import NotCausal, Reach, Sequential, State, StreamingLayer, kept_inputs_step
+from codec.model.layer import NotCausal, Reach, Sequential, State, StreamingLayer, Wrapper, kept_inputs_step
 
 
 def pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
@@ -169,7 +169,7 @@ class SConvTranspose1d(StreamingLayer):
         return (ready if convtr.bias is None else ready + convtr.bias[:, None]), state
 
 
-class ResidualUnit(StreamingLayer):
+class ResidualUnit(Wrapper):
     """act -> dilated conv (dim -> dim/compress) -> act -> 1x1 conv (-> dim), plus identity skip."""
 
     def __init__(
@@ -194,14 +194,8 @@ class ResidualUnit(StreamingLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
 
-    def reach(self) -> Reach | None:
-        return self.block.reach()
-
-    def init_state(self) -> State:
-        return self.block.init_state()
-
-    def state_size(self) -> int:
-        return self.block.state_size()
+    def inner(self) -> StreamingLayer:
+        return self.block
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         y, state = self.block.step(x, state)
@@ -248,7 +242,7 @@ def _residual_stack(dim: int, cfg: ModelConfig) -> list[nn.Module]:
     ]
 
 
-class SEANetEncoder(StreamingLayer):
+class SEANetEncoder(Wrapper):
     """Waveform ``[B, 1, T]`` in [-1, 1] -> latents ``[B, latent_dim, ceil(T / hop_length)]``."""
 
     def __init__(self, cfg: ModelConfig):
@@ -275,21 +269,12 @@ class SEANetEncoder(StreamingLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def reach(self) -> Reach | None:
-        return self.model.reach()
-
-    def init_state(self) -> State:
-        return self.model.init_state()
-
-    def state_size(self) -> int:
-        return self.model.state_size()
-
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Audio ``[1, 1, C * hop]`` -> latents ``[1, latent_dim, C]``."""
-        return self.model.step(x, state)
+    def inner(self) -> StreamingLayer:
+        """Its step: audio ``[1, 1, C * hop]`` -> latents ``[1, latent_dim, C]``."""
+        return self.model
 
 
-class SEANetDecoder(StreamingLayer):
+class SEANetDecoder(Wrapper):
     """Latents ``[B, latent_dim, F]`` -> waveform ``[B, 1, F * hop_length]``.
 
     The last layer is ``output_scale * tanh(z)`` (or ``output_scale * z``) with a learnable
@@ -330,14 +315,8 @@ class SEANetDecoder(StreamingLayer):
         return self.output_scale * y
 
     # The output activation and scale are pointwise: the reach and the state are the layers'.
-    def reach(self) -> Reach | None:
-        return self.model.reach()
-
-    def init_state(self) -> State:
-        return self.model.init_state()
-
-    def state_size(self) -> int:
-        return self.model.state_size()
+    def inner(self) -> StreamingLayer:
+        return self.model
 
     def step(self, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Latents ``[1, latent_dim, C]`` -> audio ``[1, 1, C * hop]``, every frame's samples at once."""
