@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pipeline.params import merge_params
@@ -28,6 +29,14 @@ def write_params(path: Path, override: dict) -> Path:
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     path.write_text(yaml.safe_dump(merge_params(base, override)), encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """The benchmarks set torch's thread count as they measure: each test leaves it as it found it."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

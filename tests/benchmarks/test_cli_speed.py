@@ -7,18 +7,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
-import torch
-
 from benchmarks import cli_speed
 from tests.benchmarks.conftest import finite, positive
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()  # the benchmark sets torch's threads
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_benchmark_smoke(tiny_params, capsys):

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import soundfile as sf
-import torch
 
 from benchmarks import onnx_speed
 from codec.config.export import ExportConfig
@@ -23,13 +22,6 @@ def tiny_export(tmp_path):
     path = tmp_path / "tiny.safetensors"
     export_codec(make_tiny_codec(), path, ExportConfig())
     return path
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()  # the benchmark sets torch's threads as it measures
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_benchmark_smoke(tmp_path, tiny_export, tiny_shards, capsys):

@@ -4,19 +4,11 @@ asserted here)."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from benchmarks import quantizer_speed
 from tests.benchmarks.conftest import numbers, positive
 
 pytest.importorskip("vector_quantize_pytorch", reason="the benchmark compares with it (bench extra)")
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()  # the benchmark sets torch's threads
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_benchmark_smoke(capsys):

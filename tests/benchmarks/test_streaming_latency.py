@@ -4,20 +4,12 @@ timings are its output, never asserted here)."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from benchmarks import streaming_latency
 from codec.config.export import ExportConfig
 from codec.formats.export import export_codec
 from tests.benchmarks.conftest import numbers, positive, table
 from tests.codec.model.test_streaming import causal_codec
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()  # the benchmark sets torch's threads
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_benchmark_smoke(tmp_path, capsys):
