@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from codec.formats.export import ExportedCodec
 from codec.model.activations import Snake1d
 from codec.model.codec import Codec
-from codec.model.layer import NotCausal, frozen, kept_inputs_step, streaming_layer
+from codec.model.layer import NotCausal, frozen, streaming_layer
 from codec.model.seanet import SLSTM, ResidualUnit, SConv1d, SConvTranspose1d, SEANetDecoder, SEANetEncoder
 from codec.model.streaming import is_causal
 from codec.model.vocos import ConvNeXtBlock, ISTFTHead, VocosDecoder, steady_envelope
@@ -415,16 +415,8 @@ class _VocosStep(nn.Module):
         return states + ([torch.zeros(1, 1, self.pending)] if self.pending else [])
 
     def step(self, z: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        d = self.decoder
-        at = 1 if self.keep else 0
-        x, new = kept_inputs_step(d.embed, z, states[:at], self.keep)
-        x = d.norm(x.transpose(1, 2)).transpose(1, 2)
-        for block in self._blocks():
-            count = block.state_size()
-            x, out = block.step(x, states[at : at + count])
-            new += out
-            at += count
-        y = self.head.overlap_add(self.head.frames(d.final_norm(x.transpose(1, 2))))  # [1, 1, M hop + pending]
+        features, new, at = self.decoder.trunk_step(z, states)
+        y = self.head.overlap_add(self.head.frames(features))  # [1, 1, M hop + pending]
         if self.pending:
             y = torch.cat([y[..., : self.pending] + states[at], y[..., self.pending :]], dim=-1)
             ready, held = y[..., : -self.pending], y[..., -self.pending :]

@@ -264,8 +264,10 @@ class VocosDecoder(StreamingLayer):
     def delay(self) -> int:
         return (self.head.lookahead or 0) * self.head.hop_length
 
-    def step(self, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Latents ``[1, latent_dim, C]`` -> ``[1, 1, C * hop_length]`` samples, :meth:`delay` samples late."""
+    def trunk_step(self, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State, int]:
+        """The embedding and the ConvNeXt blocks stepped on latents ``[1, latent_dim, C]``: the head's input
+        ``[1, C, dim]`` (after the final norm), the new states so far, and where the head's state starts in
+        ``state``. The ONNX step graph (codec.formats.onnx) steps the same trunk before its own head."""
         at = 1 if self.embed.kernel_size[0] > 1 else 0
         x, new = kept_inputs_step(self.embed, z, state[:at], self.embed.kernel_size[0] - 1)
         x = self.norm(x.transpose(1, 2)).transpose(1, 2)
@@ -274,9 +276,14 @@ class VocosDecoder(StreamingLayer):
             x, out = block.step(x, state[at : at + size])
             new += out
             at += size
+        return self.final_norm(x.transpose(1, 2)), new, at
+
+    def step(self, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Latents ``[1, latent_dim, C]`` -> ``[1, 1, C * hop_length]`` samples, :meth:`delay` samples late."""
+        features, new, at = self.trunk_step(z, state)
         head = self.head
         hop, pending = head.hop_length, self._pending()
-        windowed = head.frames(self.final_norm(x.transpose(1, 2)))[0]  # [n_fft, C * upsample]
+        windowed = head.frames(features)[0]  # [n_fft, C * upsample]
         count = windowed.shape[-1]
         # Sample 0 of the buffer is the one head frame 0 of this chunk starts on; frame i lands at i * hop. The frames
         # are added one by one, in order, onto the held sums: the sums of the offline fold, up to their order.
