@@ -2,7 +2,8 @@
 
 Every ``results.json`` under docs/recipes/ (what ``experiments.recipe_budget`` writes) gives one row per recipe
 run: its folder, steps, training seconds and seconds per step, and PESQ-WB / STOI / mel distance on the test
-split at 6, 3 and 1.5 kbps; Opus at 6, 8 and 12 kbps (the same utterances in every run) from the newest run
+split at 6, 3 and 1.5 kbps (by each score's bitrate, not its level count: a 25 frames/s codec's 12 levels are its
+3 kbps); Opus at 6, 8 and 12 kbps (the same utterances in every run) from the newest run
 that scored it. The table replaces the block between the two markers of docs/recipes/README.md:
 
     python scripts/recipe_log.py            # rewrite the block
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "docs" / "recipes"
 BEGIN = "<!-- recipe-log: begin (written by scripts/recipe_log.py from every results.json below; do not edit) -->"
 END = "<!-- recipe-log: end -->"
-LEVELS = {"q12": "6 kbps", "q6": "3 kbps", "q3": "1.5 kbps"}
+KBPS = (6.0, 3.0, 1.5)  # the table's columns
 OPUS = ("6kbps", "8kbps", "12kbps")
 
 
@@ -42,12 +43,18 @@ def runs(folder: Path) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def at_kbps(codec: dict[str, Any], kbps: float) -> dict[str, Any] | None:
+    """The codec's scores at ``kbps``, or None. Each entry of evaluate's ``codec`` metrics names its bitrate; an
+    early results.json without it (``q12``: 12 levels) is from a 50 frames/s x 10 bits codec, 0.5 kbps a level."""
+    return next((v for q, v in codec.items() if abs(v.get("kbps", int(q[1:]) * 0.5) - kbps) < 1e-6), None)
+
+
 def number(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
 def table(folder: Path) -> str:
-    """The Markdown block: one row per run, best 6 kbps PESQ-WB first, then Opus."""
+    """The Markdown block: one row per run, best 6 kbps PESQ-WB first (then 3 and 1.5 kbps), then Opus."""
     rows, opus = [], None
     for where, row in runs(folder):
         test = row.get("metrics", {}).get("test", {})
@@ -58,17 +65,18 @@ def table(folder: Path) -> str:
         per_step = row.get("seconds_per_step")  # {"generator": s, "adversarial": s or None} since round 2
         if isinstance(per_step, dict):
             per_step = per_step.get("generator")
+        scores = [at_kbps(codec, kbps) for kbps in KBPS]
         rows.append(
             (
-                -(codec.get("q12", {}).get("pesq_wb") or 0.0),
+                tuple(-((s or {}).get("pesq_wb") or 0.0) for s in scores),
                 f"| `{row['recipe']}` | [`{where}/`]({where}/) | {number(row.get('steps'), ',')} "
                 f"| {number(train, ',.0f')} | {number(per_step, '.3f')} | "
-                + " | ".join(triple(codec.get(q)) for q in LEVELS)
+                + " | ".join(triple(s) for s in scores)
                 + " |",
             )
         )
     head = [
-        "| recipe | run | steps | train s | s/step | " + " | ".join(LEVELS.values()) + " |",
+        "| recipe | run | steps | train s | s/step | " + " | ".join(f"{kbps:g} kbps" for kbps in KBPS) + " |",
         "| --- | --- | ---: | ---: | ---: | --- | --- | --- |",  # s/step: the generator's step, as calibrated
     ]
     body = [line for _, line in sorted(rows)]
