@@ -15,11 +15,10 @@
 #     with the time they changed, so a job re-runs when they differ from what its outputs were built with,
 #     also when `dvc repro` built them (then dvc.lock says with what; see write_params_stamps).
 
-import os
-
 from snakemake.exceptions import WorkflowError
 
 from codec.config.convert import ConfigError
+from codec.runtime.cpus import available_cpus
 from pipeline.params import params_from_dict
 
 configfile: "params.yaml"
@@ -44,9 +43,10 @@ TOKENS_DIR = "data/tokens"
 TOKEN_CORPORA = [PARAMS.tokenize.corpus_name, *(c.name for c in PARAMS.tokenize.corpora)]
 # What a dep on the shard folder means here: the files the prepare jobs write into it.
 BUILT_FILE_BY_FILE = {SHARDS_DIR: [MANIFEST, *SHARD_FILES]}
-# `dvc repro` gives each stage the whole machine; locally Snakemake scales this down to --cores.
-# On a cluster, profiles/slurm sets every rule's threads.
-ALL_CORES = os.cpu_count() or 1
+# `dvc repro` gives each stage every core the process may use (its affinity: `taskset`, a SLURM allocation),
+# and so does this; locally Snakemake scales it down to --cores. On a cluster, profiles/slurm sets every rule's
+# threads. (os.cpu_count() here gave the stages more threads than DVC's under `taskset`: other outputs.)
+ALL_CORES = available_cpus()
 
 wildcard_constraints:
     shard=r"\d{5}",

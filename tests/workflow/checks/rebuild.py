@@ -19,7 +19,6 @@ Exit status: 0 when every output is identical, 1 when something differs, 2 when 
 
 import argparse
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -32,6 +31,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from codec.runtime.cpus import available_cpus
 from pipeline.params import merge_params
 from tests.workflow.checks.checklib import REPO, file_hashes, merge_into_params, tool_env
 from workflow.lib import dvc_stages
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         default="workflow/params-tiny.yaml",
         help="override file merged over params.yaml ('' = params.yaml as committed)",
     )
-    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="snakemake --cores")
+    ap.add_argument("--cores", type=int, default=available_cpus(), help="snakemake --cores")
     ap.add_argument("--workdir", type=Path, help="where the clones go (default: a new temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the clones (always kept when a build fails)")
     args = ap.parse_args(argv)

@@ -17,12 +17,12 @@ In a fresh clone of HEAD with workflow/params-tiny.yaml merged into params.yaml:
 Exit status: 0 when every check holds, 1 otherwise.
 """
 
-import os
 import re
 import sys
 
 import yaml
 
+from codec.runtime.cpus import available_cpus
 from tests.workflow.checks import rebuild
 from tests.workflow.checks.checklib import REPO, Checks, file_hashes, parse_args, run
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     check = Checks()
 
     print("1. dvc repro (tiny configuration)", flush=True)
-    first = rebuild.build("dvc", workdir / "clone", (REPO / args.params).resolve(), os.cpu_count() or 1, sys.stdout)
+    first = rebuild.build("dvc", workdir / "clone", (REPO / args.params).resolve(), available_cpus(), sys.stdout)
     root = first.root
     config = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     outputs = [
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     check(rc == 0 and "up to date" in log, "dvc status: up to date")
 
     print("5. a Snakemake build with the override, then dvc repro", flush=True)
-    rc, log, seconds = run(["snakemake", "--cores", str(os.cpu_count() or 1), "--configfile", str(over)], root)
+    rc, log, seconds = run(["snakemake", "--cores", str(available_cpus()), "--configfile", str(over)], root)
     check(rc == 0, f"snakemake --configfile over.yaml builds ({seconds:.0f} s)")
     rc, log, _ = run(["dvc", "status"], root)
     check("train:" in log and "modified:" in log, "dvc status reports the train stage's outputs modified")
