@@ -29,7 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoints", required=True, help="checkpoint folder (persistent; resumed from)")
     parser.add_argument("--out", required=True, help="final weights + config (safetensors)")
     parser.add_argument("--live", required=True, help="dvclive folder: metrics, plots and summary.json")
-    parser.add_argument("--timings", default="reports/timings/train.json", help="speed (not a DVC output)")
+    parser.add_argument(
+        "--timings",
+        default="reports/timings/train.json",
+        help="speed and the run's seconds to each checkpoint (not a DVC output)",
+    )
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
                 out=args.out,
                 logger=logger,
                 summary_path=Path(args.live) / "summary.json",
+                time_ledger=args.timings,  # at each checkpoint; a resumed run adds its seconds to the last one's
             )
     except (TrainingDiverged, CheckpointError, WeightsError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"error: train: {exc}") from None

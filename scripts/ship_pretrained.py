@@ -51,6 +51,20 @@ def portable(path: Path, placeholder: str) -> str:
     return placeholder
 
 
+def train_seconds(timings: dict) -> dict:
+    """The run's training seconds over every session (``total_seconds``: codec.train.loop.read_time_ledger);
+    for a run resumed from a checkpoint whose earlier seconds are not on record, the last session's, said so."""
+    if timings.get("total_seconds") is not None:
+        return {"train_seconds": timings["total_seconds"]}
+    out = {"train_seconds": timings["seconds"]}
+    if timings.get("resumed_from") is not None:
+        out["train_seconds_note"] = (
+            f"the last session's only (steps {timings['resumed_from']}-{timings['steps']}): the earlier ones' "
+            "seconds were not recorded"
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True)
@@ -104,7 +118,7 @@ def main() -> None:
         "git_commit": commit,
         "torch": torch.__version__,
         "python": sys.version.split()[0],
-        "train_seconds": json.loads((run / "timings.json").read_text())["seconds"],
+        **train_seconds(json.loads((run / "timings.json").read_text())),
         "init_from": None
         if args.init_from is None
         else {

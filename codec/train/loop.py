@@ -13,6 +13,7 @@ sequences them: resume, the steps with the bad-step guard, logging, validation, 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -67,11 +68,34 @@ class TrainResult:
     output: Path | None  # the exported weights (main rank)
     examples_per_second: float  # of training steps (all ranks; validation and checkpoints excluded), this session
     data_wait_fraction: float  # of that step time spent waiting for a batch
-    seconds: float
+    seconds: float  # this session's
+    total_seconds: float | None  # the run's, over every session (None: its earlier sessions' are not on record)
     peak_gpu_memory_bytes: int | None = None  # torch.cuda.max_memory_allocated over the run (CUDA only)
     ranks: int = 1  # processes that trained together (all ended with the weights of weights_digest)
     weights_digest: str = ""  # sha256 of the final codec state (buffers included: the EMA codebooks)
     model_state: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)  # final codec weights (CPU)
+    time_ledger: dict[str, Any] = field(default_factory=dict)  # see read_time_ledger
+
+
+def read_time_ledger(path: Path | None, fingerprint: str) -> dict[str, float]:
+    """Wall seconds the run ``fingerprint`` had taken at each of its checkpoints (``{"2500": s, ...}``, over
+    every session), from the ledger at ``path`` that its earlier sessions wrote; empty when there is none.
+
+    Not in the checkpoints: they are outputs that rebuild byte for byte, and a time never does. A session that
+    resumes from step ``s`` adds its own seconds to the ledger's at ``s``; the steps a killed session did after
+    its last checkpoint are done again, and their time is not counted."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
+        return {}
+    seconds = data.get("checkpoint_seconds")
+    if not isinstance(seconds, dict):
+        return {}
+    return {str(k): float(v) for k, v in seconds.items() if isinstance(v, (int, float))}
 
 
 @dataclass
@@ -127,6 +151,7 @@ class _Session:
         logger: MetricsLogger | None,
         progress: bool,
         batch_hook: BatchHook | None,
+        time_ledger: Path | None = None,
     ):
         self.parts, self.data, self.run, self.fingerprint = parts, data, run, fingerprint
         self.cfg, self.loss_cfg, self.info = cfg, loss_cfg, info
@@ -134,13 +159,20 @@ class _Session:
         self.logger = logger if info.is_main else None
         self.show_progress = progress and info.is_main
         self.batch_hook = batch_hook
+        self.t0 = 0.0  # when this session's training began (perf_counter)
+        self.time_ledger = time_ledger if info.is_main else None
+        self.checkpoint_seconds = read_time_ledger(self.time_ledger, fingerprint.digest)
+        # The earlier sessions' seconds up to the resume point (None: not on record)
+        self.seconds_before: float | None = (
+            0.0 if run.resumed_from is None else self.checkpoint_seconds.get(str(run.resumed_from))
+        )
         self.autocast: Autocast = autocast_for(info.device, cfg.bf16, cfg.cpu_bf16)
 
     def train(self, out: Path | None) -> TrainResult:
         cfg, run = self.cfg, self.run
         examples_per_step = cfg.batch_size * self.info.world_size
         bar = TrainProgress(cfg.steps, run.step, examples_per_step, enabled=self.show_progress)
-        t0 = time.perf_counter()
+        t0 = self.t0 = time.perf_counter()
         timer = _Timer()
         last_valid: dict[str, float] = {}
         for step, row in run.log_history:  # a resumed run: its logs so far, as they were written
@@ -186,10 +218,12 @@ class _Session:
             examples_per_second=timer.steps * examples_per_step / timer.seconds if timer.seconds > 0 else 0.0,
             data_wait_fraction=timer.waited / timer.seconds if timer.seconds > 0 else 0.0,
             seconds=seconds,
+            total_seconds=None if self.seconds_before is None else self.seconds_before + seconds,
             peak_gpu_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
             model_state={k: v.detach().cpu().clone() for k, v in codec.state_dict().items()},
             ranks=self.info.world_size,
             weights_digest=digest,
+            time_ledger=self._ledger(),
         )
 
     def _batches(self) -> Iterator[tuple[torch.Tensor, float, float]]:
@@ -261,6 +295,9 @@ class _Session:
         periodic = run.step % self.cfg.checkpoint_every == 0 or run.step == self.cfg.steps
         if not self.info.is_main or not (best or periodic):
             return
+        if self.time_ledger is not None and self.seconds_before is not None:
+            self.checkpoint_seconds[str(run.step)] = self.seconds_before + time.perf_counter() - self.t0
+            write_json_atomic(self.time_ledger, self._ledger())
         # Built only when written: it copies every generator and discriminator weight to the host. At every step
         # that was a device sync and 60M floats for the gpu recipe: 0.18 s of its 0.24 s step on an H200.
         state = checkpoint_state(
@@ -271,6 +308,9 @@ class _Session:
         if periodic:
             ckpt.save_checkpoint(ckpt.checkpoint_path(self.checkpoints, run.step), state)
             ckpt.prune_checkpoints(self.checkpoints, self.cfg.keep_last)
+
+    def _ledger(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint.digest, "checkpoint_seconds": self.checkpoint_seconds}
 
     def _log(self, metrics: dict[str, float]) -> None:
         if not metrics:
@@ -335,6 +375,7 @@ def train(
     summary_path: str | Path | None = None,
     progress: bool = True,
     batch_hook: BatchHook | None = None,
+    time_ledger: str | Path | None = None,
 ) -> TrainResult:
     """Train the codec in ``init`` (a weights file, see :mod:`codec.formats.weights`) on ``shards``.
 
@@ -343,6 +384,8 @@ def train(
     one process per GPU under ``torchrun`` (only rank 0 logs and writes files). Writes the final
     weights to ``out`` and a summary JSON to ``summary_path`` when given.
     ``batch_hook(step, batch)`` may replace a batch before the step (augmentation, fault injection).
+    ``time_ledger``: a JSON file where the wall seconds to each checkpoint are kept, so that a run continued
+    across sessions reports its whole time (``TrainResult.total_seconds``; :func:`read_time_ledger`).
     Raises :class:`TrainingDiverged` after ``max_bad_steps`` non-finite steps in a row,
     :class:`codec.train.checkpoint.CheckpointError` for an unusable checkpoint and
     :class:`codec.formats.weights.WeightsError` for an unusable init file.
@@ -369,6 +412,7 @@ def train(
                 logger=logger,
                 progress=progress,
                 batch_hook=batch_hook,
+                time_ledger=None if time_ledger is None else Path(time_ledger),
             )
             result = session.train(None if out is None else Path(out))
         if summary_path is not None and info.is_main:
@@ -423,6 +467,8 @@ def timings_dict(result: TrainResult) -> dict[str, Any]:
         "examples_per_second": result.examples_per_second,
         "data_wait_fraction": result.data_wait_fraction,
         "seconds": result.seconds,
+        "total_seconds": result.total_seconds,
+        **result.time_ledger,  # what a later session that resumes this run reads (read_time_ledger)
         "steps": result.step,
         "peak_gpu_memory_bytes": result.peak_gpu_memory_bytes,
     }

@@ -8,7 +8,7 @@ import torch
 
 from codec.formats.weights import load_codec, read_codec_weights
 from codec.train import checkpoint as ckpt
-from codec.train.loop import TrainingDiverged
+from codec.train.loop import TrainingDiverged, read_time_ledger
 
 
 class Recorder:
@@ -121,7 +121,8 @@ def test_killed_and_resumed_run_ends_bit_identical(tiny):
     cfg = tiny.train(steps=7, checkpoint_every=2, validate_every=3)
     loss = tiny.loss(adversarial_start_step=3)  # the discriminator and its optimizer are in the state too
     straight_log, resumed_log = Recorder(), Recorder()
-    straight = tiny.run(cfg, loss, name="straight", logger=straight_log)
+    ledger = tiny.path / "resumed" / "timings.json"
+    straight = tiny.run(cfg, loss, name="straight", logger=straight_log, time_ledger=tiny.path / "straight.json")
 
     def kill_at_5(step, batch):
         if step == 5:
@@ -129,17 +130,26 @@ def test_killed_and_resumed_run_ends_bit_identical(tiny):
         return batch
 
     with pytest.raises(Killed):
-        tiny.run(cfg, loss, name="resumed", batch_hook=kill_at_5, logger=Recorder())
+        tiny.run(cfg, loss, name="resumed", batch_hook=kill_at_5, logger=Recorder(), time_ledger=ledger)
     folder = tiny.path / "resumed" / "checkpoints"
     assert ckpt.latest_checkpoint(folder).name == "step-00000004.pt"
+    # The killed session's seconds to each checkpoint, in the ledger (not in the checkpoints: they rebuild
+    # byte for byte, see test_two_runs_with_the_same_seed_are_identical...)
+    seconds_to_4 = read_time_ledger(ledger, ckpt.load_checkpoint(folder / "step-00000004.pt")["fingerprint"])["4"]
+    assert seconds_to_4 > 0
     # Resume with a data-loader worker process this time: the data must not depend on it.
     resumed = tiny.run(
         tiny.train(steps=7, checkpoint_every=2, validate_every=3, num_workers=1),
         loss,
         name="resumed",
         logger=resumed_log,
+        time_ledger=ledger,
     )
     assert resumed.resumed_from == 4 and resumed.step == 7
+    # The run's seconds span its sessions: the checkpoint's to step 4, then this session's (the killed session's
+    # step 5, done again, is not counted); one session's run: its own.
+    assert resumed.total_seconds == pytest.approx(seconds_to_4 + resumed.seconds)
+    assert straight.total_seconds == straight.seconds
     # The logs too: steps 1-4 replayed from the checkpoint, then 5-7 as they come (a fresh logger, as
     # under DVC, which deletes a crashed stage's logs but keeps its persistent checkpoints).
     assert resumed_log.rows == straight_log.rows and sorted(resumed_log.rows) == list(range(1, 8))
