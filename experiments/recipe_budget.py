@@ -276,7 +276,7 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
     import torch
 
     from codec.evaluation.sets import load_test_split
-    from codec.evaluation.spectrum import average_power_spectrum, excess_db, spectrum_check
+    from codec.evaluation.spectrum import average_power_spectrum, excess_db, fft_size, spectrum_check
     from codec.formats.export import load_any_codec
 
     codec = load_any_codec(model).eval()
@@ -287,9 +287,11 @@ def check_spectrum(model: Path, shards: Path, max_utterances: int) -> dict[str, 
             x = torch.from_numpy(utt.audio).view(1, 1, -1)
             outputs.append(codec.decode(codec.encode(x))[0, 0, : x.shape[-1]].numpy())
             inputs.append(utt.audio)
-    reference, output = average_power_spectrum(inputs), average_power_spectrum(outputs)
-    found = spectrum_check(reference, output, codec.sample_rate, frame_rates=overlap_rates(codec))
-    # The curve itself, for the plot: output over input per 15.6 Hz bin, the overall level taken out.
+    rates = overlap_rates(codec)
+    n_fft = fft_size(codec.sample_rate, rates)  # 1024 (15.6 Hz bins) at 50 frames/s
+    reference, output = average_power_spectrum(inputs, n_fft), average_power_spectrum(outputs, n_fft)
+    found = spectrum_check(reference, output, codec.sample_rate, frame_rates=rates)
+    # The curve itself, for the plot: output over input per bin, the overall level taken out.
     curve = excess_db(reference, output) - found.level_excess_db
     return {
         **found.as_dict(),

@@ -22,6 +22,16 @@ RIPPLE_LIMIT_DB = 1.5  # ripple with the frame rate as period
 HIGH_BAND_LIMIT_DB = 2.0  # the level above 1 kHz against the level below it, output over input
 
 
+def fft_size(sample_rate: int, frame_rates: Sequence[float] = (), minimum: int = N_FFT) -> int:
+    """The average spectrum's FFT size: ``minimum``, or the smallest power of two above it whose bins are a
+    third of the slowest frame rate or finer (a ripple with that period needs at least two bins a period to be
+    fitted, :func:`frame_ripple_db`; a 25 frames/s codec needs 2048 points at 16 kHz, 7.8 Hz bins)."""
+    n = minimum
+    while frame_rates and sample_rate / n > min(frame_rates) / 3:
+        n *= 2
+    return n
+
+
 def average_power_spectrum(signals: Sequence[np.ndarray], n_fft: int = N_FFT) -> np.ndarray:
     """Mean power spectrum over every frame of every signal (Welch: Hann window, hop ``n_fft / 2``),
     ``[n_fft // 2 + 1]`` float64. Signals shorter than a frame are zero-padded to one frame."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from codec.evaluation.spectrum import average_power_spectrum, excess_db, spectrum_check
+from codec.evaluation.spectrum import average_power_spectrum, excess_db, fft_size, spectrum_check
 
 RATE = 16000
 
@@ -116,3 +116,22 @@ def test_a_weak_high_band_is_measured_and_flagged():
     assert found.high_band_db == pytest.approx(-5.0, abs=0.5) and not found.ok
     same = spectrum_check(average_power_spectrum([x]), average_power_spectrum([0.5 * x]), RATE)
     assert abs(same.high_band_db) < 0.1 and same.ok
+
+
+def test_a_slower_frame_rate_gets_bins_fine_enough_for_its_ripple():
+    assert fft_size(RATE, [50.0, 200.0]) == 1024  # 15.6 Hz bins: what every 50 frames/s run was checked with
+    assert fft_size(RATE, []) == 1024
+    n = fft_size(RATE, [25.0, 100.0])  # a 25 frames/s codec (hop 640)
+    assert n == 2048
+    signals = [speech_like(seed=s) for s in range(3)]
+    hop = 640
+    ghost = [x + 0.3 * np.concatenate([np.zeros(hop, np.float32), x[:-hop]]) for x in signals]
+    with pytest.raises(ValueError, match="finer"):
+        check(signals, ghost, frame_rates=[25.0])  # 1024 points cannot see it
+    reference = average_power_spectrum(signals, n)
+    found = spectrum_check(reference, average_power_spectrum(ghost, n), RATE, frame_rates=[25.0])
+    window = np.hanning(n + 1)[:-1]
+    expected = 20 / np.log(10) * 0.3 * (window[:-hop] * window[hop:]).sum() / (window * window).sum()
+    assert found.frame_ripple_db == pytest.approx(expected, rel=0.2) and not found.ok
+    clean = spectrum_check(reference, average_power_spectrum(signals, n), RATE, frame_rates=[25.0])
+    assert clean.frame_ripple_db < 0.1 and clean.ok
