@@ -14,7 +14,8 @@ float32 eager's. Variants:
 - ``bf16``: ``torch.autocast("cpu", dtype=torch.bfloat16)`` around the codec and its loss (this machine's
   AVX-512 BF16 runs bf16 matrix products natively; the STFTs stay float32: the loss computes them under
   autocast-disabled regions);
-- ``compile``: ``torch.compile`` of the codec (inductor, CPU), float32;
+- ``bf16-1thread``: bf16 on one thread (a pinned training run's setting: one job per core);
+- ``compile``: ``torch.compile`` of the codec (inductor, CPU), float32, and ``compile-1thread``;
 - ``bf16-compile``: both.
 
 Also the share of a float32 step each part takes (codec forward, loss forward, backward, optimizer), and of the
@@ -39,7 +40,7 @@ from codec.model.codec import Codec, build_codec
 from pipeline.params import merge_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ["fp32", "fp32-1thread", "bf16", "compile", "bf16-compile"]
+VARIANTS = ["fp32", "fp32-1thread", "bf16", "bf16-1thread", "compile", "compile-1thread", "bf16-compile"]
 
 
 def recipe_path(recipe: str) -> Path:
