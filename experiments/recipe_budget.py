@@ -260,7 +260,9 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
         "adversarial_start_step": start,
         "seconds_per_step": {"generator": generator_s, "adversarial": adversarial_s},
         "discriminator_share": disc_share,
-        "train_seconds": timings["seconds"],
+        # Over every sitting of a resumed run (the train stage's ledger); the last sitting's when not on record
+        "train_seconds": timings.get("total_seconds") or timings["seconds"],
+        "resumed_from": timings.get("resumed_from"),
         "examples_per_second": timings["examples_per_second"],
         "data_wait_fraction": timings["data_wait_fraction"],
         "peak_gpu_memory_bytes": timings.get("peak_gpu_memory_bytes"),
