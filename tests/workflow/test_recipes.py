@@ -3,6 +3,7 @@ scripts/recipe_overrides.py turns one into `dvc exp run -S` overrides that DVC a
 
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
 from pathlib import Path
@@ -31,9 +32,13 @@ def test_recipe_validates_over_params(path):
     assert set(recipe) <= TRAINING_SECTIONS, f"{path.name} sets {sorted(set(recipe) - TRAINING_SECTIONS)}"
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params = params_from_dict(merge_params(base, recipe))
-    assert (
-        params.quantizer.num_levels * 10 * params.sample_rate / params.model.hop_length == 6000
-    )  # 6 kbps at 12 levels
+    # The run table compares every recipe at 6, 3 and 1.5 kbps: each of those it codes at a whole number of
+    # levels; its top rate is 6 kbps, or 3 kbps for a recipe aimed at the low end (lowrate-*).
+    level_bps = math.log2(params.quantizer.codebook_size) * params.sample_rate / params.model.hop_length
+    top = params.quantizer.num_levels * level_bps
+    assert top == 6000 or (path.stem.startswith("lowrate-") and top == 3000), top
+    for bps in (1500, 3000, 6000):
+        assert bps > top or (bps / level_bps).is_integer(), (bps, level_bps)
     assert path.read_text(encoding="utf-8").startswith("#"), "a recipe starts with a comment saying what it is"
 
 
