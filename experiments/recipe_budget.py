@@ -250,6 +250,8 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     spectra = work / "spectrum.json"
     if not spectra.is_file() or "high_band_db" not in json.loads(spectra.read_text()):  # older runs: less
         write_json_atomic(spectra, check_spectrum(model, shards, args.max_utterances))
+    from codec.train.loop import run_seconds
+
     timings = json.loads((work / "timings.json").read_text())
     disc_share = max(0.0, 1 - generator_s / adversarial_s) if adversarial_s and start < steps else 0.0
     return {
@@ -260,8 +262,7 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
         "adversarial_start_step": start,
         "seconds_per_step": {"generator": generator_s, "adversarial": adversarial_s},
         "discriminator_share": disc_share,
-        # Over every sitting of a resumed run (the train stage's ledger); the last sitting's when not on record
-        "train_seconds": timings.get("total_seconds") or timings["seconds"],
+        "train_seconds": run_seconds(timings),  # over every sitting of a resumed run, where on record
         "resumed_from": timings.get("resumed_from"),
         "examples_per_second": timings["examples_per_second"],
         "data_wait_fraction": timings["data_wait_fraction"],

@@ -37,6 +37,7 @@ from codec.config.export import ExportConfig
 from codec.formats.export import export_codec, load_export
 from codec.formats.weights import load_codec, read_codec_weights
 from codec.runtime.io import file_sha256, write_json_atomic
+from codec.train.loop import run_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +53,10 @@ def portable(path: Path, placeholder: str) -> str:
 
 
 def train_seconds(timings: dict) -> dict:
-    """The run's training seconds over every session (``total_seconds``: codec.train.loop.read_time_ledger);
-    for a run resumed from a checkpoint whose earlier seconds are not on record, the last session's, said so."""
-    if timings.get("total_seconds") is not None:
-        return {"train_seconds": timings["total_seconds"]}
-    out = {"train_seconds": timings["seconds"]}
-    if timings.get("resumed_from") is not None:
+    """The run's training seconds over every session (:func:`codec.train.loop.run_seconds`); for a run resumed
+    from a checkpoint whose earlier seconds are not on record, the last session's, said so."""
+    out: dict = {"train_seconds": run_seconds(timings)}
+    if timings.get("total_seconds") is None and timings.get("resumed_from") is not None:
         out["train_seconds_note"] = (
             f"the last session's only (steps {timings['resumed_from']}-{timings['steps']}): the earlier ones' "
             "seconds were not recorded"

@@ -460,6 +460,13 @@ def summary_dict(result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
+def run_seconds(timings: dict[str, Any]) -> float:
+    """A run's training seconds from its timings (:func:`timings_dict`): over every session where they are on
+    record (``total_seconds``), else the last session's."""
+    total = timings.get("total_seconds")
+    return float(timings["seconds"] if total is None else total)
+
+
 def timings_dict(result: TrainResult) -> dict[str, Any]:
     """The run's speed and history (resumed or not): kept apart from the reproducible outputs."""
     return {

@@ -3,7 +3,6 @@ scripts/recipe_overrides.py turns one into `dvc exp run -S` overrides that DVC a
 
 from __future__ import annotations
 
-import math
 import shlex
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from codec.dsp.metrics import nominal_kbps
 from pipeline.params import merge_params, params_from_dict
 from scripts import recipe_overrides
 
@@ -34,7 +34,7 @@ def test_recipe_validates_over_params(path):
     params = params_from_dict(merge_params(base, recipe))
     # The run table compares every recipe at 6, 3 and 1.5 kbps: each of those it codes at a whole number of
     # levels; its top rate is 6 kbps, or 3 kbps for a recipe aimed at the low end (lowrate-*).
-    level_bps = math.log2(params.quantizer.codebook_size) * params.sample_rate / params.model.hop_length
+    level_bps = 1000 * nominal_kbps(1, params.quantizer.codebook_size, params.sample_rate / params.model.hop_length)
     top = params.quantizer.num_levels * level_bps
     assert top == 6000 or (path.stem.startswith("lowrate-") and top == 3000), top
     for bps in (1500, 3000, 6000):

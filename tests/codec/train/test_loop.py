@@ -8,7 +8,7 @@ import torch
 
 from codec.formats.weights import load_codec, read_codec_weights
 from codec.train import checkpoint as ckpt
-from codec.train.loop import TrainingDiverged, read_time_ledger
+from codec.train.loop import TrainingDiverged, read_time_ledger, run_seconds, timings_dict
 
 
 class Recorder:
@@ -150,6 +150,8 @@ def test_killed_and_resumed_run_ends_bit_identical(tiny):
     # step 5, done again, is not counted); one session's run: its own.
     assert resumed.total_seconds == pytest.approx(seconds_to_4 + resumed.seconds)
     assert straight.total_seconds == straight.seconds
+    assert run_seconds(timings_dict(resumed)) == resumed.total_seconds  # what ship_pretrained and recipe_budget read
+    assert run_seconds({**timings_dict(resumed), "total_seconds": None}) == resumed.seconds  # not on record
     # The logs too: steps 1-4 replayed from the checkpoint, then 5-7 as they come (a fresh logger, as
     # under DVC, which deletes a crashed stage's logs but keeps its persistent checkpoints).
     assert resumed_log.rows == straight_log.rows and sorted(resumed_log.rows) == list(range(1, 8))
