@@ -16,7 +16,12 @@ float32 eager's. Variants:
   autocast-disabled regions);
 - ``bf16-1thread``: bf16 on one thread (a pinned training run's setting: one job per core);
 - ``compile``: ``torch.compile`` of the codec (inductor, CPU), float32, and ``compile-1thread``;
-- ``bf16-compile``: both.
+- ``bf16-compile``: both;
+- ``fp32-nomkldnn`` and ``fp32-nomkldnn-1thread``: oneDNN off (``torch.backends.mkldnn.set_flags(False)``),
+  so the convolutions run ATen's native kernels on the plain ``[B, C, T]`` layout instead of oneDNN's blocked
+  one (the memory-format question for a 1-D codec: ``torch.channels_last`` is defined for 4-D tensors only);
+- ``fp32-ftz-1thread``: denormals flushed to zero (``torch.set_flush_denormal(True)``), which costs x86 cores
+  tens of cycles per operation when small gradients or decaying filter states underflow.
 
 Also the share of a float32 step each part takes (codec forward, loss forward, backward, optimizer), and of the
 loss the mel and STFT terms, from a profile of the fp32 variant. Run it with nothing else on the cores.
@@ -28,7 +33,7 @@ import argparse
 import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +45,18 @@ from codec.model.codec import Codec, build_codec
 from pipeline.params import merge_params, params_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ["fp32", "fp32-1thread", "bf16", "bf16-1thread", "compile", "compile-1thread", "bf16-compile"]
+VARIANTS = [
+    "fp32",
+    "fp32-1thread",
+    "bf16",
+    "bf16-1thread",
+    "compile",
+    "compile-1thread",
+    "bf16-compile",
+    "fp32-nomkldnn",
+    "fp32-nomkldnn-1thread",
+    "fp32-ftz-1thread",
+]
 
 
 def recipe_path(recipe: str) -> Path:
@@ -97,19 +113,29 @@ class Variant:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def timed(self, steps: int) -> list[float]:
-        threads = torch.get_num_threads()
+    @contextlib.contextmanager
+    def settings(self) -> Iterator[None]:
+        """The variant's process-wide settings (threads, oneDNN, denormals) for the duration of its steps."""
+        threads, parts = torch.get_num_threads(), self.name.split("-")
         if self.threads:
             torch.set_num_threads(self.threads)
+        torch.set_flush_denormal("ftz" in parts)
+        onednn = torch.backends.mkldnn.set_flags("nomkldnn" not in parts, _fp32_precision=None)[0]
         try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.set_flush_denormal(False)
+            torch.backends.mkldnn.set_flags(onednn, _fp32_precision=None)
+
+    def timed(self, steps: int) -> list[float]:
+        with self.settings():
             times = []
             for _ in range(steps):
                 t0 = time.perf_counter()
                 self.step()
                 times.append(time.perf_counter() - t0)
             return times
-        finally:
-            torch.set_num_threads(threads)
 
 
 def shares(variant: Variant, steps: int) -> dict[str, float]:

@@ -4,12 +4,21 @@ asserted here). The compiled variants are left out: compiling takes minutes."""
 
 from __future__ import annotations
 
+import torch
 import yaml
 
 from benchmarks import step_speed
 from tests.benchmarks.conftest import TINY_PARAMS, finite, numbers, positive, table
 
-VARIANTS = ["fp32", "fp32-1thread", "bf16", "bf16-1thread"]
+VARIANTS = [
+    "fp32",
+    "fp32-1thread",
+    "bf16",
+    "bf16-1thread",
+    "fp32-nomkldnn",
+    "fp32-nomkldnn-1thread",
+    "fp32-ftz-1thread",
+]
 PARTS = ["codec forward", "loss forward", "backward", "optimizer"]
 
 
@@ -29,3 +38,19 @@ def test_benchmark_smoke(tmp_path, capsys):
         *PARTS, "of which mel loss, forward + backward", "of which stft loss, forward + backward"
     ]  # fmt: skip
     assert all(finite(numbers(r[1])) and r[2].endswith("%") and finite(numbers(r[2])) for r in parts)
+
+
+def test_variant_settings_hold_inside_and_are_restored(tmp_path):
+    """oneDNN off, denormals flushed and one thread hold while a variant steps, and not after it."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_PARAMS), encoding="utf-8")
+    params = step_speed.recipe_params(str(recipe))
+    threads = torch.get_num_threads()
+    variant = step_speed.Variant("fp32-ftz-1thread", params, step_speed.speech_batch(2, 4000))
+    with variant.settings():
+        assert torch.get_num_threads() == 1
+        assert torch.tensor([1e-40]).item() == 0.0  # a float32 denormal, flushed
+    assert torch.get_num_threads() == threads and torch.tensor([1e-40]).item() != 0.0
+    with step_speed.Variant("fp32-nomkldnn", params, step_speed.speech_batch(2, 4000)).settings():
+        assert not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled
+    assert torch.backends.mkldnn.enabled
