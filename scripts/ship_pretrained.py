@@ -2,13 +2,19 @@
 
     python scripts/ship_pretrained.py --run runs/rb/9000steps/cpu-best --name telucodec-te \\
         [--step 9000] [--init-from pretrained/telucodec-te/telucodec-te.safetensors] \\
+        [--init-provenance pretrained/telucodec-te/provenance.json] [--recipe-dir workflow/recipes/finetune] \\
         [--corpus ../shared/corpora/chai-bisket-te] [--out pretrained] [--dtype float16]
 
 ``--run`` is a ``experiments.recipe_budget`` run folder (``<work>/<budget>/<recipe>``: its ``params.yaml``,
 ``codec.safetensors``, ``eval/metrics.json``, ``timings.json``). ``--step N`` ships the run's checkpoint at step N
 as ``experiments.scaling_curve`` exported and scored it (``scaling/step-0000N/``) instead of the weights the run
 selected by validation loss. ``--init-from`` names the export the run started from (``recipe_budget --init-from``),
-recorded with its model id. Writes ``<out>/<name>/``:
+recorded with its model id and the git commit that holds it when git tracks it. ``--init-provenance`` is the
+``provenance.json`` of the run that made that export (a shipped model's, or this script's output for a run that
+was not shipped, e.g. ``--out runs/ship``): it is kept inside this one, so a model continued over several runs
+records every one of them, its steps and seconds are added to the totals, and its rebuild command comes first.
+``--recipe-dir`` is where the run's recipe lives (``recipe_budget --recipe-dir``), for the rebuild command.
+Writes ``<out>/<name>/``:
 
 - ``<name>.safetensors``: the export (``pipeline.export`` with ``export.dtype``), loadable by ``telucodec``;
 - ``params.yaml``: the exact params the run trained with, paths made portable: the corpus and the work folder
@@ -64,6 +70,39 @@ def train_seconds(timings: dict) -> dict:
     return out
 
 
+def chain(provenance: dict, init: dict | None) -> dict:
+    """``provenance`` with the run that made its starting point folded in: ``total_steps`` and
+    ``total_train_seconds`` over the whole chain (seconds ``None`` when a run's are not on record) and the
+    rebuild commands in order. A run that started from seeded codebooks is its own chain."""
+    if init is None:
+        return {**provenance, "total_steps": provenance["steps"], "total_train_seconds": provenance["train_seconds"]}
+    init_seconds = init.get("total_train_seconds", init.get("train_seconds"))
+    return {
+        **provenance,
+        "total_steps": provenance["steps"] + init.get("total_steps", init["steps"]),
+        "total_train_seconds": None
+        if init_seconds is None or provenance["train_seconds"] is None
+        else provenance["train_seconds"] + init_seconds,
+        "rebuild": f"{init['rebuild']}; then {provenance['rebuild']}",
+    }
+
+
+def tracked_commit(path: Path, root: Path = ROOT) -> str | None:
+    """The last commit that wrote ``path`` when the git checkout at ``root`` tracks it unchanged (a shipped
+    export), else ``None`` (untracked, modified, or outside the checkout)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    path, root = path.resolve(), root.resolve()
+    if not path.is_relative_to(root):
+        return None
+    rel = path.relative_to(root).as_posix()
+    if not git("ls-files", "--", rel) or git("status", "--porcelain", "--", rel):
+        return None
+    return git("log", "-1", "--format=%H", "--", rel) or None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True)
@@ -73,7 +112,15 @@ def main() -> None:
     ap.add_argument("--dtype", choices=("float32", "float16"), default="float16")
     ap.add_argument("--step", type=int, help="ship this checkpoint, as experiments.scaling_curve scored it")
     ap.add_argument("--init-from", type=Path, help="the export the run started from (recipe_budget --init-from)")
+    ap.add_argument("--init-provenance", type=Path, help="provenance.json of the run that made --init-from")
+    ap.add_argument("--recipe-dir", type=Path, help="the run's recipe folder when not workflow/recipes/")
     args = ap.parse_args()
+    if args.init_provenance and not args.init_from:
+        sys.exit("ship_pretrained: --init-provenance describes the --init-from export: name it too")
+    init = json.loads(args.init_provenance.read_text(encoding="utf-8")) if args.init_provenance else None
+    init_id = load_export(args.init_from).model_id if args.init_from else None
+    if init is not None and init["model_id"] != init_id:
+        sys.exit(f"ship_pretrained: {args.init_provenance} is model {init['model_id'][:16]}, not {args.init_from}'s")
     run, target = args.run.resolve(), args.out / args.name
     # The weights and their test-split scores: the run's selected export, or one scored checkpoint.
     chosen = run / "scaling" / f"step-{args.step:08d}" if args.step else run
@@ -122,13 +169,16 @@ def main() -> None:
         if args.init_from is None
         else {
             "export": portable(args.init_from, str(args.init_from)),
-            "model_id": load_export(args.init_from).model_id,
+            "model_id": init_id,
+            "export_commit": tracked_commit(args.init_from),
+            "provenance": init,
         },
         # The checkpoint cadence is part of params.yaml (and so of its hash): the rebuild command passes it.
         # Paths relative to the checkout's root (the corpus beside it, as ../shared/ is on a developer machine).
         "rebuild": (
             f"python -m experiments.recipe_budget --corpus {corpus} --format ulca --recipes {run.name} "
-            f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
+            + (f"--recipe-dir {portable(args.recipe_dir, str(args.recipe_dir))} " if args.recipe_dir else "")
+            + f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
             + (f"--init-from {portable(args.init_from, str(args.init_from))} " if args.init_from else "")
             + f"--dnsmos-utterances 0 --work runs/rb (at git commit {commit[:12]}), then "
             + (
@@ -141,9 +191,11 @@ def main() -> None:
             f"--name {args.name}"
             + (f" --step {args.step}" if args.step else "")
             + (f" --init-from {portable(args.init_from, str(args.init_from))}" if args.init_from else "")
+            + (f" --init-provenance {portable(args.init_provenance, str(args.init_provenance))}" if init else "")
+            + (f" --recipe-dir {portable(args.recipe_dir, str(args.recipe_dir))}" if args.recipe_dir else "")
         ),
     }
-    write_json_atomic(target / "provenance.json", provenance)
+    write_json_atomic(target / "provenance.json", chain(provenance, init))
     write_json_atomic(target / "scores.json", json.loads(metrics.read_text())["test"])
     print(f"wrote {target}: {info.file_bytes / 1e6:.1f} MB, model id {info.model_id[:16]}")
 
