@@ -21,8 +21,8 @@ Writes ``<out>/<name>/``:
   relative to the checkout when they lie beside or inside it, else ``<corpus>`` / ``<work>`` placeholders (the
   card says what they stand for); the sha256 of the run's own file is kept in the provenance;
 - ``provenance.json``: model id, steps, the sha256 of the params, of the corpus's index files and of the shards
-  manifest, the git commit, torch's version, the wall time, the export it started from and the command that
-  rebuilds it (run from the checkout's root);
+  manifest, the git commit it was shipped from and the one the run executed, torch's version, the wall time, the
+  export it started from and the command that rebuilds it (run from the checkout's root);
 - ``scores.json``: the run's test-split scores (codec at every level scored, Opus at every bitrate).
 
 The model card (``MODEL_CARD.md`` beside them) is written by hand from these.
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--init-from", type=Path, help="the export the run started from (recipe_budget --init-from)")
     ap.add_argument("--init-provenance", type=Path, help="provenance.json of the run that made --init-from")
     ap.add_argument("--recipe-dir", type=Path, help="the run's recipe folder when not workflow/recipes/")
+    ap.add_argument("--run-commit", help="the commit the run executed (scripts/pinned_run.sh's snapshot), if not HEAD")
     args = ap.parse_args()
     if args.init_provenance and not args.init_from:
         sys.exit("ship_pretrained: --init-provenance describes the --init-from export: name it too")
@@ -146,6 +147,7 @@ def main() -> None:
     (target / "params.yaml").write_text(text, encoding="utf-8")
     shards = work / "corpus" / "shards" / "manifest.json"
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    run_commit = args.run_commit or commit
     provenance = {
         "name": args.name,
         "model_id": info.model_id,
@@ -162,6 +164,7 @@ def main() -> None:
             "trained weights (float32)": file_sha256(weights),
         },
         "git_commit": commit,
+        "run_commit": run_commit,
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         **train_seconds(json.loads((run / "timings.json").read_text())),
@@ -180,7 +183,7 @@ def main() -> None:
             + (f"--recipe-dir {portable(args.recipe_dir, str(args.recipe_dir))} " if args.recipe_dir else "")
             + f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
             + (f"--init-from {portable(args.init_from, str(args.init_from))} " if args.init_from else "")
-            + f"--dnsmos-utterances 0 --work runs/rb (at git commit {commit[:12]}), then "
+            + f"--dnsmos-utterances 0 --work runs/rb (at git commit {run_commit[:12]}), then "
             + (
                 f"python -m experiments.scaling_curve --runs runs/rb/{params['train']['steps']}steps/{run.name} "
                 f"--steps {args.step}, then "
@@ -193,6 +196,9 @@ def main() -> None:
             + (f" --init-from {portable(args.init_from, str(args.init_from))}" if args.init_from else "")
             + (f" --init-provenance {portable(args.init_provenance, str(args.init_provenance))}" if init else "")
             + (f" --recipe-dir {portable(args.recipe_dir, str(args.recipe_dir))}" if args.recipe_dir else "")
+            + (f" --run-commit {run_commit[:12]}" if args.run_commit else "")
+            + (f" --out {portable(args.out, str(args.out))}" if args.out.resolve() != (ROOT / "pretrained") else "")
+            + (f" --dtype {args.dtype}" if args.dtype != "float16" else "")
         ),
     }
     write_json_atomic(target / "provenance.json", chain(provenance, init))
