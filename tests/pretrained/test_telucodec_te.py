@@ -86,7 +86,7 @@ def test_a_checkout_that_trained_nothing_codes_speech_with_it(tmp_path, telugu_s
     assert rate == RATE and abs(output.size - reference.size) <= 320
     n = min(output.size, reference.size)
     # Measured on this clip: the shipped codec 0.906 / 1.86 (an eSpeak voice: it trained on real speakers; the
-    # models before it 0.888 / 1.78, 0.867 / 1.39 and 0.846 / 1.28), the same layout with its k-means seeded but untrained
-    # weights 0.296 / 1.02.
+    # models before it 0.888 / 1.78, 0.867 / 1.39 and 0.846 / 1.28), the same layout with its k-means seeded but
+    # untrained weights 0.296 / 1.02.
     assert stoi(reference[:n], output[:n], RATE).value > 0.75
     assert pesq_wb(reference[:n], output[:n], RATE).value > 1.15
