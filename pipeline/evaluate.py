@@ -97,12 +97,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def load_reference(path: str | Path) -> Reference:
     """The codec in ``path`` as a :class:`Reference` named after the file; a ``provenance.json`` beside it (what
-    ``scripts/ship_pretrained.py`` writes) gives its training steps for the page."""
+    ``scripts/ship_pretrained.py`` writes) gives its training steps for the page (all of them, for a model
+    continued over several runs)."""
     path = Path(path)
     note = "reference"
     provenance = path.parent / "provenance.json"
     if provenance.is_file():
-        steps = json.loads(provenance.read_text(encoding="utf-8")).get("steps")
+        record = json.loads(provenance.read_text(encoding="utf-8"))
+        steps = record.get("total_steps", record.get("steps"))  # over every run it was continued through
         shipped = path.resolve().is_relative_to(PRETRAINED.resolve())
         note = ("shipped; trained on real speech" if shipped else "reference") + (
             f", {steps:,} steps" if isinstance(steps, int) else ""
