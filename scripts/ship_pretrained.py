@@ -148,6 +148,11 @@ def main() -> None:
     shards = work / "corpus" / "shards" / "manifest.json"
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     run_commit = args.run_commit or commit
+    # The paths the rebuild command names, as a clone spells them (relative to its root where they lie in it).
+    init_from, init_provenance, recipe_dir, out = (
+        None if path is None else portable(path, str(path))
+        for path in (args.init_from, args.init_provenance, args.recipe_dir, args.out)
+    )
     provenance = {
         "name": args.name,
         "model_id": info.model_id,
@@ -171,7 +176,7 @@ def main() -> None:
         "init_from": None
         if args.init_from is None
         else {
-            "export": portable(args.init_from, str(args.init_from)),
+            "export": init_from,
             "model_id": init_id,
             "export_commit": tracked_commit(args.init_from),
             "provenance": init,
@@ -180,9 +185,9 @@ def main() -> None:
         # Paths relative to the checkout's root (the corpus beside it, as ../shared/ is on a developer machine).
         "rebuild": (
             f"python -m experiments.recipe_budget --corpus {corpus} --format ulca --recipes {run.name} "
-            + (f"--recipe-dir {portable(args.recipe_dir, str(args.recipe_dir))} " if args.recipe_dir else "")
+            + (f"--recipe-dir {recipe_dir} " if recipe_dir else "")
             + f"--budget-steps {params['train']['steps']} --checkpoint-every {params['train']['checkpoint_every']} "
-            + (f"--init-from {portable(args.init_from, str(args.init_from))} " if args.init_from else "")
+            + (f"--init-from {init_from} " if init_from else "")
             + f"--dnsmos-utterances 0 --work runs/rb (at git commit {run_commit[:12]}), then "
             + (
                 f"python -m experiments.scaling_curve --runs runs/rb/{params['train']['steps']}steps/{run.name} "
@@ -193,11 +198,11 @@ def main() -> None:
             + f"python scripts/ship_pretrained.py --run runs/rb/{params['train']['steps']}steps/{run.name} "
             f"--name {args.name}"
             + (f" --step {args.step}" if args.step else "")
-            + (f" --init-from {portable(args.init_from, str(args.init_from))}" if args.init_from else "")
-            + (f" --init-provenance {portable(args.init_provenance, str(args.init_provenance))}" if init else "")
-            + (f" --recipe-dir {portable(args.recipe_dir, str(args.recipe_dir))}" if args.recipe_dir else "")
+            + (f" --init-from {init_from}" if init_from else "")
+            + (f" --init-provenance {init_provenance}" if init_provenance else "")
+            + (f" --recipe-dir {recipe_dir}" if recipe_dir else "")
             + (f" --run-commit {run_commit[:12]}" if args.run_commit else "")
-            + (f" --out {portable(args.out, str(args.out))}" if args.out.resolve() != (ROOT / "pretrained") else "")
+            + (f" --out {out}" if args.out.resolve() != (ROOT / "pretrained") else "")
             + (f" --dtype {args.dtype}" if args.dtype != "float16" else "")
         ),
     }
