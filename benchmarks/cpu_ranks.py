@@ -26,24 +26,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.step_speed import recipe_path
-from experiments.stage_runs import ROOT, load_yaml, set_dotted, train_args, write_params
-from pipeline.params import merge_params
+from benchmarks.step_speed import recipe_data
+from experiments.stage_runs import ROOT, TRAIN_OUTS, set_dotted, train_args, write_params
 
 
-def run(name: str, args: list[str], threads: int, ranks: int, log: Path) -> dict:
-    """The train stage ``args`` as ``ranks`` processes of ``threads`` threads; its timings."""
+def run(name: str, args: list[str], threads: int, ranks: int, folder: Path) -> dict:
+    """The train stage ``args`` (writing in ``folder``) as ``ranks`` processes of ``threads`` threads; its
+    timings."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     launcher = (
         [sys.executable, "-m"]
         if ranks == 1
         else [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m"]
     )
+    log = folder / "log"
     with log.open("w") as f:
         code = subprocess.run([*launcher, *args], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     if code:
         raise SystemExit(f"error: {name} failed (exit {code}); see {log}")
-    return json.loads(Path(args[args.index("--timings") + 1]).read_text())
+    return json.loads((folder / TRAIN_OUTS["timings"]).read_text())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--ranks", type=int, default=len(os.sched_getaffinity(0)), help="cores to use (default: all)")
     args = ap.parse_args(argv)
-    data = merge_params(load_yaml(ROOT / "params.yaml"), load_yaml(recipe_path(args.recipe)))
+    data = recipe_data(args.recipe)
     set_dotted(data, [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}"])
     set_dotted(data, [f"train.validate_every={args.steps}", "train.valid_max_examples=16"])
     batch = data["train"]["batch_size"]
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             set_dotted(data, [f"train.batch_size={batch // ranks}"])
             params = folder / "params.yaml"
             write_params(data, params, f"recipe {args.recipe}")
-            timings = run(name, train_args(args.shards, args.init, folder, params), threads, ranks, folder / "log")
+            timings = run(name, train_args(args.shards, args.init, folder, params), threads, ranks, folder)
             rows.append((name, threads * ranks, timings["examples_per_second"], timings["data_wait_fraction"]))
             print(f"{name}: {timings['examples_per_second']:.1f} examples/s", flush=True)
     base = rows[0][2]

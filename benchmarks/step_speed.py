@@ -35,6 +35,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,10 +66,15 @@ def recipe_path(recipe: str) -> Path:
     return path if path.suffix in (".yaml", ".yml") else ROOT / "workflow" / "recipes" / f"{recipe}.yaml"
 
 
-def recipe_params(recipe: str):
+def recipe_data(recipe: str) -> dict[str, Any]:
+    """params.yaml with the recipe merged over it, as a dict (what a params file holds)."""
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     override = yaml.safe_load(recipe_path(recipe).read_text(encoding="utf-8"))
-    return params_from_dict(merge_params(base, override))
+    return merge_params(base, override)
+
+
+def recipe_params(recipe: str):
+    return params_from_dict(recipe_data(recipe))
 
 
 def speech_batch(batch: int, samples: int, seed: int = 0) -> torch.Tensor:
