@@ -17,6 +17,10 @@ class OptimizerConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.8, 0.99)
     weight_decay: float = 0.0
+    # One kernel over all parameters instead of a loop of about five small ops per tensor: the same update,
+    # rounded in another order. AdamW's step on the 8.9 M-parameter codec: 36 -> 10 ms on one core; a whole step
+    # 1.03-1.05x faster (benchmarks/step_speed.py).
+    fused: bool = True
 
     def __post_init__(self) -> None:
         if self.lr <= 0:

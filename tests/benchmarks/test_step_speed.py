@@ -13,8 +13,10 @@ from tests.benchmarks.conftest import TINY_PARAMS, finite, numbers, positive, ta
 VARIANTS = [
     "fp32",
     "fp32-1thread",
+    "fp32-fused",
     "bf16",
     "bf16-1thread",
+    "bf16-fused-1thread",
     "fp32-nomkldnn",
     "fp32-nomkldnn-1thread",
     "fp32-ftz-1thread",
@@ -54,3 +56,12 @@ def test_variant_settings_hold_inside_and_are_restored(tmp_path):
     with step_speed.Variant("fp32-nomkldnn", params, step_speed.speech_batch(2, 4000)).settings():
         assert not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled
     assert torch.backends.mkldnn.enabled
+
+
+def test_only_fused_variants_run_the_fused_optimizer(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_PARAMS), encoding="utf-8")
+    params = step_speed.recipe_params(str(recipe))
+    x = step_speed.speech_batch(2, 4000)
+    fused = {name: step_speed.Variant(name, params, x).optimizer.defaults["fused"] for name in ("fp32", "bf16-fused")}
+    assert fused == {"fp32": None, "bf16-fused": True}
