@@ -14,9 +14,9 @@ and with its discriminator, and the step count is the most that fits ``--budget-
 (``--budget-steps`` fixes the steps instead, for quick checks). The wall time and examples/s actually taken
 are printed and kept.
 
-Each trained codec is scored on the corpus's speaker-disjoint test split at 1.5, 3 and 6 kbps (3, 6 and 12
-levels) with the evaluate stage's metrics, next to Opus at 6, 8 and 12 kbps on the same utterances, and
-its average output spectrum is compared with the input's (narrow peaks, DC, top band:
+Each trained codec is scored on the corpus's speaker-disjoint test split at 1.5, 3 and 6 kbps (3, 6 and 12 of
+cpu-handover's levels: ``table_levels``) with the evaluate stage's metrics, next to Opus at 6, 8 and 12 kbps on
+the same utterances, and its average output spectrum is compared with the input's (narrow peaks, DC, top band:
 ``codec.evaluation.spectrum``). The table goes to ``<out>/results.{json,md}``,
 ``<out>/rate_distortion.png`` and ``<out>/spectra.png``, ``<out>`` being ``--out``/<budget>. Run it when nothing
 else uses the CPU: two jobs on 2 cores halve each
@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codec.config.quantizer import code_bits
 from codec.evaluation.spectrum import BAND_LIMIT_DB, HIGH_BAND_LIMIT_DB, RIPPLE_LIMIT_DB
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
 from experiments.stage_runs import (
@@ -48,10 +49,11 @@ from experiments.stage_runs import (
     write_params,
 )
 from pipeline.params import merge_params as merge
+from pipeline.params import params_from_dict
 
 RECIPES = ROOT / "workflow" / "recipes"
 SEED_SECTIONS = ("seed", "sample_rate", "model", "quantizer", "seed_codebooks")  # what seed_codebooks reads
-LEVELS = [3, 6, 12]  # 1.5, 3 and 6 kbps at 50 frames/s x 10 bits
+TABLE_KBPS = [1.5, 3.0, 6.0]  # the run table's columns (docs/recipes/)
 OPUS_KBPS = [6, 8, 12]
 METRICS = [
     ("snr_db", "SNR dB", "{:+.2f}"),
@@ -88,7 +90,6 @@ def base_params(args: argparse.Namespace) -> dict[str, Any]:
     ]
     data["evaluate"] = {
         **data["evaluate"],
-        "levels": LEVELS,
         "opus_kbps": OPUS_KBPS,
         "max_utterances": args.max_utterances,
         "extra_corpora": extra,
@@ -103,7 +104,18 @@ def recipe_params(base: dict[str, Any], recipe_dir: Path, name: str) -> dict[str
     for section in ("prepare", "sample_rate", "evaluate", "synth"):
         if section in recipe:
             raise SystemExit(f"error: recipe {name}: '{section}' is the benchmark's, not a recipe's, to set")
-    return merge(base, recipe)
+    data = merge(base, recipe)
+    data["evaluate"] = {**data["evaluate"], "levels": table_levels(data)}
+    return data
+
+
+def table_levels(data: dict[str, Any]) -> list[int]:
+    """The level counts that code the table's rates exactly with a recipe's codec: 3, 6 and 12 of cpu-handover's
+    10-bit levels at 50 frames/s; 2 and 4 of lowrate-62hz-4096's 12-bit levels at 62.5 frames/s."""
+    params = params_from_dict(data)
+    level_kbps = code_bits(params.quantizer.codebook_size) * params.sample_rate / params.model.hop_length / 1000
+    counts = [kbps / level_kbps for kbps in TABLE_KBPS]
+    return [round(n) for n in counts if n.is_integer() and n <= params.quantizer.num_levels]
 
 
 def seed_path(work: Path, data: dict[str, Any]) -> Path:
