@@ -1,10 +1,11 @@
 """Training steps per second on this CPU, side by side: float32 eager against the cheaper ways to run a step.
 
-    python -m benchmarks.step_speed [--recipe cpu-handover | --recipe path/to/recipe.yaml] [--steps 12] [--rounds 3]
-        [--variants ...]
+    python -m benchmarks.step_speed [--recipe cpu-handover [cpu-handover-fastenc ...] | --recipe path/to/recipe.yaml]
+        [--steps 12] [--rounds 3] [--variants ...]
 
 One recipe's codec (params.yaml + ``workflow/recipes/<recipe>.yaml``, random weights with k-means-free codebooks
-seeded from the encoder's own latents), its loss and optimizer, on the recipe's batch of speech-like crops. Each
+seeded from the encoder's own latents), its loss and optimizer, on the recipe's batch of speech-like crops; or
+several recipes', every variant of each interleaved with the others', the first recipe's fp32 the base. Each
 variant runs ``--steps`` timed steps after two untimed ones, the variants interleaved over ``--rounds`` rounds
 (so a machine that slows down slows every variant alike); the median step time of each is printed beside
 float32 eager's. Variants:
@@ -191,39 +192,53 @@ def loss_terms(variant: Variant, steps: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipe", default="cpu-handover", help="a recipe name, or the path of a recipe YAML file")
+    ap.add_argument(
+        "--recipe",
+        nargs="+",
+        default=["cpu-handover"],
+        help="recipe names or paths of recipe YAML files; several run interleaved, the first one's fp32 the base",
+    )
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=VARIANTS)
     args = ap.parse_args(argv)
-    params = recipe_params(args.recipe)
-    x = speech_batch(params.train.batch_size, round(params.train.segment_seconds * params.sample_rate))
-    variants = []
-    for name in args.variants:
-        t0 = time.perf_counter()
-        v = Variant(name, params, x)
-        v.timed(2)  # warm-up (and compilation)
-        variants.append(v)
-        print(f"{name}: ready in {time.perf_counter() - t0:.0f} s", flush=True)
-    times: dict[str, list[float]] = {v.name: [] for v in variants}
+    several = len(args.recipe) > 1
+    variants: dict[str, Variant] = {}
+    batches = {}
+    for recipe in args.recipe:
+        params = recipe_params(recipe)
+        x = speech_batch(params.train.batch_size, round(params.train.segment_seconds * params.sample_rate))
+        batches[recipe] = tuple(x.shape)
+        for name in args.variants:
+            label = f"{recipe} {name}" if several else name
+            t0 = time.perf_counter()
+            v = Variant(name, params, x)
+            v.timed(2)  # warm-up (and compilation)
+            variants[label] = v
+            print(f"{label}: ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    times: dict[str, list[float]] = {label: [] for label in variants}
     for _ in range(args.rounds):
-        for v in variants:
-            times[v.name] += v.timed(args.steps)
-    base = statistics.median(times["fp32"]) if "fp32" in times else None
-    print(f"\n{args.recipe}: batch {tuple(x.shape)}, {torch.get_num_threads()} threads, torch {torch.__version__}\n")
-    print("| variant | s/step (median) | steps/s | vs fp32 eager |")
+        for label, v in variants.items():
+            times[label] += v.timed(args.steps)
+    first = next(iter(times))
+    base = statistics.median(times[first]) if first.endswith("fp32") else None
+    print()
+    for recipe, shape in batches.items():
+        print(f"{recipe}: batch {shape}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"\n| variant | s/step (median) | steps/s | vs {first} |")
     print("| --- | ---: | ---: | ---: |")
-    for name, t in times.items():
+    for label, t in times.items():
         med = statistics.median(t)
-        print(f"| {name} | {med:.3f} | {1 / med:.2f} | {'' if base is None else f'{base / med:.2f}x'} |")
-    fp32 = next((v for v in variants if v.name == "fp32"), None)
-    if fp32 is not None:
-        parts = shares(fp32, args.steps)
+        print(f"| {label} | {med:.3f} | {1 / med:.2f} | {'' if base is None else f'{base / med:.2f}x'} |")
+    for label, v in variants.items():
+        if v.name != "fp32":
+            continue
+        parts = shares(v, args.steps)
         total = sum(parts.values())
-        print("\n| part of an fp32 step | s | share |\n| --- | ---: | ---: |")
+        print(f"\n| part of an {label} step | s | share |\n| --- | ---: | ---: |")
         for key, seconds in parts.items():
             print(f"| {key} | {seconds:.3f} | {100 * seconds / total:.0f}% |")
-        for key, seconds in loss_terms(fp32, args.steps).items():
+        for key, seconds in loss_terms(v, args.steps).items():
             print(f"| of which {key} loss, forward + backward | {seconds:.3f} | {100 * seconds / total:.0f}% |")
 
 

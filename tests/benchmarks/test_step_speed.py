@@ -65,3 +65,21 @@ def test_only_fused_variants_run_the_fused_optimizer(tmp_path):
     x = step_speed.speech_batch(2, 4000)
     fused = {name: step_speed.Variant(name, params, x).optimizer.defaults["fused"] for name in ("fp32", "bf16-fused")}
     assert fused == {"fp32": None, "bf16-fused": True}
+
+
+def test_several_recipes_run_interleaved_against_the_first_ones_fp32(tmp_path, capsys):
+    """Two recipes (the second with the encoder's strides reversed): a row per recipe and variant, each named by
+    both, the ratios against the first recipe's fp32, and a table of parts for each recipe's fp32 step."""
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text(yaml.safe_dump(TINY_PARAMS), encoding="utf-8")
+    reversed_strides = {**TINY_PARAMS, "model": {**TINY_PARAMS["model"], "strides": [8, 5, 4, 2]}}
+    second.write_text(yaml.safe_dump(reversed_strides), encoding="utf-8")
+    step_speed.main(
+        ["--recipe", str(first), str(second), "--steps", "1", "--rounds", "1", "--variants", "fp32", "bf16"]
+    )
+    out = capsys.readouterr().out
+    rows = table(out)
+    labels = [f"{r} {v}" for r in (first, second) for v in ("fp32", "bf16")]
+    assert [r[0] for r in rows[:4]] == labels
+    assert rows[0][3] == "1.00x" and all(r[3].endswith("x") for r in rows[:4])
+    assert f"| part of an {first} fp32 step |" in out and f"| part of an {second} fp32 step |" in out
