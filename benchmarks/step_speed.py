@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         parts = shares(v, args.steps)
         total = sum(parts.values())
-        print(f"\n| part of an {label} step | s | share |\n| --- | ---: | ---: |")
+        print(f"\n| part of the {label} step | s | share |\n| --- | ---: | ---: |")
         for key, seconds in parts.items():
             print(f"| {key} | {seconds:.3f} | {100 * seconds / total:.0f}% |")
         for key, seconds in loss_terms(v, args.steps).items():

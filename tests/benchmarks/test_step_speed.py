@@ -82,4 +82,4 @@ def test_several_recipes_run_interleaved_against_the_first_ones_fp32(tmp_path, c
     labels = [f"{r} {v}" for r in (first, second) for v in ("fp32", "bf16")]
     assert [r[0] for r in rows[:4]] == labels
     assert rows[0][3] == "1.00x" and all(r[3].endswith("x") for r in rows[:4])
-    assert f"| part of an {first} fp32 step |" in out and f"| part of an {second} fp32 step |" in out
+    assert f"| part of the {first} fp32 step |" in out and f"| part of the {second} fp32 step |" in out
