@@ -54,6 +54,7 @@ from pipeline.params import params_from_dict
 RECIPES = ROOT / "workflow" / "recipes"
 SEED_SECTIONS = ("seed", "sample_rate", "model", "quantizer", "seed_codebooks")  # what seed_codebooks reads
 TABLE_KBPS = [1.5, 3.0, 6.0]  # the run table's columns (docs/recipes/)
+FALLBACK_LEVELS = [3, 6, 12]  # 50 frames/s x 10 bits' counts for them, for a codec that codes none of them exactly
 OPUS_KBPS = [6, 8, 12]
 METRICS = [
     ("snr_db", "SNR dB", "{:+.2f}"),
@@ -111,11 +112,13 @@ def recipe_params(base: dict[str, Any], recipe_dir: Path, name: str) -> dict[str
 
 def table_levels(data: dict[str, Any]) -> list[int]:
     """The level counts that code the table's rates exactly with a recipe's codec: 3, 6 and 12 of cpu-handover's
-    10-bit levels at 50 frames/s; 2 and 4 of lowrate-62hz-4096's 12-bit levels at 62.5 frames/s."""
+    10-bit levels at 50 frames/s; 2 and 4 of lowrate-62hz-4096's 12-bit levels at 62.5 frames/s. A codec that
+    codes none of them in whole levels (a test's tiny one) is scored at ``FALLBACK_LEVELS``, clipped to its own."""
     params = params_from_dict(data)
     level_kbps = code_bits(params.quantizer.codebook_size) * params.sample_rate / params.model.hop_length / 1000
     counts = [kbps / level_kbps for kbps in TABLE_KBPS]
-    return [round(n) for n in counts if n.is_integer() and n <= params.quantizer.num_levels]
+    exact = [round(n) for n in counts if n.is_integer() and n <= params.quantizer.num_levels]
+    return exact or sorted({min(n, params.quantizer.num_levels) for n in FALLBACK_LEVELS})
 
 
 def seed_path(work: Path, data: dict[str, Any]) -> Path:

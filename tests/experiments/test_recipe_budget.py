@@ -215,8 +215,10 @@ def test_init_from_an_export_takes_the_recipes_layout(tmp_path):
 
 def test_each_recipe_is_scored_at_the_level_counts_that_code_the_tables_rates():
     """1.5, 3 and 6 kbps: 3, 6 and 12 levels of 10 bits at 50 frames/s, but 2 and 4 levels of 12 bits at 62.5
-    frames/s and 6 and 12 levels of 10 bits at 25 frames/s; a rate above a codec's top one is not scored."""
+    frames/s and 6 and 12 levels of 10 bits at 25 frames/s; a rate above a codec's top one is not scored. A codec
+    that codes none of them (4 levels of 6 bits: 0.3 kbps a level) falls back to 3, 6 and 12 levels, clipped."""
     from experiments.recipe_budget import recipe_params
+    from pipeline.params import merge_params
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     recipes = ROOT / "workflow" / "recipes"
@@ -224,9 +226,12 @@ def test_each_recipe_is_scored_at_the_level_counts_that_code_the_tables_rates():
         name: recipe_params(base, recipes, name)["evaluate"]["levels"]
         for name in ("cpu-handover", "lowrate-62hz-4096", "lowrate-25hz", "lowrate-6levels")
     }
+    tiny = merge_params(base, yaml.safe_load((ROOT / "workflow" / "params-tiny.yaml").read_text(encoding="utf-8")))
+    levels["tiny"] = recipe_params(tiny, recipes, "cpu-handover")["evaluate"]["levels"]
     assert levels == {
         "cpu-handover": [3, 6, 12],
         "lowrate-62hz-4096": [2, 4],
         "lowrate-25hz": [6, 12],
         "lowrate-6levels": [3, 6],
+        "tiny": [3, 4],
     }
