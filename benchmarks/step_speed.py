@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         for label, v in variants.items():
             times[label] += v.timed(args.steps)
     first = next(iter(times))
-    base = statistics.median(times[first]) if first.endswith("fp32") else None
+    base = statistics.median(times[first]) if variants[first].name == "fp32" else None
     print()
     for recipe, shape in batches.items():
         print(f"{recipe}: batch {shape}, {torch.get_num_threads()} threads, torch {torch.__version__}")

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from codec.config.quantizer import code_bits
+from codec.config.quantizer import raw_kbps
 from codec.evaluation.spectrum import BAND_LIMIT_DB, HIGH_BAND_LIMIT_DB, RIPPLE_LIMIT_DB
 from codec.runtime.io import atomic_path, write_json_atomic, write_text_atomic
 from experiments.stage_runs import (
@@ -115,7 +115,7 @@ def table_levels(data: dict[str, Any]) -> list[int]:
     10-bit levels at 50 frames/s; 2 and 4 of lowrate-62hz-4096's 12-bit levels at 62.5 frames/s. A codec that
     codes none of them in whole levels (a test's tiny one) is scored at ``FALLBACK_LEVELS``, clipped to its own."""
     params = params_from_dict(data)
-    level_kbps = code_bits(params.quantizer.codebook_size) * params.sample_rate / params.model.hop_length / 1000
+    level_kbps = raw_kbps(1, params.quantizer.codebook_size, params.sample_rate / params.model.hop_length)
     counts = [kbps / level_kbps for kbps in TABLE_KBPS]
     exact = [round(n) for n in counts if n.is_integer() and n <= params.quantizer.num_levels]
     return exact or sorted({min(n, params.quantizer.num_levels) for n in FALLBACK_LEVELS})

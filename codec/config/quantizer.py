@@ -14,6 +14,11 @@ def code_bits(codebook_size: int) -> int:
     return max(1, math.ceil(math.log2(codebook_size)))
 
 
+def raw_kbps(levels: int, codebook_size: int, frame_rate: float) -> float:
+    """kbit/s that ``levels`` levels of raw ``code_bits(codebook_size)``-bit codes take at ``frame_rate`` frames/s."""
+    return levels * code_bits(codebook_size) * frame_rate / 1000.0
+
+
 @dataclass(frozen=True)
 class QuantizerConfig:
     """Residual VQ hyper-parameters. The vector dimension comes from the model's latent size."""

@@ -28,7 +28,7 @@ from typing import NamedTuple, cast
 import torch
 from torch import Tensor, nn
 
-from codec.config.quantizer import QuantizerConfig, code_bits
+from codec.config.quantizer import QuantizerConfig, raw_kbps
 from codec.quantization import distributed
 from codec.quantization.codebook import EuclideanCodebook, LevelOutput, random_rows
 from codec.quantization.factorised import FactorisedCodebook
@@ -151,7 +151,7 @@ class ResidualVectorQuantizer(nn.Module):
         """Nominal kbit/s when ``n_q`` levels (all when None) are sent: ``n_q * code_bits(K) * frame_rate / 1000``,
         what their raw codes take (the ``.tcq`` raw payload, the live code stream)."""
         n_q = self.num_levels if n_q is None else self._check_levels(n_q)
-        return n_q * code_bits(self.codebook_size) * self.frame_rate / 1000.0
+        return raw_kbps(n_q, self.codebook_size, self.frame_rate)
 
     # ----------------------------------------------------------------------------------- setup
 

@@ -35,9 +35,7 @@ def seed_everything(seed: int) -> None:
 
 def make_optimizer(params: list[nn.Parameter], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.name]
-    return kind(
-        params, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), weight_decay=cfg.weight_decay, fused=cfg.fused or None
-    )
+    return kind(params, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), weight_decay=cfg.weight_decay, fused=cfg.fused)
 
 
 def module_generators(module: nn.Module) -> dict[str, torch.Generator]:
