@@ -5,16 +5,20 @@ temporary file of an atomic write (``.<name>.<random>.tmp``) behind. :func:`exit
 :class:`Terminated` on SIGTERM instead, so every ``with`` block unwinds (``codec.runtime.io.atomic_path`` removes
 its temporary file; finished outputs are left as they were) and the command ends with one line on stderr
 and the status a shell gives a process killed by the signal: 130 for SIGINT, 143 for SIGTERM.
+
+A loop whose every pass must finish whole (a training step, then its checkpoint) holds the first signal
+with :func:`deferred_stop` and stops where it loses nothing; a second signal acts at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,3 +69,55 @@ def ignore_in_worker() -> None:
     write nothing themselves) instead of raising the handler inherited from the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class StopRequest:
+    """The first SIGINT or SIGTERM received inside :func:`deferred_stop`, held until the loop can act on it."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def asked(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum or signal.SIGTERM).name
+
+    def stop(self) -> NoReturn:
+        """Raise what the signal would have raised at once: KeyboardInterrupt for SIGINT, else Terminated
+        (also when the stop was agreed with other ranks but this process received nothing)."""
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(self.signum or signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def deferred_stop() -> Iterator[StopRequest]:
+    """Within the block the first SIGINT or SIGTERM is recorded in the yielded :class:`StopRequest` instead of
+    raising; the handlers in place before come back at that moment, so a second signal stops at once (Ctrl-C
+    twice). Outside the main thread (where no handler can be set) nothing is deferred and the request stays
+    empty. The handler only records: printing from it could re-enter a write to the same stream."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    signums = (signal.SIGINT, signal.SIGTERM)
+    # None: a handler set outside Python; the default is what stands in for it
+    previous = {signum: signal.getsignal(signum) or signal.SIG_DFL for signum in signums}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def hold(signum: int, frame: Any) -> None:
+        request.signum = signum
+        restore()
+
+    for signum in signums:
+        signal.signal(signum, hold)
+    try:
+        yield request
+    finally:
+        restore()

@@ -3,7 +3,9 @@
 One function, :func:`train`, runs the same code on CPU, one GPU, or ``torchrun`` over many
 GPUs and nodes (DDP). Everything a step consumes is deterministic given the seed, so a run
 that is killed and resumed from its latest checkpoint ends with the same weights as one that
-never stopped (bit for bit on CPU).
+never stopped (bit for bit on CPU). A run asked to stop (SIGTERM: a cluster's time limit, ``kill``; SIGINT:
+Ctrl-C) finishes the step it is in, writes a checkpoint of it and stops: nothing is lost, and the same command
+resumes there (a second signal stops at once, from the last periodic checkpoint).
 
 The parts are built by :mod:`codec.train.parts`, a step is :func:`codec.train.step.train_step` (atomic: both
 optimizers step or neither), the checkpoint content is :mod:`codec.train.run_state`'s; this module only
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,9 +30,17 @@ from codec.config.loss import LossConfig
 from codec.config.train import TrainConfig
 from codec.formats.weights import save_codec_weights
 from codec.model.codec import Codec
+from codec.runtime.interrupts import StopRequest, deferred_stop
 from codec.runtime.io import write_json_atomic
 from codec.train import checkpoint as ckpt
-from codec.train.distributed import DistInfo, all_gather_objects, from_rank0, setup_distributed, teardown_distributed
+from codec.train.distributed import (
+    DistInfo,
+    all_gather_objects,
+    any_true,
+    from_rank0,
+    setup_distributed,
+    teardown_distributed,
+)
 from codec.train.fingerprint import RunFingerprint, run_fingerprint
 from codec.train.parts import TrainingData, TrainingParts, build_data, build_parts, wrap_model
 from codec.train.progress import TrainProgress
@@ -177,29 +188,37 @@ class _Session:
         last_valid: dict[str, float] = {}
         for step, row in run.log_history:  # a resumed run: its logs so far, as they were written
             self._emit(step, row)
-        try:
-            for x, t_wait, t_got in self._batches():
-                if self.batch_hook is not None:
-                    x = self.batch_hook(run.step, x)
-                result = train_step(self.parts, x, run.step, cfg, self.info, self.autocast)
-                run.step += 1
-                to_log = self._after_step(result)
-                improved = False
-                t_valid = time.perf_counter()
-                if run.step % cfg.validate_every == 0 or run.step == cfg.steps:
-                    last_valid = self.validate()
-                    improved = self._update_best(last_valid)
-                    bar.snr_db = last_valid["snr_db"]
-                    to_log.update({f"valid/{k}": v for k, v in last_valid.items()})
-                excluded = time.perf_counter() - t_valid
-                self._log(to_log)  # before the save: a checkpoint carries its own step's logs
-                t_save = time.perf_counter()
-                self._save(best=improved)
-                excluded += time.perf_counter() - t_save
-                bar.update(run.step, None if result is None else float(result.losses["total"]))
-                timer.add(t_wait, t_got, time.perf_counter(), excluded)
-        finally:
-            bar.close()
+        stopped = False
+        with deferred_stop() as stop:
+            try:
+                for x, t_wait, t_got in self._batches(stop):
+                    if self.batch_hook is not None:
+                        x = self.batch_hook(run.step, x)
+                    result = train_step(self.parts, x, run.step, cfg, self.info, self.autocast)
+                    run.step += 1
+                    to_log = self._after_step(result)
+                    improved = False
+                    t_valid = time.perf_counter()
+                    if run.step % cfg.validate_every == 0 or run.step == cfg.steps:
+                        last_valid = self.validate()
+                        improved = self._update_best(last_valid)
+                        bar.snr_db = last_valid["snr_db"]
+                        to_log.update({f"valid/{k}": v for k, v in last_valid.items()})
+                    excluded = time.perf_counter() - t_valid
+                    self._log(to_log)  # before the save: a checkpoint carries its own step's logs
+                    t_save = time.perf_counter()
+                    self._save(best=improved)
+                    excluded += time.perf_counter() - t_save
+                    bar.update(run.step, None if result is None else float(result.losses["total"]))
+                    timer.add(t_wait, t_got, time.perf_counter(), excluded)
+                    # Every rank stops after the same step (an all-reduce of the flag; none in one process).
+                    if any_true(stop.asked, self.info):
+                        stopped = True
+                        break
+            finally:
+                bar.close()
+            if stopped or stop.asked:
+                self._stop(stop)
         seconds = time.perf_counter() - t0
         codec = self.parts.codec
         digest = ranks_agree(codec, self.info)
@@ -226,14 +245,24 @@ class _Session:
             time_ledger=self._ledger(),
         )
 
-    def _batches(self) -> Iterator[tuple[torch.Tensor, float, float]]:
-        """The remaining steps' batches on the device, with when the wait for each began and ended."""
+    def _batches(self, stop: StopRequest) -> Iterator[tuple[torch.Tensor, float, float]]:
+        """The remaining steps' batches on the device, with when the wait for each began and ended; none more
+        once a stop is asked (in one process: with several, the ranks agree on the step to stop after)."""
         if self.run.step >= self.cfg.steps:
             return
         batches = iter(self.data.loader)
         while self.run.step < self.cfg.steps:
+            if stop.asked and not self.info.distributed:
+                return
             t_wait = time.perf_counter()
-            x = next(batches)
+            try:
+                x = next(batches)
+            except Exception:
+                # Ctrl-C reaches the loader's worker processes too, and a worker that died fails the fetch:
+                # the steps done so far are whole, so stop after them.
+                if stop.asked and not self.info.distributed:
+                    return
+                raise
             t_got = time.perf_counter()
             yield x.to(self.info.device, non_blocking=True), t_wait, t_got
 
@@ -290,9 +319,26 @@ class _Session:
             self.run.best = {"metric": metric.name, "value": float(value), "step": self.run.step}
         return better
 
-    def _save(self, best: bool) -> None:
+    def _stop(self, stop: StopRequest) -> None:
+        """Write a checkpoint of the last whole step (unless one was, or none was done this session), say
+        so, and raise what the signal would have raised."""
         run = self.run
-        periodic = run.step % self.cfg.checkpoint_every == 0 or run.step == self.cfg.steps
+        done = ckpt.checkpoint_path(self.checkpoints, run.step)
+        if run.step > (run.resumed_from or 0) and not done.is_file():
+            self._save(best=False, now=True)
+        if self.info.is_main:
+            where = f"{done}" if done.is_file() else "its last checkpoint"
+            print(
+                f"train: {stop.name}: stopped after step {run.step} of {self.cfg.steps}; checkpoint {where}: "
+                "the same command resumes from it",
+                file=sys.stderr,
+            )
+        stop.stop()
+
+    def _save(self, best: bool, now: bool = False) -> None:
+        """``best.pt`` when ``best``; ``step-N.pt`` every ``checkpoint_every`` steps, at the end, and ``now``."""
+        run = self.run
+        periodic = now or run.step % self.cfg.checkpoint_every == 0 or run.step == self.cfg.steps
         if not self.info.is_main or not (best or periodic):
             return
         if self.time_ledger is not None and self.seconds_before is not None:

@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -139,6 +142,29 @@ def test_cli_trains_logs_resumes_and_rejects_a_bad_init(tmp_path, repo_root):
     assert {p: p.read_bytes() for p in outputs} == before
     assert live_dir / "plots" / "metrics" / "valid" / "snr_db.tsv" in outputs
     assert not (tmp_path / "models" / "checkpoints" / "stale").exists()
+
+
+def test_sigterm_mid_run_checkpoints_the_current_step_and_exits_143(tmp_path, repo_root):
+    """A SLURM time limit or `kill`: the run finishes its step, keeps it in a checkpoint, and says so."""
+    _setup(tmp_path, repo_root)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["train"].update(steps=100_000, checkpoint_every=50_000, validate_every=50_000, num_workers=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = _cli(repo_root, tmp_path)
+    logged = tmp_path / "reports" / "train" / "plots" / "metrics" / "train" / "loss" / "total.tsv"
+    deadline = time.monotonic() + 240
+    while not logged.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # until training has logged its first steps
+    proc.send_signal(signal.SIGTERM)
+    done = _wait(proc)
+    assert done.returncode == 143, done.stderr
+    stopped = re.search(r"train: SIGTERM: stopped after step (\d+) of 100000; checkpoint (\S+): the same", done.stderr)
+    assert stopped and done.stderr.rstrip().endswith("train: terminated"), done.stderr
+    step = int(stopped.group(1))
+    folder = tmp_path / "models" / "checkpoints"
+    assert step >= 2 and stopped.group(2) == str(Path("models/checkpoints") / f"step-{step:08d}.pt")
+    assert sorted(p.name for p in folder.iterdir()) == [f"step-{step:08d}.pt"]  # no temporary file left
+    assert not (tmp_path / "models" / "codec.safetensors").exists()  # no export of an unfinished run
 
 
 def test_checkpoints_from_other_code_are_set_aside_with_the_reason(tmp_path, repo_root):

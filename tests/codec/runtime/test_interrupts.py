@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from codec.runtime.interrupts import exit_cleanly
+from codec.runtime.interrupts import Terminated, deferred_stop, exit_cleanly
 from codec.runtime.io import atomic_path
 
 STAGES = ["synth", "prepare", "seed_codebooks", "train", "export", "evaluate"]
@@ -59,3 +59,29 @@ def test_every_stage_entry_point_stops_cleanly(stage):
     main = importlib.import_module(f"pipeline.{stage}").main
     assert main.__wrapped__ is not None and main.__qualname__ == "main"
     assert "exit_cleanly" in main.__code__.co_qualname  # the wrapper's code, not the bare main
+
+
+def test_a_deferred_stop_holds_the_first_signal_and_lets_a_second_act_at_once():
+    before = signal.getsignal(signal.SIGINT)
+    with deferred_stop() as stop:
+        assert not stop.asked
+        os.kill(os.getpid(), signal.SIGINT)  # held: the block goes on
+        assert stop.asked and stop.name == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):  # the second: Python's own handler again
+            os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            stop.stop()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_deferred_sigterm_stops_as_terminated_and_the_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with deferred_stop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.name == "SIGTERM"
+        with pytest.raises(Terminated):
+            stop.stop()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    with deferred_stop() as stop:
+        pass
+    assert not stop.asked

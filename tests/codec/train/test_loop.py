@@ -1,12 +1,15 @@
 """End-to-end CPU runs of the trainer on the tiny codec: learning, exact resume, determinism, guard."""
 
 import math
+import os
 import shutil
+import signal
 
 import pytest
 import torch
 
 from codec.formats.weights import load_codec, read_codec_weights
+from codec.runtime.interrupts import Terminated
 from codec.train import checkpoint as ckpt
 from codec.train.loop import TrainingDiverged, read_time_ledger, run_seconds, timings_dict
 
@@ -170,6 +173,30 @@ def test_killed_and_resumed_run_ends_bit_identical(tiny):
         "log_history",
     ):
         _assert_same(a[key], b[key], key)
+
+
+@pytest.mark.parametrize("signum, raised", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_run_asked_to_stop_checkpoints_the_step_it_is_in_and_resumes_bit_identical(tiny, capsys, signum, raised):
+    cfg = tiny.train(steps=7, checkpoint_every=4, validate_every=3)
+    straight = tiny.run(cfg, name="straight")
+
+    def signal_in_step_6(step, batch):
+        if step == 5:  # a cluster's time limit or Ctrl-C while step 6 runs: it finishes, then the run stops
+            os.kill(os.getpid(), signum)
+        return batch
+
+    before = signal.getsignal(signum)
+    with pytest.raises(raised):
+        tiny.run(cfg, name="stopped", batch_hook=signal_in_step_6)
+    assert signal.getsignal(signum) is before
+    folder = tiny.path / "stopped" / "checkpoints"
+    assert [step for step, _ in ckpt.list_checkpoints(folder)] == [4, 6]  # 6: not periodic, written on the stop
+    err = capsys.readouterr().err
+    assert f"train: {signal.Signals(signum).name}: stopped after step 6 of 7; checkpoint " in err
+    assert "step-00000006.pt: the same command resumes from it" in err
+    resumed = tiny.run(cfg, name="stopped")
+    assert resumed.resumed_from == 6 and resumed.step == 7
+    _assert_same(straight.model_state, resumed.model_state)
 
 
 def test_two_runs_with_the_same_seed_are_identical_and_other_seeds_differ(tiny):
