@@ -128,19 +128,23 @@ def seed_path(work: Path, data: dict[str, Any]) -> Path:
     return work / "seeds" / f"{key}.safetensors"
 
 
-def init_weights(export: Path, work: Path, model: dict[str, Any] | None = None) -> Path:
+def init_weights(
+    export: Path, work: Path, model: dict[str, Any] | None = None, quantizer: dict[str, Any] | None = None
+) -> Path:
     """A trained codec's export (``pipeline.export``, e.g. the shipped ``pretrained/telucodec-te``) as the train
     stage's ``--init`` weights, float32 with its config (kept on re-runs: named by the export's model id and the
-    changes). ``model``: settings merged over the export's model config that keep every tensor's shape, e.g.
-    ``causal: true`` (the same weights, every convolution padded on the left: a causal model that starts from
-    what the non-causal one learnt); a change that does not fit the tensors stops with their names."""
+    changes). ``model`` and ``quantizer``: settings merged over the export's config that keep every tensor's
+    shape, e.g. ``causal: true`` (the same weights, every convolution padded on the left: a causal model that
+    starts from what the non-causal one learnt) or the quantizer's dropout (how often the decoder sees fewer
+    levels); a change that does not fit the tensors stops with their names."""
     from codec.formats.export import load_export
     from codec.formats.weights import WeightsError, codec_fitting, save_codec_weights
 
     exported = load_export(export)
     codec = exported.codec
     assert codec.config is not None  # an export always carries its config
-    config = merge(codec.config, {"model": model}) if model else codec.config
+    changes = {section: value for section, value in (("model", model), ("quantizer", quantizer)) if value}
+    config = merge(codec.config, changes) if changes else codec.config
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     out = work / "init" / f"{exported.model_id[:16]}-{key}.safetensors"
     if not out.is_file():
@@ -148,8 +152,13 @@ def init_weights(export: Path, work: Path, model: dict[str, Any] | None = None) 
         try:
             codec_fitting(config, state)
         except (WeightsError, ValueError, RuntimeError) as exc:
-            raise SystemExit(f"error: --init-from {export}: the recipe's model settings {model} {exc}") from None
-        meta = {"stage": "init", "from_export": exported.model_id, "model_changes": json.dumps(model or {})}
+            raise SystemExit(f"error: --init-from {export}: the recipe's settings {changes} {exc}") from None
+        meta = {
+            "stage": "init",
+            "from_export": exported.model_id,
+            "model_changes": json.dumps(model or {}),
+            "quantizer_changes": json.dumps(quantizer or {}),
+        }
         save_codec_weights(out, state, config, meta)
     return out
 
@@ -213,8 +222,13 @@ def run_recipe(name: str, base: dict[str, Any], args: argparse.Namespace, shards
     work.mkdir(parents=True, exist_ok=True)
     data = recipe_params(base, args.recipe_dir, name)
     seed_params = write_params(data, work / "seed-params.yaml", f"recipe {name}")
-    # --init-from: every recipe fine-tunes the same trained codec, laid out as the recipe's model section says
-    seed = init_weights(args.init_from, args.work, data.get("model")) if args.init_from else seed_path(args.work, data)
+    # --init-from: every recipe fine-tunes the same trained codec, laid out as the recipe's model section says,
+    # its quantizer trained as the recipe's quantizer section says
+    seed = (
+        init_weights(args.init_from, args.work, data.get("model"), data.get("quantizer"))
+        if args.init_from
+        else seed_path(args.work, data)
+    )
     model = work / "codec.safetensors"  # where train_args(..., work, ...) writes it
 
     def ensure_seed() -> Path:

@@ -211,6 +211,12 @@ def test_init_from_an_export_takes_the_recipes_layout(tmp_path):
     assert relaid != init_weights(export, tmp_path / "work")  # the plain layout is another file
     with pytest.raises(SystemExit, match="do not fit|size mismatch|shape"):
         init_weights(export, tmp_path / "work", {"vocos": {"dim": 16}})
+    # The recipe's quantizer section too (it was dropped before): how it trains changes, its tensors do not
+    lowrate = load_codec(init_weights(export, tmp_path / "work", None, {"dropout_probability": 1.0}))
+    assert lowrate.quantizer.config.dropout_probability == 1.0 and codec.quantizer.config.dropout_probability == 0.5
+    assert all(torch.equal(lowrate.state_dict()[k], v) for k, v in codec.state_dict().items())
+    with pytest.raises(SystemExit, match="do not fit|size mismatch|shape"):
+        init_weights(export, tmp_path / "work", None, {"codebook_size": 512})
 
 
 def test_each_recipe_is_scored_at_the_level_counts_that_code_the_tables_rates():
