@@ -189,36 +189,33 @@ class _Session:
         for step, row in run.log_history:  # a resumed run: its logs so far, as they were written
             self._emit(step, row)
         stopped = False
-        with deferred_stop() as stop:
-            try:
-                for x, t_wait, t_got in self._batches(stop):
-                    if self.batch_hook is not None:
-                        x = self.batch_hook(run.step, x)
-                    result = train_step(self.parts, x, run.step, cfg, self.info, self.autocast)
-                    run.step += 1
-                    to_log = self._after_step(result)
-                    improved = False
-                    t_valid = time.perf_counter()
-                    if run.step % cfg.validate_every == 0 or run.step == cfg.steps:
-                        last_valid = self.validate()
-                        improved = self._update_best(last_valid)
-                        bar.snr_db = last_valid["snr_db"]
-                        to_log.update({f"valid/{k}": v for k, v in last_valid.items()})
-                    excluded = time.perf_counter() - t_valid
-                    self._log(to_log)  # before the save: a checkpoint carries its own step's logs
-                    t_save = time.perf_counter()
-                    self._save(best=improved)
-                    excluded += time.perf_counter() - t_save
-                    bar.update(run.step, None if result is None else float(result.losses["total"]))
-                    timer.add(t_wait, t_got, time.perf_counter(), excluded)
-                    # Every rank stops after the same step (an all-reduce of the flag; none in one process).
-                    if any_true(stop.asked, self.info):
-                        stopped = True
-                        break
-            finally:
-                bar.close()
-            if stopped or stop.asked:
-                self._stop(stop)
+        with deferred_stop() as stop, contextlib.closing(bar):
+            for x, t_wait, t_got in self._batches(stop):
+                if self.batch_hook is not None:
+                    x = self.batch_hook(run.step, x)
+                result = train_step(self.parts, x, run.step, cfg, self.info, self.autocast)
+                run.step += 1
+                to_log = self._after_step(result)
+                improved = False
+                t_valid = time.perf_counter()
+                if run.step % cfg.validate_every == 0 or run.step == cfg.steps:
+                    last_valid = self.validate()
+                    improved = self._update_best(last_valid)
+                    bar.snr_db = last_valid["snr_db"]
+                    to_log.update({f"valid/{k}": v for k, v in last_valid.items()})
+                excluded = time.perf_counter() - t_valid
+                self._log(to_log)  # before the save: a checkpoint carries its own step's logs
+                t_save = time.perf_counter()
+                self._save(best=improved)
+                excluded += time.perf_counter() - t_save
+                bar.update(run.step, None if result is None else float(result.losses["total"]))
+                timer.add(t_wait, t_got, time.perf_counter(), excluded)
+                # Every rank stops after the same step (an all-reduce of the flag; none in one process).
+                if any_true(stop.asked, self.info):
+                    stopped = True
+                    break
+        if stopped or stop.asked:
+            self._stop(stop)
         seconds = time.perf_counter() - t0
         codec = self.parts.codec
         digest = ranks_agree(codec, self.info)
@@ -327,9 +324,11 @@ class _Session:
         if run.step > (run.resumed_from or 0) and not done.is_file():
             self._save(best=False, now=True)
         if self.info.is_main:
-            where = f"{done}" if done.is_file() else "its last checkpoint"
+            where = (
+                f"checkpoint {done}" if done.is_file() else f"no step done, the latest checkpoint in {self.checkpoints}"
+            )
             print(
-                f"train: {stop.name}: stopped after step {run.step} of {self.cfg.steps}; checkpoint {where}: "
+                f"train: {stop.name}: stopped after step {run.step} of {self.cfg.steps}; {where}: "
                 "the same command resumes from it",
                 file=sys.stderr,
             )
